@@ -1,0 +1,179 @@
+import { z } from "zod";
+
+/**
+ * The service's whole configuration, from the environment (DESIGN.md "Configuration").
+ * loadConfig reports every bad variable at once, so an operator fixes a deployment in one pass.
+ */
+export interface Config {
+  server: {
+    host: string;
+    port: number;
+    /** Largest accepted event (its stored JSON), in bytes. */
+    maxPayloadBytes: number;
+    serviceTokensFile: string | undefined;
+    /** How long SIGTERM waits for in-flight RPCs before closing connections. */
+    shutdownGraceMs: number;
+    /** Upper bound on a PublishJobEvent call's wait for JetStream when the caller sets no deadline. */
+    publishTimeoutMs: number;
+  };
+  nats: NatsConfig;
+  svix: {
+    token: string | undefined;
+    serverUrl: string | undefined;
+  };
+  relay: {
+    concurrency: number;
+    /** Partitions of the job key space (one JetStream consumer each); fixed once the stream exists. */
+    partitions: number;
+  };
+  log: {
+    level: LogLevel;
+  };
+}
+
+export interface NatsConfig {
+  servers: string[];
+  creds: string | undefined;
+  token: string | undefined;
+  user: string | undefined;
+  password: string | undefined;
+  tlsCa: string | undefined;
+  subjectPrefix: string;
+  /** Replicas of the JOBS and JOBS_DLQ streams and of the relay consumer (3 on a cluster). */
+  streamReplicas: number;
+  /** JetStream's de-duplication window for Nats-Msg-Id; publish retries stay inside it. */
+  duplicateWindowMs: number;
+}
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join("; ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const optional = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
+const int = (def: number, min: number, max: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v.trim() === "" ? String(def) : v.trim()))
+    .pipe(
+      z.coerce
+        .number<string>({ error: "must be a whole number" })
+        .int("must be a whole number")
+        .min(min, `must be at least ${min}`)
+        .max(max, `must be at most ${max}`),
+    );
+
+const schema = z.object({
+  JOBHOOKS_ADDR: z
+    .string()
+    .optional()
+    .transform((v) => v?.trim() || "0.0.0.0:8080")
+    .pipe(z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, "must be host:port, e.g. 0.0.0.0:8080"))
+    .transform((v, ctx) => {
+      const i = v.lastIndexOf(":");
+      const port = Number(v.slice(i + 1));
+      if (port > 65535) ctx.addIssue({ code: "custom", message: "port must be 0-65535" });
+      return { host: v.slice(0, i).replace(/^\[|\]$/g, ""), port };
+    }),
+  NATS_URL: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() || "nats://127.0.0.1:4222").split(",").map((s) => s.trim()))
+    .pipe(
+      z
+        .array(
+          z.string().regex(/^(nats|tls|ws|wss):\/\/[^\s]+$|^[^\s:/]+:\d+$/, "must be nats://host:port[,…]"),
+        )
+        .min(1),
+    ),
+  NATS_CREDS: optional,
+  NATS_TOKEN: optional,
+  NATS_USER: optional,
+  NATS_PASSWORD: optional,
+  NATS_TLS_CA: optional,
+  SVIX_TOKEN: optional,
+  SVIX_SERVER_URL: optional.pipe(z.url("must be a URL, e.g. https://api.eu.svix.com").optional()),
+  JOBHOOKS_SERVICE_TOKENS_FILE: optional,
+  JOBHOOKS_SUBJECT_PREFIX: z
+    .string()
+    .optional()
+    .transform((v) => v?.trim() || "jobs")
+    .pipe(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be dot-separated tokens of [A-Za-z0-9_-]"),
+    ),
+  JOBHOOKS_RELAY_CONCURRENCY: int(64, 1, 10_000),
+  JOBHOOKS_RELAY_PARTITIONS: int(64, 1, 1_024),
+  JOBHOOKS_MAX_PAYLOAD_BYTES: int(256 * 1024, 1024, 1024 * 1024),
+  JOBHOOKS_STREAM_REPLICAS: int(1, 1, 5),
+  JOBHOOKS_DUPLICATE_WINDOW_MS: int(120_000, 1_000, 24 * 3_600_000),
+  JOBHOOKS_SHUTDOWN_GRACE_MS: int(10_000, 0, 600_000),
+  JOBHOOKS_PUBLISH_TIMEOUT_MS: int(10_000, 100, 600_000),
+  LOG_LEVEL: z
+    .string()
+    .optional()
+    .transform((v) => v?.trim().toLowerCase() || "info")
+    .pipe(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])),
+});
+
+export interface LoadConfigOptions {
+  /** Svix is optional only for the local stack, which starts its own stand-in. */
+  requireSvixToken?: boolean;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {}): Config {
+  const parsed = schema.safeParse(env);
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      // Never echo the value: some of these variables hold secrets.
+      problems.push(`${issue.path.join(".") || "environment"}: ${issue.message}`);
+    }
+  }
+  // Cross-variable rules read the raw environment, so they are reported even when other
+  // variables failed to parse.
+  const set = (name: string) => (env[name]?.trim() ?? "") !== "";
+  if (opts.requireSvixToken !== false && !set("SVIX_TOKEN")) problems.push("SVIX_TOKEN: required");
+  if (set("NATS_USER") && !set("NATS_PASSWORD"))
+    problems.push("NATS_PASSWORD: required when NATS_USER is set");
+  if (set("NATS_PASSWORD") && !set("NATS_USER"))
+    problems.push("NATS_USER: required when NATS_PASSWORD is set");
+  if (["NATS_CREDS", "NATS_TOKEN", "NATS_USER"].filter(set).length > 1) {
+    problems.push("NATS_CREDS, NATS_TOKEN, NATS_USER: set at most one way to authenticate");
+  }
+  const v = parsed.data;
+  if (problems.length > 0 || !v) throw new ConfigError(problems);
+  return {
+    server: {
+      host: v.JOBHOOKS_ADDR.host,
+      port: v.JOBHOOKS_ADDR.port,
+      maxPayloadBytes: v.JOBHOOKS_MAX_PAYLOAD_BYTES,
+      serviceTokensFile: v.JOBHOOKS_SERVICE_TOKENS_FILE,
+      shutdownGraceMs: v.JOBHOOKS_SHUTDOWN_GRACE_MS,
+      publishTimeoutMs: v.JOBHOOKS_PUBLISH_TIMEOUT_MS,
+    },
+    nats: {
+      servers: v.NATS_URL,
+      creds: v.NATS_CREDS,
+      token: v.NATS_TOKEN,
+      user: v.NATS_USER,
+      password: v.NATS_PASSWORD,
+      tlsCa: v.NATS_TLS_CA,
+      subjectPrefix: v.JOBHOOKS_SUBJECT_PREFIX,
+      streamReplicas: v.JOBHOOKS_STREAM_REPLICAS,
+      duplicateWindowMs: v.JOBHOOKS_DUPLICATE_WINDOW_MS,
+    },
+    svix: { token: v.SVIX_TOKEN, serverUrl: v.SVIX_SERVER_URL },
+    relay: { concurrency: v.JOBHOOKS_RELAY_CONCURRENCY, partitions: v.JOBHOOKS_RELAY_PARTITIONS },
+    log: { level: v.LOG_LEVEL },
+  };
+}

@@ -1,0 +1,126 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type JobEvent, JobEventSchema, JobStatus } from "../gen/jobhooks/v1/webhooks_pb.js";
+import { deriveEventId } from "./event-id.js";
+import { statusName } from "./job-status.js";
+
+/**
+ * The one validator both ingress paths share (PublishJobEvent and messages read from NATS), so a
+ * rule can never hold on one path and not the other. Pure: values in, values out.
+ */
+
+export interface FieldViolation {
+  /** Path of the field inside JobEvent, e.g. `error.code`; callers prefix their own envelope. */
+  field: string;
+  description: string;
+}
+
+export type ValidationResult = { ok: true; event: JobEvent } | { ok: false; violations: FieldViolation[] };
+
+/** Identifiers become NATS subject tokens and Svix uids: `.` separates tokens, `*`/`>` are wildcards. */
+export const IDENTIFIER = /^[A-Za-z0-9_-]{1,128}$/;
+const IDENTIFIER_RULE = "must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'";
+
+export const LIMITS = {
+  metadataEntries: 64,
+  metadataKeyChars: 128,
+  metadataValueChars: 1024,
+  errorCodeChars: 128,
+  errorMessageChars: 4096,
+} as const;
+
+// Timestamp's documented range: 0001-01-01 to 9999-12-31.
+const MIN_SECONDS = -62_135_596_800n;
+const MAX_SECONDS = 253_402_300_799n;
+
+export interface ValidateOptions {
+  /** Time of acceptance, for a missing occurred_at. */
+  now?: () => number;
+}
+
+/**
+ * Checks an event and returns it normalized: event_id derived when empty, occurred_at defaulted.
+ * Every violation is reported, not only the first, so a publisher fixes its request in one go.
+ */
+export function validateJobEvent(input: JobEvent, opts: ValidateOptions = {}): ValidationResult {
+  const violations: FieldViolation[] = [];
+  const bad = (field: string, description: string) => violations.push({ field, description });
+
+  checkIdentifier(input.tenantId, "tenant_id", bad);
+  if (input.tenantId.startsWith("app_")) bad("tenant_id", "must not start with 'app_' (Svix reserves it)");
+  checkIdentifier(input.jobId, "job_id", bad);
+  if (input.eventId !== "") {
+    checkIdentifier(input.eventId, "event_id", bad);
+    if (input.eventId.startsWith("auto_") || input.eventId.startsWith("msg_")) {
+      bad("event_id", "must not start with 'auto_' or 'msg_' (Svix reserves them)");
+    }
+  }
+
+  const name = statusName(input.status);
+  if (input.status === JobStatus.UNSPECIFIED) {
+    bad("status", "is required: one of created, processing, completed, failed, cancelled");
+  } else if (!name) {
+    bad("status", `unknown status ${input.status}: one of created, processing, completed, failed, cancelled`);
+  }
+
+  if (input.status === JobStatus.FAILED) {
+    if (!input.error) bad("error", "is required when status is failed");
+  } else if (input.error) {
+    bad("error", "is allowed only when status is failed");
+  }
+  if (input.error) {
+    if (input.error.code === "") bad("error.code", "is required");
+    else if ([...input.error.code].length > LIMITS.errorCodeChars) {
+      bad("error.code", `must be at most ${LIMITS.errorCodeChars} characters`);
+    }
+    if ([...input.error.message].length > LIMITS.errorMessageChars) {
+      bad("error.message", `must be at most ${LIMITS.errorMessageChars} characters`);
+    }
+  }
+  if (input.result && input.status !== JobStatus.COMPLETED) {
+    bad("result", "is allowed only when status is completed");
+  }
+
+  if (input.occurredAt) {
+    const { seconds, nanos } = input.occurredAt;
+    if (seconds < MIN_SECONDS || seconds > MAX_SECONDS || nanos < 0 || nanos > 999_999_999) {
+      bad("occurred_at", "must be a valid timestamp between 0001-01-01 and 9999-12-31");
+    }
+  }
+
+  const keys = Object.keys(input.metadata);
+  if (keys.length > LIMITS.metadataEntries) {
+    bad("metadata", `must have at most ${LIMITS.metadataEntries} entries (has ${keys.length})`);
+  }
+  for (const key of keys) {
+    if (key === "" || [...key].length > LIMITS.metadataKeyChars) {
+      bad(`metadata["${truncate(key)}"]`, `key must be 1-${LIMITS.metadataKeyChars} characters`);
+    }
+    if ([...(input.metadata[key] ?? "")].length > LIMITS.metadataValueChars) {
+      bad(`metadata["${truncate(key)}"]`, `value must be at most ${LIMITS.metadataValueChars} characters`);
+    }
+  }
+
+  if (violations.length > 0) return { ok: false, violations };
+
+  const now = opts.now ?? Date.now;
+  const event = create(JobEventSchema, {
+    ...input,
+    eventId: input.eventId || deriveEventId(input.jobId, input.status, input.sequence),
+    occurredAt: input.occurredAt ?? timestampFromMs(now()),
+  });
+  return { ok: true, event };
+}
+
+function checkIdentifier(
+  value: string,
+  field: string,
+  bad: (field: string, description: string) => void,
+): void {
+  if (value === "") bad(field, "is required");
+  else if (!IDENTIFIER.test(value)) bad(field, IDENTIFIER_RULE);
+}
+
+function truncate(s: string): string {
+  return s.length > 40 ? `${s.slice(0, 40)}…` : s;
+}

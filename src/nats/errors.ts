@@ -1,0 +1,34 @@
+import { JetStreamApiError, JetStreamError } from "@nats-io/jetstream";
+import { errors } from "@nats-io/transport-node";
+
+/**
+ * What a NATS failure means for the caller, decided in one place (STYLE.md "classify at the edge"):
+ * `transient` clears up by itself (a disconnect, a leader election, a slow server) and is worth
+ * retrying; `too_large` and `permanent` never will.
+ */
+export type NatsFailure = "transient" | "too_large" | "permanent";
+
+export function classifyNatsError(err: unknown): NatsFailure {
+  if (err instanceof JetStreamApiError) {
+    // 10054: message size exceeds the stream's maximum.
+    if (err.code === 10054) return "too_large";
+    // JetStream answers 503 while a stream or meta leader is being elected.
+    if (err.status === 503 || err.code === 10008) return "transient";
+    return "permanent";
+  }
+  if (
+    // Thrown while JetStream is not (yet) available, e.g. during a meta-leader election; the class
+    // is not exported from the package entry point, so match its name.
+    (err instanceof Error && err.name === "JetStreamNotEnabled") ||
+    err instanceof errors.TimeoutError ||
+    err instanceof errors.NoRespondersError ||
+    err instanceof errors.RequestError ||
+    err instanceof errors.ConnectionError ||
+    err instanceof errors.ClosedConnectionError ||
+    err instanceof errors.DrainingConnectionError ||
+    err instanceof JetStreamError
+  ) {
+    return "transient";
+  }
+  return "permanent";
+}

@@ -1,0 +1,217 @@
+import {
+  AckPolicy,
+  type ConsumerConfig,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  type JetStreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import { millis, nanos } from "@nats-io/transport-node";
+import type { Logger } from "../log/logger.js";
+
+export const JOBS_STREAM = "JOBS";
+export const DLQ_STREAM = "JOBS_DLQ";
+export const RELAY_CONSUMER = "jobhooks-relay";
+
+/** The durable consumer of one partition, e.g. `jobhooks-relay-07`. */
+export function relayConsumerName(partition: number): string {
+  return `${RELAY_CONSUMER}-${String(partition).padStart(2, "0")}`;
+}
+
+export interface ProvisionOptions {
+  subjectPrefix: string;
+  replicas: number;
+  duplicateWindowMs: number;
+  /** Largest message the streams accept; above the RPC limit so a NATS publisher's oversize
+   * event still reaches the relay and is dead-lettered with a reason instead of vanishing. */
+  maxMsgBytes?: number;
+  /** How long the relay may hold a message before JetStream redelivers it. */
+  ackWaitMs?: number;
+  /** Partitions of the job key space; one consumer each. Fixed when the stream is created. */
+  partitions: number;
+}
+
+export interface Provisioned {
+  /** The stream's actual de-duplication window (an adopted stream may differ from the request). */
+  duplicateWindowMs: number;
+}
+
+export class ProvisioningError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ProvisioningError";
+  }
+}
+
+export function dlqPrefix(subjectPrefix: string): string {
+  return `${subjectPrefix}_dlq`;
+}
+
+/**
+ * Creates the streams and the relay's durable consumer, or adopts existing ones that match. Every
+ * replica runs this at start, concurrently: creation races are settled by re-reading. An existing
+ * stream whose immutable settings conflict stops start-up with a message saying what differs,
+ * because silently using, say, a memory stream would lose accepted events on a restart.
+ */
+export async function provisionJetStream(
+  jsm: JetStreamManager,
+  opts: ProvisionOptions,
+  log: Logger,
+): Promise<Provisioned> {
+  const maxMsg = opts.maxMsgBytes ?? 2 * 1024 * 1024;
+  // Work-queue retention: a relayed (acked) event is deleted, so the stream holds the backlog
+  // only and never grows without bound; nothing is deleted before the relay acked it.
+  //
+  // Per-job order across crashes and replicas: the stream maps `<prefix>.<tenant>.<job>.<status>`
+  // to `<prefix>.<partition>.<tenant>.<job>.<status>`, the partition a hash of tenant and job.
+  // Each partition has its own consumer with max_ack_pending 1, so JetStream itself never hands
+  // out a job's next event while an earlier one is unacknowledged, whichever replica holds it and
+  // even after that replica crashed (the pending event is redelivered first).
+  const jobs = await ensureStream(
+    jsm,
+    {
+      name: JOBS_STREAM,
+      subjects: [`${opts.subjectPrefix}.*.*.*`],
+      subject_transform: partitionTransform(opts.subjectPrefix, opts.partitions),
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      num_replicas: opts.replicas,
+      duplicate_window: nanos(opts.duplicateWindowMs),
+      max_msg_size: maxMsg,
+      discard: DiscardPolicy.Old,
+      allow_direct: true,
+    },
+    log,
+  );
+  // Dead letters are kept until an operator replays or purges them.
+  await ensureStream(
+    jsm,
+    {
+      name: DLQ_STREAM,
+      subjects: [`${dlqPrefix(opts.subjectPrefix)}.>`],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      num_replicas: opts.replicas,
+      max_msg_size: maxMsg + 64 * 1024,
+      discard: DiscardPolicy.Old,
+      allow_direct: true,
+    },
+    log,
+  );
+  for (let p = 0; p < opts.partitions; p++) {
+    await ensureConsumer(
+      jsm,
+      JOBS_STREAM,
+      {
+        durable_name: relayConsumerName(p),
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        filter_subject: partitionFilter(opts.subjectPrefix, p),
+        // Well above the Svix request timeout; the relay calls working() on slow calls anyway.
+        ack_wait: nanos(opts.ackWaitMs ?? 30_000),
+        max_deliver: -1,
+        max_ack_pending: 1,
+        num_replicas: opts.replicas,
+      },
+      log,
+    );
+  }
+  return { duplicateWindowMs: millis(jobs.duplicate_window ?? nanos(opts.duplicateWindowMs)) };
+}
+
+async function ensureStream(
+  jsm: JetStreamManager,
+  want: Partial<StreamConfig> & { name: string },
+  log: Logger,
+): Promise<StreamConfig> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const existing = await streamConfig(jsm, want.name);
+    if (existing) {
+      const conflicts = [
+        JSON.stringify(existing.subject_transform ?? null) !==
+          JSON.stringify(want.subject_transform ?? null) &&
+          `subject transform is ${JSON.stringify(existing.subject_transform)}, want ${JSON.stringify(want.subject_transform)}`,
+        !sameSet(existing.subjects ?? [], want.subjects ?? []) &&
+          `subjects are ${JSON.stringify(existing.subjects)}, want ${JSON.stringify(want.subjects)}`,
+        existing.retention !== want.retention && `retention is ${existing.retention}, want ${want.retention}`,
+        existing.storage !== want.storage && `storage is ${existing.storage}, want ${want.storage}`,
+      ].filter(Boolean);
+      if (conflicts.length > 0) {
+        throw new ProvisioningError(
+          `stream ${want.name} exists with conflicting settings: ${conflicts.join("; ")}. ` +
+            "Migrate or delete it (nats stream rm), or point jobhooks at another subject prefix.",
+        );
+      }
+      if (existing.num_replicas !== want.num_replicas) {
+        log.warn(
+          { stream: want.name, replicas: existing.num_replicas, wanted: want.num_replicas },
+          "adopting stream with a different replica count",
+        );
+      }
+      return existing;
+    }
+    try {
+      const info = await jsm.streams.add(want);
+      log.info({ stream: want.name }, "stream created");
+      return info.config;
+    } catch (err) {
+      // Another replica created it between our read and our add: read again.
+      if (!(err instanceof JetStreamApiError) || err.code !== 10058) throw err;
+    }
+  }
+  throw new ProvisioningError(`stream ${want.name}: could not create or read it`);
+}
+
+async function streamConfig(jsm: JetStreamManager, name: string): Promise<StreamConfig | undefined> {
+  try {
+    return (await jsm.streams.info(name)).config;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === 10059) return undefined; // stream not found
+    throw err;
+  }
+}
+
+async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  want: Partial<ConsumerConfig> & { durable_name: string },
+  log: Logger,
+): Promise<void> {
+  try {
+    const info = await jsm.consumers.info(stream, want.durable_name);
+    if (
+      info.config.filter_subject !== want.filter_subject ||
+      info.config.max_ack_pending !== want.max_ack_pending
+    ) {
+      throw new ProvisioningError(
+        `consumer ${want.durable_name} on ${stream} has filter ${info.config.filter_subject} and max_ack_pending ` +
+          `${info.config.max_ack_pending}, want ${want.filter_subject} and ${want.max_ack_pending}; delete it to let jobhooks recreate it`,
+      );
+    }
+    return;
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || err.code !== 10014) throw err; // consumer not found
+  }
+  // Consumer create is idempotent for an identical config, so racing replicas all succeed.
+  await jsm.consumers.add(stream, want);
+  log.info({ stream, consumer: want.durable_name }, "consumer created");
+}
+
+/** The stream's mapping from a published subject to its stored, partitioned subject. */
+export function partitionTransform(prefix: string, partitions: number): { src: string; dest: string } {
+  return {
+    src: `${prefix}.*.*.*`,
+    dest: `${prefix}.{{partition(${partitions},1,2)}}.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}`,
+  };
+}
+
+export function partitionFilter(prefix: string, partition: number): string {
+  return `${prefix}.${partition}.*.*.*`;
+}
+
+function sameSet(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((s) => b.includes(s));
+}

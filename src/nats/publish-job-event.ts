@@ -1,0 +1,126 @@
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import { natsMsgId } from "../events/event-id.js";
+import { subjectFor } from "../events/subject.js";
+import type { JobEvent } from "../gen/jobhooks/v1/webhooks_pb.js";
+import type { Logger } from "../log/logger.js";
+import type { NatsLink } from "./connection.js";
+import { classifyNatsError } from "./errors.js";
+
+export interface StoredEvent {
+  streamSequence: bigint;
+  duplicate: boolean;
+}
+
+/** The event could not be stored now; the same call may succeed later. */
+export class PublishUnavailableError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+    this.name = "PublishUnavailableError";
+  }
+}
+
+/** JetStream refused the event for good (e.g. over the stream's size limit). */
+export class PublishRejectedError extends Error {
+  constructor(
+    message: string,
+    readonly tooLarge: boolean,
+  ) {
+    super(message);
+    this.name = "PublishRejectedError";
+  }
+}
+
+export interface JobEventPublisherOptions {
+  link: NatsLink;
+  js: JetStreamClient;
+  subjectPrefix: string;
+  /** The stream's de-duplication window: retries of one publish must all fall inside it. */
+  duplicateWindowMs: number;
+  log: Logger;
+}
+
+export interface JobEventPublisher {
+  /**
+   * Stores a validated event and resolves once JetStream acknowledged it. Retries transient
+   * failures with the same Nats-Msg-Id until `budgetMs` (or `signal`) runs out, so a retry can
+   * never store the event twice.
+   */
+  publish(
+    event: JobEvent,
+    body: Uint8Array,
+    opts: { budgetMs: number; signal?: AbortSignal },
+  ): Promise<StoredEvent>;
+}
+
+const ATTEMPT_TIMEOUT_MS = 3_000;
+
+export function createJobEventPublisher(o: JobEventPublisherOptions): JobEventPublisher {
+  // Stay clear of the window's edge: a retry landing just after it would be stored a second time.
+  const windowBudget = Math.max(1_000, o.duplicateWindowMs - 5_000);
+
+  return {
+    async publish(event, body, { budgetMs, signal }) {
+      const deadline = Date.now() + Math.min(budgetMs, windowBudget);
+      const subject = subjectFor(o.subjectPrefix, event);
+      const h = natsHeaders();
+      h.set("Content-Type", "application/json");
+      for (let attempt = 0; ; attempt++) {
+        const remaining = deadline - Date.now();
+        if (remaining <= 0 || signal?.aborted) {
+          throw new PublishUnavailableError("NATS JetStream did not store the event in time; retry", 1_000);
+        }
+        if (!o.link.connected) {
+          await waitFor(o.link.whenConnected(signal), remaining);
+          continue;
+        }
+        try {
+          const ack = await o.js.publish(subject, body, {
+            msgID: natsMsgId(event.tenantId, event.eventId),
+            headers: h,
+            timeout: Math.min(ATTEMPT_TIMEOUT_MS, remaining),
+          });
+          return { streamSequence: BigInt(ack.seq), duplicate: ack.duplicate };
+        } catch (err) {
+          const kind = classifyNatsError(err);
+          if (kind === "too_large")
+            throw new PublishRejectedError("event exceeds the stream's size limit", true);
+          if (kind === "permanent") throw err;
+          o.log.debug({ err, attempt, event_id: event.eventId }, "publish failed; retrying");
+          await sleep(Math.min(backoffMs(attempt), Math.max(0, deadline - Date.now())), signal);
+        }
+      }
+    },
+  };
+}
+
+function backoffMs(attempt: number): number {
+  const base = Math.min(1_000, 50 * 2 ** attempt);
+  return base / 2 + Math.random() * (base / 2);
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+async function waitFor(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    p.catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}

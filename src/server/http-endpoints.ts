@@ -1,0 +1,62 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { Registry } from "prom-client";
+
+export interface ReadinessCheck {
+  ok: boolean;
+  detail?: string;
+}
+
+/** Named checks; the service is ready when every check that `gates` is ok. */
+export interface Readiness {
+  checks(): Record<string, ReadinessCheck & { gates: boolean }>;
+}
+
+type Req = IncomingMessage | Http2ServerRequest;
+type Res = ServerResponse | Http2ServerResponse;
+
+/**
+ * Plain HTTP beside the RPCs: /healthz (the process answers), /readyz (it can do its job: 503 with
+ * the failing checks otherwise) and /metrics (Prometheus text). Anything else is 404.
+ */
+export function httpEndpoints(o: { readiness: Readiness; registry: Registry }) {
+  return (req: Req, res: Res): void => {
+    const path = (req.url ?? "").split("?", 1)[0];
+    if (req.method !== "GET" && req.method !== "HEAD") return send(res, 404, "text/plain", "not found\n");
+    switch (path) {
+      case "/healthz":
+        return send(res, 200, "application/json", `${JSON.stringify({ status: "ok" })}\n`);
+      case "/readyz": {
+        const checks = o.readiness.checks();
+        const ready = Object.values(checks).every((c) => c.ok || !c.gates);
+        const body = Object.fromEntries(
+          Object.entries(checks).map(([name, c]) => [
+            name,
+            c.detail ? { ok: c.ok, detail: c.detail } : { ok: c.ok },
+          ]),
+        );
+        return send(
+          res,
+          ready ? 200 : 503,
+          "application/json",
+          `${JSON.stringify({ ready, checks: body })}\n`,
+        );
+      }
+      case "/metrics":
+        o.registry.metrics().then(
+          (text) => send(res, 200, o.registry.contentType, text),
+          () => send(res, 500, "text/plain", "metrics unavailable\n"),
+        );
+        return;
+      default:
+        return send(res, 404, "text/plain", "not found\n");
+    }
+  };
+}
+
+function send(res: Res, status: number, contentType: string, body: string): void {
+  // The http and http2 compat responses share these methods, but not one TypeScript signature.
+  const r = res as ServerResponse;
+  r.writeHead(status, { "content-type": contentType, "cache-control": "no-store" });
+  r.end(body);
+}

@@ -1,0 +1,431 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+
+/**
+ * The request handler both HTTP versions share — in practice the function returned by
+ * `connectNodeAdapter`. It receives `http.IncomingMessage`/`ServerResponse` for HTTP/1.1 and the
+ * `http2` compatibility objects for HTTP/2.
+ */
+export type OnePortHandler = (
+  request: http.IncomingMessage | http2.Http2ServerRequest,
+  response: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+/** Time limits that keep slow or idle clients from holding sockets forever. All in milliseconds. */
+export interface OnePortTimeouts {
+  /**
+   * A new connection must send enough bytes to tell HTTP/1.1 from HTTP/2 (with TLS: finish the
+   * handshake) within this time, or it is dropped. Guards against connections that send nothing.
+   * Default 10 000.
+   */
+  firstBytesMs?: number;
+  /** HTTP/1.1: time to receive a request's headers (Node's `headersTimeout`). Default 10 000. */
+  headersMs?: number;
+  /**
+   * HTTP/1.1: time to receive a whole request, body included (Node's `requestTimeout`). It does not
+   * limit the response, so a long server stream is not cut. Default 300 000.
+   */
+  requestMs?: number;
+  /** HTTP/1.1: how long a keep-alive connection may sit idle between requests. Default 5 000. */
+  keepAliveMs?: number;
+  /**
+   * HTTP/2: how long a session with no open stream stays open before the server sends GOAWAY.
+   * Open streams (a long `Watch`) keep a session alive however quiet they are. Default 120 000.
+   */
+  idleSessionMs?: number;
+}
+
+export interface OnePortOptions {
+  /** Address to bind, e.g. "0.0.0.0" or "127.0.0.1". */
+  host: string;
+  /** Port to bind; 0 picks a free one (read it back from `port`). */
+  port: number;
+  handler: OnePortHandler;
+  /**
+   * Terminate TLS in-process. HTTP/1.1 and HTTP/2 are then told apart by ALPN
+   * (`http2.createSecureServer` with `allowHTTP1`), not by sniffing.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  timeouts?: OnePortTimeouts;
+  /**
+   * Called once when `close()` begins, after the port stops accepting. End long-lived streams here
+   * (e.g. `health.shutdown()` ends `Watch`), or they hold the close open until the grace period ends.
+   */
+  onClosing?: () => void;
+}
+
+export interface OnePortCloseOptions {
+  /**
+   * How long in-flight requests may take to finish before their connections are destroyed.
+   * Default 10 000.
+   */
+  graceMs?: number;
+}
+
+export interface OnePortListener {
+  /** The bound port (the real one when 0 was asked for). */
+  readonly port: number;
+  readonly host: string;
+  /** `http://host:port` (or `https://` with TLS); IPv6 hosts in brackets. */
+  readonly url: string;
+  /**
+   * Stops accepting connections at once, lets in-flight requests finish (HTTP/1.1 idle keep-alive
+   * connections are closed, HTTP/2 sessions get GOAWAY), destroys whatever is left after `graceMs`,
+   * and resolves when every socket is gone. Calling it again returns the same promise.
+   */
+  close(options?: OnePortCloseOptions): Promise<void>;
+}
+
+/** The client connection preface every HTTP/2 connection without TLS starts with (RFC 9113 §3.4). */
+const http2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+
+const defaultTimeouts: Required<OnePortTimeouts> = {
+  firstBytesMs: 10_000,
+  headersMs: 10_000,
+  requestMs: 300_000,
+  keepAliveMs: 5_000,
+  idleSessionMs: 120_000,
+};
+
+/**
+ * Serves gRPC (HTTP/2), gRPC-Web and Connect (HTTP/1.1 or HTTP/2) on one port.
+ *
+ * Node's cleartext `http2` server ignores `allowHTTP1`, so without TLS each connection's first bytes
+ * are read: the HTTP/2 preface hands the socket to an `http2` server, anything else to an `http`
+ * server. Both call the same handler.
+ */
+export async function listenOnePort(options: OnePortOptions): Promise<OnePortListener> {
+  const timeouts = withDefaults(options.timeouts ?? {});
+  const state = { closing: false };
+  const handler = closeAwareHandler(options.handler, state);
+  const built = options.tls
+    ? buildTlsServer(handler, options.tls, timeouts, state)
+    : buildSniffingServer(handler, timeouts, state);
+
+  await new Promise<void>((resolve, reject) => {
+    const failed = (error: Error) => {
+      built.dispose();
+      reject(error);
+    };
+    built.server.once("error", failed);
+    built.server.listen({ host: options.host, port: options.port }, () => {
+      built.server.off("error", failed);
+      resolve();
+    });
+  });
+  const address = built.server.address() as net.AddressInfo;
+  const scheme = options.tls ? "https" : "http";
+  const hostInUrl = net.isIPv6(options.host) ? `[${options.host}]` : options.host;
+
+  let closed: Promise<void> | undefined;
+  return {
+    port: address.port,
+    host: options.host,
+    url: `${scheme}://${hostInUrl}:${address.port}`,
+    close(closeOptions = {}) {
+      closed ??= closeGracefully(built, state, closeOptions.graceMs ?? 10_000, options.onClosing);
+      return closed;
+    },
+  };
+}
+
+interface BuiltServer {
+  /** The server that owns the port; its `close` callback fires once every accepted socket is gone. */
+  server: net.Server;
+  /** Every socket accepted and not yet closed. */
+  sockets: Set<net.Socket>;
+  sessions: Set<http2.Http2Session>;
+  /** Closes HTTP/1.1 connections that have no request in flight. */
+  closeIdleHttp1(): void;
+  /** Connections still being sniffed, or handshaking: nothing is in flight on them. */
+  dropUndecided(): void;
+  /** Stops the inner servers' timers once no socket is left. */
+  dispose(): void;
+}
+
+interface CloseState {
+  closing: boolean;
+}
+
+/**
+ * Once closing has begun, an HTTP/1.1 response asks the client to close the connection, so a
+ * keep-alive client does not send another request on a connection about to go away; when the
+ * response is done the connection is idle and gets closed.
+ */
+function closeAwareHandler(handler: OnePortHandler, state: CloseState): OnePortHandler {
+  return (request, response) => {
+    if (state.closing && request.httpVersionMajor === 1) {
+      (response as http.ServerResponse).setHeader("connection", "close");
+    }
+    handler(request, response);
+  };
+}
+
+function buildSniffingServer(
+  handler: OnePortHandler,
+  timeouts: Required<OnePortTimeouts>,
+  state: CloseState,
+): BuiltServer {
+  const http1 = http.createServer(
+    {
+      headersTimeout: timeouts.headersMs,
+      requestTimeout: timeouts.requestMs,
+      keepAliveTimeout: timeouts.keepAliveMs,
+      // Node checks headersTimeout/requestTimeout on this interval; 30 s would make a 10 s limit 40 s.
+      connectionsCheckingInterval: checkingIntervalFor(timeouts),
+    },
+    handler as http.RequestListener,
+  );
+  // http.Server starts tracking connections (the headers/request time-outs, closeIdleConnections)
+  // on its 'listening' event. This server never listens itself — sockets are handed to it — so
+  // start the tracking by hand.
+  http1.emit("listening");
+  http1.on("request", (_request, response: http.ServerResponse) => {
+    response.once("finish", () => {
+      if (state.closing) setImmediate(() => http1.closeIdleConnections());
+    });
+  });
+
+  const h2 = http2.createServer(
+    {},
+    handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+  );
+  const sessions = trackSessions(h2, timeouts.idleSessionMs);
+
+  const sockets = new Set<net.Socket>();
+  const undecided = new Set<net.Socket>();
+  const server = net.createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    if (state.closing) {
+      socket.destroy();
+      return;
+    }
+    undecided.add(socket);
+    sniffProtocol(socket, timeouts.firstBytesMs, (protocol) => {
+      undecided.delete(socket);
+      if (protocol === "h2") h2.emit("connection", socket);
+      else if (protocol === "http/1.1") http1.emit("connection", socket);
+    });
+  });
+
+  return {
+    server,
+    sockets,
+    sessions,
+    closeIdleHttp1: () => http1.closeIdleConnections(),
+    dropUndecided: () => {
+      for (const socket of undecided) socket.destroy();
+    },
+    dispose: () => {
+      // Neither listens, so close() only stops http1's time-out checker and h2's session tracking.
+      http1.close();
+      h2.close();
+    },
+  };
+}
+
+/**
+ * Reads until the bytes either are the HTTP/2 preface or cannot become it, then puts them back
+ * (`unshift`) for the server that takes the socket. Bytes may arrive in pieces of any size.
+ */
+function sniffProtocol(
+  socket: net.Socket,
+  timeoutMs: number,
+  decided: (protocol: "h2" | "http/1.1" | "none") => void,
+): void {
+  let seen: Buffer = Buffer.alloc(0);
+  const timer = setTimeout(() => finish("none"), timeoutMs);
+  const ignoreError = () => {};
+  const onClose = () => finish("none");
+
+  function finish(protocol: "h2" | "http/1.1" | "none"): void {
+    clearTimeout(timer);
+    socket.off("data", onData);
+    socket.off("close", onClose);
+    if (protocol === "none") {
+      socket.destroy();
+      socket.off("error", ignoreError);
+      decided(protocol);
+      return;
+    }
+    socket.pause();
+    socket.unshift(seen);
+    socket.off("error", ignoreError);
+    decided(protocol);
+    // The http parser reads through the JS stream and needs it flowing again. An http2 session
+    // must not get that: it takes the bytes left in the stream's buffer, then reads the TCP handle
+    // itself, and a flowing JS stream would swallow frames meant for it.
+    if (protocol === "http/1.1") process.nextTick(() => socket.resume());
+  }
+
+  function onData(chunk: Buffer): void {
+    seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+    const n = Math.min(seen.length, http2Preface.length);
+    const matchesSoFar = seen.subarray(0, n).equals(http2Preface.subarray(0, n));
+    if (!matchesSoFar) finish("http/1.1");
+    else if (seen.length >= http2Preface.length) finish("h2");
+  }
+
+  // Until a server owns the socket, a reset must not become an uncaught 'error'.
+  socket.on("error", ignoreError);
+  socket.on("close", onClose);
+  socket.on("data", onData);
+}
+
+function buildTlsServer(
+  handler: OnePortHandler,
+  tls: { cert: string | Buffer; key: string | Buffer },
+  timeouts: Required<OnePortTimeouts>,
+  state: CloseState,
+): BuiltServer {
+  const server = http2.createSecureServer(
+    {
+      cert: tls.cert,
+      key: tls.key,
+      allowHTTP1: true,
+      handshakeTimeout: timeouts.firstBytesMs,
+    },
+    handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+  );
+  // With allowHTTP1 the secure server runs Node's HTTP/1.1 machinery itself and reads these.
+  const http1Settings = server as unknown as {
+    headersTimeout: number;
+    requestTimeout: number;
+    keepAliveTimeout: number;
+    connectionsCheckingInterval: number;
+    closeIdleConnections?: () => void;
+  };
+  http1Settings.headersTimeout = timeouts.headersMs;
+  http1Settings.requestTimeout = timeouts.requestMs;
+  http1Settings.keepAliveTimeout = timeouts.keepAliveMs;
+  http1Settings.connectionsCheckingInterval = checkingIntervalFor(timeouts);
+
+  const sessions = trackSessions(server, timeouts.idleSessionMs);
+  const sockets = new Set<net.Socket>();
+  const handshaking = new Set<net.Socket>();
+  server.on("connection", (socket: net.Socket) => {
+    sockets.add(socket);
+    handshaking.add(socket);
+    socket.once("close", () => {
+      sockets.delete(socket);
+      handshaking.delete(socket);
+    });
+  });
+  server.on("secureConnection", (tlsSocket: net.Socket) => {
+    sockets.add(tlsSocket);
+    tlsSocket.once("close", () => sockets.delete(tlsSocket));
+  });
+  server.on("request", (_request, response: http2.Http2ServerResponse) => {
+    response.once("finish", () => {
+      if (state.closing) setImmediate(() => http1Settings.closeIdleConnections?.call(server));
+    });
+  });
+  server.on("secureConnection", (tlsSocket: net.Socket & { _parent?: net.Socket }) => {
+    // `_parent` is Node's (undocumented) link from a TLS socket to its TCP socket. Without it a
+    // handshaken connection would merely count as undecided: close() would cut it at once.
+    if (tlsSocket._parent) handshaking.delete(tlsSocket._parent);
+  });
+
+  return {
+    server,
+    sockets,
+    sessions,
+    closeIdleHttp1: () => http1Settings.closeIdleConnections?.call(server),
+    dropUndecided: () => {
+      for (const socket of handshaking) socket.destroy();
+    },
+    // server.close() in closeGracefully already stopped everything this server runs.
+    dispose: () => {},
+  };
+}
+
+/**
+ * Keeps the set of live sessions, and closes (GOAWAY) a session that has had no open stream for
+ * `idleMs`. Node's own session time-out counts any quiet period, open streams or not, and would cut
+ * a long-lived server stream; this one only counts time without streams, like Go's IdleTimeout.
+ */
+function trackSessions(
+  server: http2.Http2Server | http2.Http2SecureServer,
+  idleMs: number,
+): Set<http2.Http2Session> {
+  const sessions = new Set<http2.Http2Session>();
+  server.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    let openStreams = 0;
+    let idleTimer: NodeJS.Timeout | undefined;
+    const armIdleTimer = () => {
+      idleTimer = setTimeout(() => {
+        if (!session.closed && !session.destroyed) session.close();
+      }, idleMs);
+      idleTimer.unref();
+    };
+    armIdleTimer();
+    session.on("stream", (stream) => {
+      openStreams++;
+      clearTimeout(idleTimer);
+      stream.once("close", () => {
+        openStreams--;
+        if (openStreams === 0 && !session.closed && !session.destroyed) armIdleTimer();
+      });
+    });
+    session.once("close", () => {
+      clearTimeout(idleTimer);
+      sessions.delete(session);
+    });
+    // A session error is the peer's problem; without a listener it would be thrown.
+    session.on("error", () => {});
+  });
+  return sessions;
+}
+
+function withDefaults(timeouts: OnePortTimeouts): Required<OnePortTimeouts> {
+  return {
+    firstBytesMs: timeouts.firstBytesMs ?? defaultTimeouts.firstBytesMs,
+    headersMs: timeouts.headersMs ?? defaultTimeouts.headersMs,
+    requestMs: timeouts.requestMs ?? defaultTimeouts.requestMs,
+    keepAliveMs: timeouts.keepAliveMs ?? defaultTimeouts.keepAliveMs,
+    idleSessionMs: timeouts.idleSessionMs ?? defaultTimeouts.idleSessionMs,
+  };
+}
+
+function checkingIntervalFor(timeouts: Required<OnePortTimeouts>): number {
+  const shortest = Math.min(timeouts.headersMs, timeouts.requestMs || timeouts.headersMs);
+  return Math.min(30_000, Math.max(100, Math.floor(shortest / 4)));
+}
+
+async function closeGracefully(
+  built: BuiltServer,
+  state: CloseState,
+  graceMs: number,
+  onClosing: (() => void) | undefined,
+): Promise<void> {
+  state.closing = true;
+  // The close callback fires when the port is released and every accepted socket has closed.
+  const allSocketsGone = new Promise<void>((resolve) => built.server.close(() => resolve()));
+  let onClosingFailure: unknown;
+  try {
+    onClosing?.();
+  } catch (error) {
+    // Still close the port; report the failure once the sockets are gone.
+    onClosingFailure = error ?? new Error("onClosing failed");
+  }
+  built.dropUndecided();
+  built.closeIdleHttp1();
+  for (const session of built.sessions) {
+    // GOAWAY: the client opens no new streams here; open streams run to their end.
+    if (!session.closed && !session.destroyed) session.close();
+  }
+  const deadline = setTimeout(() => {
+    for (const session of built.sessions) session.destroy();
+    for (const socket of built.sockets) socket.destroy();
+  }, graceMs);
+  try {
+    await allSocketsGone;
+  } finally {
+    clearTimeout(deadline);
+    built.dispose();
+  }
+  if (onClosingFailure !== undefined) throw onClosingFailure;
+}

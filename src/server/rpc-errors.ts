@@ -1,0 +1,28 @@
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { FieldViolation } from "../events/validate.js";
+import { BadRequestSchema, RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+
+/**
+ * RPC errors with google.rpc details, so a client library (or `buf curl`) shows which field is
+ * wrong and when to retry, not just a code.
+ */
+
+export function badRequest(code: Code, violations: FieldViolation[], prefix = ""): ConnectError {
+  const fieldViolations = violations.map((v) => ({ field: prefix + v.field, description: v.description }));
+  const summary = fieldViolations
+    .slice(0, 3)
+    .map((v) => (v.field ? `${v.field}: ${v.description}` : v.description))
+    .join("; ");
+  const more = fieldViolations.length > 3 ? ` (and ${fieldViolations.length - 3} more)` : "";
+  return new ConnectError(`${summary}${more}`, code, undefined, [
+    { desc: BadRequestSchema, value: create(BadRequestSchema, { fieldViolations }) },
+  ]);
+}
+
+export function unavailable(message: string, retryAfterMs: number): ConnectError {
+  return new ConnectError(message, Code.Unavailable, undefined, [
+    { desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(retryAfterMs) }) },
+  ]);
+}

@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config/config.js";
+
+describe("loadConfig", () => {
+  it("uses the documented defaults", () => {
+    const c = loadConfig({ SVIX_TOKEN: "sk_test_abc.def" });
+    expect(c.server).toMatchObject({ host: "0.0.0.0", port: 8080, maxPayloadBytes: 262_144 });
+    expect(c.nats.servers).toEqual(["nats://127.0.0.1:4222"]);
+    expect(c.nats.subjectPrefix).toBe("jobs");
+    expect(c.relay.concurrency).toBe(64);
+    expect(c.log.level).toBe("info");
+  });
+
+  it("reads every variable", () => {
+    const c = loadConfig({
+      JOBHOOKS_ADDR: "[::1]:9090",
+      NATS_URL: "nats://a:4222, nats://b:4222",
+      NATS_USER: "u",
+      NATS_PASSWORD: "p",
+      SVIX_TOKEN: "sk_x",
+      SVIX_SERVER_URL: "http://127.0.0.1:8071",
+      JOBHOOKS_SUBJECT_PREFIX: "acme.jobs",
+      JOBHOOKS_RELAY_CONCURRENCY: "8",
+      LOG_LEVEL: "DEBUG",
+    });
+    expect(c.server).toMatchObject({ host: "::1", port: 9090 });
+    expect(c.nats).toMatchObject({ servers: ["nats://a:4222", "nats://b:4222"], user: "u", password: "p" });
+    expect(c.svix).toEqual({ token: "sk_x", serverUrl: "http://127.0.0.1:8071" });
+    expect(c.nats.subjectPrefix).toBe("acme.jobs");
+    expect(c.relay.concurrency).toBe(8);
+    expect(c.log.level).toBe("debug");
+  });
+
+  it("names every bad variable in one error, without echoing values", () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        JOBHOOKS_ADDR: "nope",
+        JOBHOOKS_RELAY_CONCURRENCY: "many",
+        LOG_LEVEL: "loud",
+        NATS_PASSWORD: "hunter2-secret",
+        SVIX_SERVER_URL: "not a url",
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    for (const name of [
+      "JOBHOOKS_ADDR",
+      "JOBHOOKS_RELAY_CONCURRENCY",
+      "LOG_LEVEL",
+      "SVIX_SERVER_URL",
+      "SVIX_TOKEN",
+      "NATS_USER",
+    ]) {
+      expect(message).toContain(name);
+    }
+    expect(message).not.toContain("hunter2-secret");
+  });
+
+  it("lets the local stack run without a Svix token", () => {
+    expect(loadConfig({}, { requireSvixToken: false }).svix.token).toBeUndefined();
+  });
+});
