@@ -1,0 +1,85 @@
+import { appFrom } from "./api-applications.js";
+import { FieldChecks } from "./checks.js";
+import type { StandInContext } from "./context.js";
+import { notFound } from "./errors.js";
+import { type ApiRequest, json, type RouteDef } from "./router.js";
+import type { AttemptRecord } from "./store.js";
+import { attemptOut, listResponse, pageFrom } from "./wire.js";
+
+/** The attempt log, newest first, as the portal and `messageAttempt.listBy*` read it. */
+
+const STATUSES = new Set(["0", "1", "2", "3", "4"]);
+const CODE_CLASSES = new Set(["0", "100", "200", "300", "400", "500"]);
+
+/** The query filters shared by both listings; unknown values are the spec's enum violations. */
+function attemptFilter(req: ApiRequest, ctx: StandInContext): (a: AttemptRecord) => boolean {
+  const checks = new FieldChecks();
+  const status = req.query?.get("status");
+  if (status != null && !STATUSES.has(status))
+    checks.fail(["query", "status"], "value is not a valid enumeration member", "type_error.enum");
+  const codeClass = req.query?.get("status_code_class");
+  if (codeClass != null && !CODE_CLASSES.has(codeClass))
+    checks.fail(["query", "status_code_class"], "value is not a valid enumeration member", "type_error.enum");
+  checks.orThrow();
+  const eventTypes = req.query?.get("event_types")?.split(",");
+  const channel = req.query?.get("channel");
+  const wantsMessage = Boolean(eventTypes || channel);
+  return (a) => {
+    if (status != null && a.status !== Number(status)) return false;
+    if (codeClass != null && Math.floor(a.responseStatusCode / 100) * 100 !== Number(codeClass)) return false;
+    if (!wantsMessage) return true;
+    const msg = ctx.store.messages.get(a.msgId);
+    if (!msg) return false;
+    return (
+      (!eventTypes || eventTypes.includes(msg.eventType)) &&
+      (!channel || (msg.channels ?? []).includes(channel))
+    );
+  };
+}
+
+export const attemptRoutes: RouteDef<StandInContext>[] = [
+  {
+    method: "GET",
+    template: "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}",
+    operationId: "v1.message-attempt.list-by-endpoint",
+    appScoped: true,
+    handle(req, ctx) {
+      const page = pageFrom(req.query, true);
+      const keep = attemptFilter(req, ctx);
+      const app = appFrom(ctx, req);
+      const endpoint = ctx.store.findEndpoint(app.id, req.params.endpoint_id as string);
+      if (!endpoint) throw notFound();
+      const attempts = [...ctx.store.attempts.values()].filter(
+        (a) => a.endpointId === endpoint.id && keep(a),
+      );
+      return json(
+        200,
+        listResponse(attempts, (a) => a.id, page, attemptOut),
+      );
+    },
+  },
+  {
+    method: "GET",
+    template: "/api/v1/app/{app_id}/attempt/msg/{msg_id}",
+    operationId: "v1.message-attempt.list-by-msg",
+    appScoped: true,
+    handle(req, ctx) {
+      const page = pageFrom(req.query, true);
+      const keep = attemptFilter(req, ctx);
+      const app = appFrom(ctx, req);
+      const msg = ctx.store.findMessage(app.id, req.params.msg_id as string);
+      if (!msg) throw notFound();
+      const endpointParam = req.query?.get("endpoint_id");
+      const endpointId = endpointParam
+        ? (ctx.store.findEndpoint(app.id, endpointParam)?.id ?? endpointParam)
+        : null;
+      const attempts = [...ctx.store.attempts.values()].filter(
+        (a) => a.msgId === msg.id && (endpointId === null || a.endpointId === endpointId) && keep(a),
+      );
+      return json(
+        200,
+        listResponse(attempts, (a) => a.id, page, attemptOut),
+      );
+    },
+  },
+];
