@@ -5,9 +5,12 @@ import type { Logger } from "./log/logger.js";
 import { connectNats } from "./nats/connection.js";
 import { provisionJetStream } from "./nats/provision.js";
 import { createJobEventPublisher } from "./nats/publish-job-event.js";
+import { createRelayMetrics } from "./relay/metrics.js";
+import { type Relay, startRelay } from "./relay/relay.js";
 import { type CredentialVerifier, readServiceTokens, serviceTokenVerifier } from "./server/auth.js";
 import type { Readiness } from "./server/http-endpoints.js";
 import { startServer } from "./server/server.js";
+import { createSvixGateway } from "./svix/gateway.js";
 
 export interface Jobhooks {
   readonly url: string;
@@ -18,7 +21,7 @@ export interface Jobhooks {
 
 /**
  * The composition root: builds every collaborator from config, in dependency order
- * (config → nats → relay → server). Reading this function tells the whole system.
+ * (config → nats → svix → relay → server). Reading this function tells the whole system.
  */
 export async function startJobhooks(config: Config, log: Logger): Promise<Jobhooks> {
   const nats = await connectNats(config.nats, log);
@@ -41,6 +44,31 @@ export async function startJobhooks(config: Config, log: Logger): Promise<Jobhoo
     log,
   });
 
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  let relay: Relay | undefined;
+  if (config.relay.enabled) {
+    const relayMetrics = createRelayMetrics(registry);
+    const svix = createSvixGateway({
+      token: config.svix.token ?? "",
+      serverUrl: config.svix.serverUrl,
+      log,
+      onRequest: (seconds, statusClass) =>
+        relayMetrics.svixSeconds.observe({ status_class: statusClass }, seconds),
+    });
+    relay = await startRelay({
+      nats,
+      svix,
+      log,
+      metrics: relayMetrics,
+      subjectPrefix: config.nats.subjectPrefix,
+      partitions: config.relay.partitions,
+      concurrency: config.relay.concurrency,
+      maxPayloadBytes: config.server.maxPayloadBytes,
+    });
+  }
+
   const verifiers: CredentialVerifier[] = [];
   if (config.server.serviceTokensFile) {
     verifiers.push(serviceTokenVerifier(await readServiceTokens(config.server.serviceTokensFile)));
@@ -49,16 +77,31 @@ export async function startJobhooks(config: Config, log: Logger): Promise<Jobhoo
   }
 
   const readiness: Readiness = {
-    checks: () => ({
-      nats: {
-        ok: nats.connected,
-        gates: true,
-        ...(nats.connected ? {} : { detail: "disconnected; reconnecting" }),
-      },
-    }),
+    checks: () => {
+      const checks: ReturnType<Readiness["checks"]> = {
+        nats: {
+          ok: nats.connected,
+          gates: true,
+          ...(nats.connected ? {} : { detail: "disconnected; reconnecting" }),
+        },
+      };
+      if (relay) {
+        const r = relay.readiness();
+        checks.relay = {
+          ok: r.consuming,
+          gates: true,
+          ...(r.consuming ? {} : { detail: `consuming ${r.partitionsConsuming} partitions; reconnecting` }),
+        };
+        // Svix's state is reported but does not gate readiness: accepting events needs only NATS.
+        checks.svix = {
+          ok: r.circuit === "closed",
+          gates: false,
+          ...(r.circuit === "open" ? { detail: "circuit open: Svix failing, sending probes" } : {}),
+        };
+      }
+      return checks;
+    },
   };
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
 
   const server = await startServer({
     host: config.server.host,
@@ -80,6 +123,7 @@ export async function startJobhooks(config: Config, log: Logger): Promise<Jobhoo
     stop() {
       stopping ??= (async () => {
         await server.close();
+        await relay?.stop();
         await nats.drain();
         log.info("stopped");
       })();

@@ -22,6 +22,8 @@ export interface Config {
     serverUrl: string | undefined;
   };
   relay: {
+    /** Off for API-only replicas: they accept events; other replicas relay them. */
+    enabled: boolean;
     concurrency: number;
     /** Partitions of the job key space (one JetStream consumer each); fixed once the stream exists. */
     partitions: number;
@@ -113,6 +115,12 @@ const schema = z.object({
     ),
   JOBHOOKS_RELAY_CONCURRENCY: int(64, 1, 10_000),
   JOBHOOKS_RELAY_PARTITIONS: int(64, 1, 1_024),
+  JOBHOOKS_RELAY_ENABLED: z
+    .string()
+    .optional()
+    .transform((v) => v?.trim().toLowerCase() || "true")
+    .pipe(z.enum(["true", "false", "1", "0"], "must be true or false"))
+    .transform((v) => v === "true" || v === "1"),
   JOBHOOKS_MAX_PAYLOAD_BYTES: int(256 * 1024, 1024, 1024 * 1024),
   JOBHOOKS_STREAM_REPLICAS: int(1, 1, 5),
   JOBHOOKS_DUPLICATE_WINDOW_MS: int(120_000, 1_000, 24 * 3_600_000),
@@ -173,7 +181,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {})
       duplicateWindowMs: v.JOBHOOKS_DUPLICATE_WINDOW_MS,
     },
     svix: { token: v.SVIX_TOKEN, serverUrl: v.SVIX_SERVER_URL },
-    relay: { concurrency: v.JOBHOOKS_RELAY_CONCURRENCY, partitions: v.JOBHOOKS_RELAY_PARTITIONS },
+    relay: {
+      enabled: v.JOBHOOKS_RELAY_ENABLED,
+      concurrency: v.JOBHOOKS_RELAY_CONCURRENCY,
+      partitions: v.JOBHOOKS_RELAY_PARTITIONS,
+    },
     log: { level: v.LOG_LEVEL },
   };
 }

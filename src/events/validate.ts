@@ -49,7 +49,11 @@ export function validateJobEvent(input: JobEvent, opts: ValidateOptions = {}): V
   checkIdentifier(input.tenantId, "tenant_id", bad);
   if (input.tenantId.startsWith("app_")) bad("tenant_id", "must not start with 'app_' (Svix reserves it)");
   checkIdentifier(input.jobId, "job_id", bad);
-  if (input.eventId !== "") {
+  // A derived id (`<job_id>.<status>[.<sequence>]`) comes back this way when the relay re-reads a
+  // stored event; it is the one place a `.` is allowed.
+  const derived =
+    input.eventId !== "" && input.eventId === deriveEventId(input.jobId, input.status, input.sequence);
+  if (input.eventId !== "" && !derived) {
     checkIdentifier(input.eventId, "event_id", bad);
     if (input.eventId.startsWith("auto_") || input.eventId.startsWith("msg_")) {
       bad("event_id", "must not start with 'auto_' or 'msg_' (Svix reserves them)");

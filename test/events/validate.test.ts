@@ -42,6 +42,12 @@ describe("validateJobEvent", () => {
     expect(a.ok && b.ok && a.event.eventId === b.event.eventId).toBe(true);
   });
 
+  it("accepts an event id that is exactly the derived one, as the relay reads stored events back", () => {
+    expect(fieldsOf(event({ eventId: "job_123.created" }))).toEqual([]);
+    expect(fieldsOf(event({ eventId: "job_123.created.4", sequence: 4n }))).toEqual([]);
+    expect(fieldsOf(event({ eventId: "job_123.completed" }))).toEqual(["event_id"]);
+  });
+
   it("scopes JetStream's message id by tenant so two tenants' derived ids never collide", () => {
     expect(natsMsgId("acme", "job_1.created")).not.toBe(natsMsgId("globex", "job_1.created"));
   });

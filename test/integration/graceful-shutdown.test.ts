@@ -34,6 +34,7 @@ async function spawnServe(port: number): Promise<{ child: ChildProcess; exit: Pr
       SVIX_TOKEN: "testsk_unused",
       JOBHOOKS_SERVICE_TOKENS_FILE: path.join(dir, "tokens"),
       LOG_LEVEL: "info",
+      JOBHOOKS_RELAY_ENABLED: "false",
     },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -45,6 +45,8 @@ export async function startTestService(
     JOBHOOKS_SERVICE_TOKENS_FILE: tokensFile,
     LOG_LEVEL: "debug",
     JOBHOOKS_SHUTDOWN_GRACE_MS: "5000",
+    // Tests of the API alone keep the events in the stream to inspect them; relay tests turn it on.
+    JOBHOOKS_RELAY_ENABLED: "false",
     ...env,
   });
   const log = new CapturedLog();

@@ -1,0 +1,18 @@
+import type { Command } from "commander";
+import { loadConfig } from "../config/config.js";
+import { createLogger } from "../log/logger.js";
+import { startJobhooks } from "../main.js";
+import { guardProcess, onShutdown } from "./process.js";
+
+export function registerServe(program: Command): void {
+  program
+    .command("serve")
+    .description("run the service, configured from the environment (see README)")
+    .action(async () => {
+      const config = loadConfig(process.env);
+      const log = createLogger(config.log.level);
+      guardProcess(log);
+      const app = await startJobhooks(config, log);
+      onShutdown(log, () => app.stop());
+    });
+}

@@ -1,0 +1,53 @@
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+/** The relay's metrics, on the registry the /metrics endpoint serves. */
+export function createRelayMetrics(registry: Registry) {
+  return {
+    received: new Counter({
+      name: "jobhooks_relay_events_received_total",
+      help: "Messages the relay took from JetStream (redeliveries included)",
+      registers: [registry],
+    }),
+    outcomes: new Counter({
+      name: "jobhooks_relay_events_total",
+      help: "Relay outcomes: relayed (created at Svix), already_sent (409), dead_lettered, retried (transient failure)",
+      labelNames: ["outcome"] as const,
+      registers: [registry],
+    }),
+    deadLetters: new Counter({
+      name: "jobhooks_relay_dead_letters_total",
+      help: "Events moved to JOBS_DLQ, by reason",
+      labelNames: ["reason"] as const,
+      registers: [registry],
+    }),
+    svixSeconds: new Histogram({
+      name: "jobhooks_svix_request_duration_seconds",
+      help: "Svix API request latency, by status class",
+      labelNames: ["status_class"] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    circuitOpen: new Gauge({
+      name: "jobhooks_relay_circuit_open",
+      help: "1 while the Svix circuit is open (Svix failing; only probes are sent)",
+      registers: [registry],
+    }),
+    consumerPending: new Gauge({
+      name: "jobhooks_relay_consumer_pending",
+      help: "Events in JetStream not yet delivered to the relay (the backlog), over all partitions",
+      registers: [registry],
+    }),
+    consumerAckPending: new Gauge({
+      name: "jobhooks_relay_consumer_ack_pending",
+      help: "Events delivered to a relay and not yet acknowledged, over all partitions",
+      registers: [registry],
+    }),
+    partitionsConsuming: new Gauge({
+      name: "jobhooks_relay_partitions_consuming",
+      help: "Partition consumers this process is consuming from",
+      registers: [registry],
+    }),
+  };
+}
+
+export type RelayMetrics = ReturnType<typeof createRelayMetrics>;

@@ -1,0 +1,73 @@
+import { ApiException } from "svix";
+
+/**
+ * Every outcome of a Svix call reduced to what the caller does next (STYLE.md "classify at the
+ * edge"); the relay switches on these, never on HTTP status codes.
+ */
+export type SvixFailure =
+  /** Svix already has this message (409 on eventId): the event is delivered. */
+  | { kind: "already_sent" }
+  /** The application does not exist (404): create it and retry. */
+  | { kind: "app_missing" }
+  /** Svix refused the request itself (400/413/422): retrying the same request cannot succeed. */
+  | { kind: "permanent"; status: number; reason: string }
+  /** Anything that may clear up (429, 5xx, timeouts, resets, bad gateways): retry later. */
+  | { kind: "transient"; status?: number; retryAfterMs?: number; reason: string };
+
+const PERMANENT = new Set([400, 413, 422]);
+
+export function classifySvixError(err: unknown): SvixFailure {
+  if (err instanceof ApiException) {
+    const status = err.code;
+    if (status === 409) return { kind: "already_sent" };
+    if (status === 404) return { kind: "app_missing" };
+    if (PERMANENT.has(status)) return { kind: "permanent", status, reason: describeBody(status, err.body) };
+    const retryAfterMs = parseRetryAfter(err.headers?.["retry-after"]);
+    // 401/403 are a deployment problem (a wrong or revoked token), not the event's: keep the
+    // event and let the circuit hold traffic until an operator fixes the token.
+    return {
+      kind: "transient",
+      status,
+      reason: describeBody(status, err.body),
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    };
+  }
+  if (err instanceof SyntaxError) {
+    // The SDK parses a 4xx body as JSON: a proxy's HTML error page ends up here.
+    return { kind: "transient", reason: "Svix answered with a body that is not JSON" };
+  }
+  if (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError")) {
+    return { kind: "transient", reason: "Svix did not answer in time" };
+  }
+  const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : "";
+  return {
+    kind: "transient",
+    reason: `network error${cause || (err instanceof Error ? `: ${err.message}` : "")}`,
+  };
+}
+
+/** Retry-After as seconds or an HTTP date; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.round(Number(value) * 1_000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** A short, safe description of Svix's answer: its code and detail, never request data. */
+function describeBody(status: number, body: unknown): string {
+  if (body && typeof body === "object") {
+    const b = body as { code?: unknown; detail?: unknown };
+    if (Array.isArray(b.detail)) {
+      const parts = b.detail.slice(0, 3).map((d: { loc?: unknown[]; msg?: unknown }) => {
+        const loc = Array.isArray(d.loc) ? d.loc.join(".") : "";
+        return `${loc}: ${String(d.msg ?? "")}`;
+      });
+      return `HTTP ${status}: ${parts.join("; ")}`;
+    }
+    if (typeof b.detail === "string")
+      return `HTTP ${status} ${String(b.code ?? "")}: ${b.detail}`.slice(0, 500);
+  }
+  if (typeof body === "string" && body.length > 0) return `HTTP ${status}: ${body.slice(0, 200)}`;
+  return `HTTP ${status}`;
+}

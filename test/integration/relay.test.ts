@@ -1,0 +1,127 @@
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
+import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
+import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
+import { publishToNats, waitFor } from "../support/publish.js";
+import { SERVICE_TOKEN, startTestService, type TestService } from "../support/service.js";
+
+let nats: NatsServer;
+let svix: SvixStandIn;
+let svc: TestService;
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  svix = await startSvixStandIn({ deliver: false, requestLogSize: 0 });
+  svc = await startTestService(nats.url, {
+    JOBHOOKS_RELAY_ENABLED: "true",
+    SVIX_TOKEN: svix.token,
+    SVIX_SERVER_URL: svix.url,
+  });
+});
+
+afterAll(async () => {
+  await svc?.stop();
+  await svix?.close();
+  await nats?.dispose();
+});
+
+/** For each job, the sequences in the order Svix received them. */
+function receivedOrder(tenant: string): Map<string, number[]> {
+  const byJob = new Map<string, number[]>();
+  for (const m of svix.state.messages(tenant)) {
+    const data = m.payload.data as { job_id: string; sequence: number };
+    const list = byJob.get(data.job_id) ?? [];
+    list.push(data.sequence);
+    byJob.set(data.job_id, list);
+  }
+  return byJob;
+}
+
+describe("the relay", () => {
+  it("delivers 10,000 NATS events from 200 jobs and 1,000 RPC events once each, in order per job", {
+    timeout: 180_000,
+  }, async () => {
+    const tenant = "volume";
+    const natsEvents = [];
+    for (let seq = 1; seq <= 50; seq++) {
+      for (let j = 0; j < 200; j++) {
+        natsEvents.push({
+          subject: `jobs.${tenant}.nats-job-${j}.processing`,
+          body: JSON.stringify({ sequence: String(seq), metadata: { source: "nats" } }),
+        });
+      }
+    }
+    const client = createClient(WebhookService, createGrpcTransport({ baseUrl: svc.url }));
+    const rpcJobs = Array.from({ length: 20 }, (_, j) => `rpc-job-${j}`);
+    const publishRpc = Promise.all(
+      rpcJobs.map(async (jobId) => {
+        for (let seq = 1; seq <= 50; seq++) {
+          await client.publishJobEvent(
+            {
+              event: {
+                tenantId: tenant,
+                jobId,
+                status: seq === 50 ? JobStatus.COMPLETED : JobStatus.PROCESSING,
+                sequence: BigInt(seq),
+                ...(seq === 50 ? { result: { pages: 12 } } : {}),
+              },
+            },
+            { headers: { authorization: `Bearer ${SERVICE_TOKEN}` } },
+          );
+        }
+      }),
+    );
+    await Promise.all([publishToNats(nats.url, natsEvents), publishRpc]);
+
+    const t0 = Date.now();
+    const delivered = await waitFor(() => svix.state.messages(tenant).length >= 11_000, 120_000, 250);
+    console.log("relayed in", Date.now() - t0, svix.state.messages(tenant).length);
+    expect(delivered, `Svix holds ${svix.state.messages(tenant).length} of 11,000 messages`).toBe(true);
+    // Give any stray duplicate time to arrive before counting.
+    await new Promise((r) => setTimeout(r, 500));
+    const messages = svix.state.messages(tenant);
+    expect(messages).toHaveLength(11_000);
+    expect(new Set(messages.map((m) => m.eventId)).size).toBe(11_000);
+    expect(svix.state.apps().filter((a) => a.uid === tenant)).toHaveLength(1);
+
+    for (const [job, sequences] of receivedOrder(tenant)) {
+      expect(sequences, `order of ${job}`).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    }
+
+    const last = messages.find((m) => m.eventId === "rpc-job-3.completed.50");
+    expect(last?.eventType).toBe("job.completed");
+    expect(last?.appUid).toBe(tenant);
+    expect(last?.payload).toMatchObject({
+      type: "job.completed",
+      data: { job_id: "rpc-job-3", status: "completed", sequence: 50, result: { pages: 12 }, metadata: {} },
+    });
+    expect(typeof last?.payload.timestamp).toBe("string");
+    const fromNats = messages.find((m) => m.eventId === "nats-job-7.processing.9");
+    expect(fromNats?.payload).toMatchObject({
+      type: "job.processing",
+      data: { job_id: "nats-job-7", status: "processing", sequence: 9, metadata: { source: "nats" } },
+    });
+  });
+
+  it("registers the five event types with a schema and an example", async () => {
+    await waitFor(() => svix.state.eventTypes().length >= 5, 10_000);
+    const names = svix.state.eventTypes().map((t) => t.name);
+    expect(names.sort()).toEqual([
+      "job.cancelled",
+      "job.completed",
+      "job.created",
+      "job.failed",
+      "job.processing",
+    ]);
+  });
+
+  it("reports the relay and Svix on /readyz", async () => {
+    const body = await (await fetch(`${svc.url}/readyz`)).json();
+    expect(body).toEqual({
+      ready: true,
+      checks: { nats: { ok: true }, relay: { ok: true }, svix: { ok: true } },
+    });
+  });
+});
