@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from "commander";
+import { registerDlq } from "./cli/dlq.js";
 import { registerServe } from "./cli/serve.js";
 
 /**
@@ -17,6 +18,7 @@ const program = new Command()
   });
 
 registerServe(program);
+registerDlq(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`jobhooks: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import type { NatsConfig } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
 
@@ -20,18 +20,13 @@ export interface NatsLink {
  */
 export async function connectNats(config: NatsConfig, log: Logger, name = "jobhooks"): Promise<NatsLink> {
   const nc = await connect({
-    servers: config.servers,
-    name,
+    ...(await natsConnectOptions(config, name)),
     maxReconnectAttempts: -1,
     waitOnFirstConnect: true,
     reconnectTimeWait: 500,
     // Notice a dead server in seconds rather than the default two minutes.
     pingInterval: 5_000,
     maxPingOut: 2,
-    ...(config.token ? { token: config.token } : {}),
-    ...(config.user ? { user: config.user, pass: config.password } : {}),
-    ...(config.creds ? { authenticator: credsAuthenticator(await readFile(config.creds)) } : {}),
-    ...(config.tlsCa ? { tls: { caFile: config.tlsCa } } : {}),
   });
   log.info({ server: nc.getServer() }, "nats connected");
 
@@ -80,5 +75,17 @@ export async function connectNats(config: NatsConfig, log: Logger, name = "jobho
       if (nc.isClosed()) return;
       await nc.drain().catch((err: unknown) => log.warn({ err }, "nats drain failed"));
     },
+  };
+}
+
+/** Servers and credentials from config, shared by the service and the CLI. */
+export async function natsConnectOptions(config: NatsConfig, name: string): Promise<ConnectionOptions> {
+  return {
+    servers: config.servers,
+    name,
+    ...(config.token ? { token: config.token } : {}),
+    ...(config.user ? { user: config.user, pass: config.password } : {}),
+    ...(config.creds ? { authenticator: credsAuthenticator(await readFile(config.creds)) } : {}),
+    ...(config.tlsCa ? { tls: { caFile: config.tlsCa } } : {}),
   };
 }

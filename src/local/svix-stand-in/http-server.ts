@@ -58,6 +58,15 @@ function readBody(req: IncomingMessage): Promise<RawBody> {
 
 function faultResponse(fault: FaultRule): ApiResponse {
   switch (fault.kind) {
+    case "422":
+      // Svix refusing a request on its own rules (e.g. an application uid it will not take):
+      // a client must treat it as permanent, not retry it.
+      return {
+        status: 422,
+        json: JSON.stringify({
+          detail: [{ loc: ["body", "application", "uid"], msg: "Rejected by an injected fault", type: "value_error" }],
+        }),
+      };
     case "429":
       return {
         status: 429,

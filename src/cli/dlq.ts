@@ -1,0 +1,84 @@
+import { connect } from "@nats-io/transport-node";
+import type { Command } from "commander";
+import { loadConfig } from "../config/config.js";
+import { type DeadLetterRecord, listDeadLetters, replayDeadLetters } from "../relay/dlq.js";
+import { natsConnectOptions } from "../nats/connection.js";
+import { UsageError } from "./process.js";
+
+/** `jobhooks dlq list|replay`: why events were dead-lettered, and sending them through again. */
+export function registerDlq(program: Command): void {
+  const dlq = program.command("dlq").description("dead letters: events the relay could not deliver, and why");
+
+  dlq
+    .command("list")
+    .description("list dead letters: sequence, age, reason, subject, detail")
+    .option("--json", "one JSON object per line instead of a table")
+    .action(async (opts: { json?: boolean }) => {
+      await withNats(async (nc) => {
+        const records = await listDeadLetters(nc);
+        if (opts.json) {
+          for (const r of records) process.stdout.write(`${JSON.stringify(r)}\n`);
+          return;
+        }
+        if (records.length === 0) {
+          process.stderr.write("no dead letters\n");
+          return;
+        }
+        process.stdout.write(table(records));
+      });
+    });
+
+  dlq
+    .command("replay")
+    .description("publish dead letters again to their original subject and remove them from the DLQ")
+    .argument("[seq...]", "DLQ sequences (from `dlq list`)")
+    .option("--all", "replay every dead letter")
+    .action(async (seqArgs: string[], opts: { all?: boolean }) => {
+      if (opts.all && seqArgs.length > 0) throw new UsageError("give either --all or sequences, not both");
+      if (!opts.all && seqArgs.length === 0) throw new UsageError("give --all or at least one sequence");
+      const seqs = seqArgs.map((s) => {
+        if (!/^\d+$/.test(s) || Number(s) < 1) throw new UsageError(`not a DLQ sequence: ${s}`);
+        return Number(s);
+      });
+      await withNats(async (nc) => {
+        let ok = 0;
+        const results = await replayDeadLetters(nc, opts.all ? "all" : seqs, (r) => {
+          if (r.ok) ok++;
+          process.stderr.write(r.ok ? `replayed ${r.seq} → ${r.subject}\n` : `failed ${r.seq}: ${r.error}\n`);
+        });
+        process.stderr.write(`${ok} of ${results.length} replayed\n`);
+        if (ok < results.length) process.exitCode = 1;
+      });
+    });
+}
+
+async function withNats<T>(f: (nc: Awaited<ReturnType<typeof connect>>) => Promise<T>): Promise<T> {
+  const config = loadConfig(process.env, { requireSvixToken: false });
+  const nc = await connect({ ...(await natsConnectOptions(config.nats, "jobhooks-cli")), maxReconnectAttempts: 0 });
+  try {
+    return await f(nc);
+  } finally {
+    await nc.drain();
+  }
+}
+
+function table(records: DeadLetterRecord[]): string {
+  const now = Date.now();
+  const rows = records.map((r) => [String(r.seq), age(now - r.deadAt.getTime()), r.reason, r.subject, r.detail]);
+  const head = ["SEQ", "AGE", "REASON", "SUBJECT", "DETAIL"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => Math.min(60, (r[i] ?? "").length))));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.slice(0, 60).padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return `${[line(head), ...rows.map(line)].join("\n")}\n`;
+}
+
+function age(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1_000));
+  if (s < 120) return `${s}s`;
+  if (s < 7_200) return `${Math.round(s / 60)}m`;
+  if (s < 172_800) return `${Math.round(s / 3_600)}h`;
+  return `${Math.round(s / 86_400)}d`;
+}

@@ -1,0 +1,89 @@
+import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { DLQ_STREAM } from "../nats/provision.js";
+import { DEAD_HEADERS } from "./dead-letter.js";
+
+export interface DeadLetterRecord {
+  /** Sequence in JOBS_DLQ: what `dlq replay` takes. */
+  seq: number;
+  reason: string;
+  detail: string;
+  /** The subject the event was published to, and where a replay sends it. */
+  subject: string;
+  deadAt: Date;
+  bytes: number;
+}
+
+/** Every dead letter, oldest first. */
+export async function listDeadLetters(nc: NatsConnection): Promise<DeadLetterRecord[]> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(DLQ_STREAM);
+  const out: DeadLetterRecord[] = [];
+  if (info.state.messages === 0) return out;
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+    const record = await readDeadLetter(jsm, seq);
+    if (record) out.push(record.record);
+  }
+  return out;
+}
+
+async function readDeadLetter(jsm: JetStreamManager, seq: number) {
+  const m = await jsm.streams.getMessage(DLQ_STREAM, { seq }).catch(() => null);
+  if (!m) return undefined;
+  const h = m.header;
+  return {
+    message: m,
+    record: {
+      seq: m.seq,
+      reason: h?.get(DEAD_HEADERS.reason) ?? "unknown",
+      detail: h?.get(DEAD_HEADERS.detail) ?? "",
+      subject: h?.get(DEAD_HEADERS.subject) ?? "",
+      deadAt: new Date(h?.get(DEAD_HEADERS.at) || m.time),
+      bytes: m.data.byteLength,
+    } satisfies DeadLetterRecord,
+  };
+}
+
+export type ReplayResult = { seq: number; ok: true; subject: string } | { seq: number; ok: false; error: string };
+
+/**
+ * Publishes dead letters back to the subject they were first published to, with their original
+ * body and headers, then deletes them from JOBS_DLQ. The re-publish carries Nats-Msg-Id
+ * `replay.<dlq seq>`, so a replay interrupted between publish and delete and run again stores
+ * the event once; Svix's eventId check covers anything older.
+ */
+export async function replayDeadLetters(
+  nc: NatsConnection,
+  seqs: number[] | "all",
+  onProgress?: (r: ReplayResult) => void,
+): Promise<ReplayResult[]> {
+  const jsm = await jetstreamManager(nc);
+  const js = jetstream(nc);
+  const targets = seqs === "all" ? (await listDeadLetters(nc)).map((r) => r.seq) : seqs;
+  const results: ReplayResult[] = [];
+  for (const seq of targets) {
+    const found = await readDeadLetter(jsm, seq);
+    let result: ReplayResult;
+    if (!found) {
+      result = { seq, ok: false, error: "no dead letter with this sequence" };
+    } else if (!found.record.subject) {
+      result = { seq, ok: false, error: "dead letter has no original subject" };
+    } else {
+      try {
+        const h = natsHeaders();
+        for (const [key, values] of found.message.header ?? []) {
+          if (key.startsWith("Jobhooks-") || key.startsWith("Nats-")) continue;
+          for (const v of values) h.append(key, v);
+        }
+        await js.publish(found.record.subject, found.message.data, { headers: h, msgID: `replay.${seq}` });
+        await jsm.streams.deleteMessage(DLQ_STREAM, seq);
+        result = { seq, ok: true, subject: found.record.subject };
+      } catch (err) {
+        result = { seq, ok: false, error: err instanceof Error ? err.message : String(err) };
+      }
+    }
+    results.push(result);
+    onProgress?.(result);
+  }
+  return results;
+}
