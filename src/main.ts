@@ -33,6 +33,7 @@ export async function startJobhooks(config: Config, log: Logger): Promise<Jobhoo
       replicas: config.nats.streamReplicas,
       duplicateWindowMs: config.nats.duplicateWindowMs,
       partitions: config.relay.partitions,
+      ackWaitMs: config.relay.ackWaitMs,
     },
     log,
   );
@@ -53,6 +54,7 @@ export async function startJobhooks(config: Config, log: Logger): Promise<Jobhoo
     const svix = createSvixGateway({
       token: config.svix.token ?? "",
       serverUrl: config.svix.serverUrl,
+      requestTimeoutMs: config.svix.requestTimeoutMs,
       log,
       onRequest: (seconds, statusClass) =>
         relayMetrics.svixSeconds.observe({ status_class: statusClass }, seconds),

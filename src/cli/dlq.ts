@@ -1,8 +1,8 @@
 import { connect } from "@nats-io/transport-node";
 import type { Command } from "commander";
 import { loadConfig } from "../config/config.js";
-import { type DeadLetterRecord, listDeadLetters, replayDeadLetters } from "../relay/dlq.js";
 import { natsConnectOptions } from "../nats/connection.js";
+import { type DeadLetterRecord, listDeadLetters, replayDeadLetters } from "../relay/dlq.js";
 import { UsageError } from "./process.js";
 
 /** `jobhooks dlq list|replay`: why events were dead-lettered, and sending them through again. */
@@ -54,7 +54,10 @@ export function registerDlq(program: Command): void {
 
 async function withNats<T>(f: (nc: Awaited<ReturnType<typeof connect>>) => Promise<T>): Promise<T> {
   const config = loadConfig(process.env, { requireSvixToken: false });
-  const nc = await connect({ ...(await natsConnectOptions(config.nats, "jobhooks-cli")), maxReconnectAttempts: 0 });
+  const nc = await connect({
+    ...(await natsConnectOptions(config.nats, "jobhooks-cli")),
+    maxReconnectAttempts: 0,
+  });
   try {
     return await f(nc);
   } finally {
@@ -64,9 +67,17 @@ async function withNats<T>(f: (nc: Awaited<ReturnType<typeof connect>>) => Promi
 
 function table(records: DeadLetterRecord[]): string {
   const now = Date.now();
-  const rows = records.map((r) => [String(r.seq), age(now - r.deadAt.getTime()), r.reason, r.subject, r.detail]);
+  const rows = records.map((r) => [
+    String(r.seq),
+    age(now - r.deadAt.getTime()),
+    r.reason,
+    r.subject,
+    r.detail,
+  ]);
   const head = ["SEQ", "AGE", "REASON", "SUBJECT", "DETAIL"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => Math.min(60, (r[i] ?? "").length))));
+  const widths = head.map((h, i) =>
+    Math.max(h.length, ...rows.map((r) => Math.min(60, (r[i] ?? "").length))),
+  );
   const line = (cells: string[]) =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : c.slice(0, 60).padEnd(widths[i] ?? 0)))

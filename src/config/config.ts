@@ -20,6 +20,8 @@ export interface Config {
   svix: {
     token: string | undefined;
     serverUrl: string | undefined;
+    /** Per-request time limit for Svix calls. */
+    requestTimeoutMs: number;
   };
   relay: {
     /** Off for API-only replicas: they accept events; other replicas relay them. */
@@ -27,6 +29,8 @@ export interface Config {
     concurrency: number;
     /** Partitions of the job key space (one JetStream consumer each); fixed once the stream exists. */
     partitions: number;
+    /** How long JetStream waits for an ack before redelivering; bounds the stall after a crash. */
+    ackWaitMs: number;
   };
   log: {
     level: LogLevel;
@@ -114,6 +118,8 @@ const schema = z.object({
         .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be dot-separated tokens of [A-Za-z0-9_-]"),
     ),
   JOBHOOKS_RELAY_CONCURRENCY: int(64, 1, 10_000),
+  JOBHOOKS_SVIX_TIMEOUT_MS: int(10_000, 100, 60_000),
+  JOBHOOKS_RELAY_ACK_WAIT_MS: int(30_000, 1_000, 600_000),
   JOBHOOKS_RELAY_PARTITIONS: int(64, 1, 1_024),
   JOBHOOKS_RELAY_ENABLED: z
     .string()
@@ -159,6 +165,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {})
     problems.push("NATS_CREDS, NATS_TOKEN, NATS_USER: set at most one way to authenticate");
   }
   const v = parsed.data;
+  if (v && v.JOBHOOKS_RELAY_ACK_WAIT_MS < 2 * v.JOBHOOKS_SVIX_TIMEOUT_MS) {
+    problems.push("JOBHOOKS_RELAY_ACK_WAIT_MS: must be at least twice JOBHOOKS_SVIX_TIMEOUT_MS");
+  }
   if (problems.length > 0 || !v) throw new ConfigError(problems);
   return {
     server: {
@@ -180,11 +189,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {})
       streamReplicas: v.JOBHOOKS_STREAM_REPLICAS,
       duplicateWindowMs: v.JOBHOOKS_DUPLICATE_WINDOW_MS,
     },
-    svix: { token: v.SVIX_TOKEN, serverUrl: v.SVIX_SERVER_URL },
+    svix: { token: v.SVIX_TOKEN, serverUrl: v.SVIX_SERVER_URL, requestTimeoutMs: v.JOBHOOKS_SVIX_TIMEOUT_MS },
     relay: {
       enabled: v.JOBHOOKS_RELAY_ENABLED,
       concurrency: v.JOBHOOKS_RELAY_CONCURRENCY,
       partitions: v.JOBHOOKS_RELAY_PARTITIONS,
+      ackWaitMs: v.JOBHOOKS_RELAY_ACK_WAIT_MS,
     },
     log: { level: v.LOG_LEVEL },
   };

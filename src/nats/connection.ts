@@ -1,5 +1,10 @@
 import { readFile } from "node:fs/promises";
-import { type ConnectionOptions, connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import {
+  type ConnectionOptions,
+  connect,
+  credsAuthenticator,
+  type NatsConnection,
+} from "@nats-io/transport-node";
 import type { NatsConfig } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
 

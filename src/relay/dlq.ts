@@ -1,5 +1,5 @@
 import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import { DLQ_STREAM } from "../nats/provision.js";
 import { DEAD_HEADERS } from "./dead-letter.js";
 
@@ -44,7 +44,9 @@ async function readDeadLetter(jsm: JetStreamManager, seq: number) {
   };
 }
 
-export type ReplayResult = { seq: number; ok: true; subject: string } | { seq: number; ok: false; error: string };
+export type ReplayResult =
+  | { seq: number; ok: true; subject: string }
+  | { seq: number; ok: false; error: string };
 
 /**
  * Publishes dead letters back to the subject they were first published to, with their original

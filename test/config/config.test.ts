@@ -25,7 +25,11 @@ describe("loadConfig", () => {
     });
     expect(c.server).toMatchObject({ host: "::1", port: 9090 });
     expect(c.nats).toMatchObject({ servers: ["nats://a:4222", "nats://b:4222"], user: "u", password: "p" });
-    expect(c.svix).toEqual({ token: "sk_x", serverUrl: "http://127.0.0.1:8071" });
+    expect(c.svix).toMatchObject({
+      token: "sk_x",
+      serverUrl: "http://127.0.0.1:8071",
+      requestTimeoutMs: 10_000,
+    });
     expect(c.nats.subjectPrefix).toBe("acme.jobs");
     expect(c.relay.concurrency).toBe(8);
     expect(c.log.level).toBe("debug");

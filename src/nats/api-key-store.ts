@@ -1,0 +1,116 @@
+import { JetStreamApiError, StorageType } from "@nats-io/jetstream";
+import { type KV, Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { apiKeyDigest, generateApiKey } from "../server/api-key.js";
+
+/**
+ * Customer API keys in the NATS KV bucket `jobhooks_api_keys` (DESIGN.md "Authentication"). An
+ * entry's name is the SHA-256 of the key and its value holds only the key's id, tenant and creation
+ * time: a copy of the bucket lets nobody call jobhooks.
+ */
+
+export const API_KEYS_BUCKET = "jobhooks_api_keys";
+
+export interface ApiKeyRecord {
+  /** Public handle (`key_…`): listed, and used to revoke. */
+  id: string;
+  tenantId: string;
+  /** ISO 8601. */
+  createdAt: string;
+}
+
+export interface ApiKeyStore {
+  /** Stores a fresh key for a tenant; the key itself is returned once and never stored. */
+  create(tenantId: string): Promise<{ key: string; record: ApiKeyRecord }>;
+  /** Every live key, oldest first. */
+  list(): Promise<ApiKeyRecord[]>;
+  /** Removes a key by id; undefined when no key has that id. */
+  revoke(id: string): Promise<ApiKeyRecord | undefined>;
+  /** The record stored under a digest, with the digest as the store holds it; undefined when unknown. */
+  findByDigest(digest: string): Promise<{ digest: string; record: ApiKeyRecord } | undefined>;
+  /**
+   * Calls `onChange` with the digest of every key created, changed or revoked from now on, until the
+   * returned function is called or the connection closes.
+   */
+  watchChanges(onChange: (digest: string) => void): Promise<() => void>;
+}
+
+interface StoredValue {
+  id: string;
+  tenant_id: string;
+  created_at: string;
+}
+
+/**
+ * Opens the bucket, creating it when missing. Every replica and the CLI run this, possibly at the
+ * same time: creating an identical stream twice succeeds, and a lost race is settled by opening.
+ */
+export async function openApiKeyStore(nc: NatsConnection, opts: { replicas: number }): Promise<ApiKeyStore> {
+  const kvm = new Kvm(nc);
+  let kv: KV;
+  try {
+    // One value per key: a revoked key leaves only a purge marker, no history of the record.
+    kv = await kvm.create(API_KEYS_BUCKET, {
+      replicas: opts.replicas,
+      history: 1,
+      storage: StorageType.File,
+      description: "jobhooks customer API keys: SHA-256 digest → key id, tenant, creation time",
+    });
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || err.code !== 10058) throw err; // stream name in use
+    kv = await kvm.open(API_KEYS_BUCKET);
+  }
+
+  const recordOf = (value: StoredValue): ApiKeyRecord => ({
+    id: value.id,
+    tenantId: value.tenant_id,
+    createdAt: value.created_at,
+  });
+
+  async function entries(): Promise<Array<{ digest: string; record: ApiKeyRecord }>> {
+    const out: Array<{ digest: string; record: ApiKeyRecord }> = [];
+    for await (const digest of await kv.keys()) {
+      const entry = await kv.get(digest);
+      if (entry && entry.operation === "PUT")
+        out.push({ digest, record: recordOf(entry.json<StoredValue>()) });
+    }
+    return out.sort((a, b) => a.record.createdAt.localeCompare(b.record.createdAt));
+  }
+
+  return {
+    async create(tenantId) {
+      const { key, id } = generateApiKey();
+      const value: StoredValue = { id, tenant_id: tenantId, created_at: new Date().toISOString() };
+      // create (not put): a digest collision would be a broken random source, never an overwrite.
+      await kv.create(apiKeyDigest(key), JSON.stringify(value));
+      return { key, record: recordOf(value) };
+    },
+
+    async list() {
+      return (await entries()).map((e) => e.record);
+    },
+
+    async revoke(id) {
+      const found = (await entries()).find((e) => e.record.id === id);
+      if (!found) return undefined;
+      await kv.purge(found.digest);
+      return found.record;
+    },
+
+    async findByDigest(digest) {
+      const entry = await kv.get(digest);
+      if (!entry || entry.operation !== "PUT") return undefined;
+      return { digest: entry.key, record: recordOf(entry.json<StoredValue>()) };
+    },
+
+    async watchChanges(onChange) {
+      const watch = await kv.watch({ include: "updates" });
+      void (async () => {
+        for await (const e of watch) onChange(e.key);
+      })().catch(() => {
+        // The iterator ends with the connection; lookups fall back to the cache's time limit.
+      });
+      return () => watch.stop();
+    },
+  };
+}

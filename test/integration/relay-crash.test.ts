@@ -1,0 +1,127 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
+import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
+import { type NatsPublication, publishToNats, waitFor } from "../support/publish.js";
+import { type ServiceProcess, spawnService } from "../support/spawn-service.js";
+
+let nats: NatsServer;
+let svix: SvixStandIn;
+const running: ServiceProcess[] = [];
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  svix = await startSvixStandIn({ deliver: false, requestLogSize: 0 });
+});
+
+afterEach(async () => {
+  svix.faults.clear();
+  await Promise.all(running.splice(0).map((p) => p.kill()));
+});
+
+afterAll(async () => {
+  await svix?.close();
+  await nats?.dispose();
+});
+
+async function relayProcess(): Promise<ServiceProcess> {
+  const p = await spawnService({
+    NATS_URL: nats.url,
+    SVIX_TOKEN: svix.token,
+    SVIX_SERVER_URL: svix.url,
+    JOBHOOKS_SVIX_TIMEOUT_MS: "1000",
+    // A crashed relay's message comes back after ack_wait: keep the test's stall short.
+    JOBHOOKS_RELAY_ACK_WAIT_MS: "3000",
+  });
+  running.push(p);
+  return p;
+}
+
+function events(tenant: string, jobs: number, perJob: number): NatsPublication[] {
+  const out: NatsPublication[] = [];
+  for (let seq = 1; seq <= perJob; seq++) {
+    for (let j = 0; j < jobs; j++) {
+      out.push({
+        subject: `jobs.${tenant}.job-${j}.processing`,
+        body: JSON.stringify({ sequence: String(seq) }),
+      });
+    }
+  }
+  return out;
+}
+
+function expectExactlyOnceInOrder(tenant: string, jobs: number, perJob: number): void {
+  const messages = svix.state.messages(tenant);
+  expect(new Set(messages.map((m) => m.eventId)).size).toBe(messages.length);
+  expect(messages).toHaveLength(jobs * perJob);
+  const byJob = new Map<string, number[]>();
+  for (const m of messages) {
+    const d = m.payload.data as { job_id: string; sequence: number };
+    byJob.set(d.job_id, [...(byJob.get(d.job_id) ?? []), d.sequence]);
+  }
+  for (const [job, seqs] of byJob) expect(seqs, job).toEqual(Array.from({ length: perJob }, (_, i) => i + 1));
+}
+
+const delivered = (tenant: string) => svix.state.messages(tenant).length;
+
+/** Relayed-event count one process reports on /metrics. */
+async function relayedBy(p: ServiceProcess): Promise<number> {
+  const text = await (await fetch(`${p.url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith('jobhooks_relay_events_total{outcome="relayed"}'));
+  return line ? Number(line.split(" ")[1]) : 0;
+}
+
+describe("relay crashes and restarts", () => {
+  it("a relay SIGKILLed while Svix is failing loses and duplicates nothing when started again", {
+    timeout: 120_000,
+  }, async () => {
+    // Slow, failing Svix: many messages are mid-request when the process dies.
+    svix.faults.inject({ route: "v1.message.create", kind: "latency", latencyMs: 200, fraction: 0.5 });
+    svix.faults.inject({ route: "v1.message.create", kind: "503", fraction: 0.3 });
+    const first = await relayProcess();
+    await publishToNats(nats.url, events("killed", 100, 10));
+    expect(await waitFor(() => delivered("killed") >= 200, 60_000, 50)).toBe(true);
+    await first.kill();
+    const atKill = delivered("killed");
+    expect(atKill).toBeLessThan(1_000);
+
+    await relayProcess();
+    expect(await waitFor(() => delivered("killed") >= 1_000, 90_000, 250)).toBe(true);
+    svix.faults.clear();
+    await new Promise((r) => setTimeout(r, 1_000));
+    expectExactlyOnceInOrder("killed", 100, 10);
+  });
+
+  it("a nats-server killed and restarted mid-stream loses and duplicates nothing", {
+    timeout: 120_000,
+  }, async () => {
+    svix.faults.inject({ route: "v1.message.create", kind: "latency", latencyMs: 20, fraction: 1 });
+    const relay = await relayProcess();
+    await publishToNats(nats.url, events("nats-restart", 100, 10));
+    expect(await waitFor(() => delivered("nats-restart") >= 200, 60_000, 50)).toBe(true);
+    await nats.kill();
+    await new Promise((r) => setTimeout(r, 1_000));
+    await nats.restart();
+    expect(await waitFor(() => delivered("nats-restart") >= 1_000, 90_000, 250)).toBe(true);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expectExactlyOnceInOrder("nats-restart", 100, 10);
+    expect(await waitFor(async () => (await fetch(`${relay.url}/readyz`)).ok, 15_000)).toBe(true);
+  });
+
+  it("two relay processes split the work in order, and when one is killed the other finishes", {
+    timeout: 120_000,
+  }, async () => {
+    svix.faults.inject({ route: "v1.message.create", kind: "latency", latencyMs: 10, fraction: 1 });
+    const a = await relayProcess();
+    const b = await relayProcess();
+    await publishToNats(nats.url, events("pair", 100, 20));
+    expect(await waitFor(() => delivered("pair") >= 600, 60_000, 50)).toBe(true);
+    const [byA, byB] = await Promise.all([relayedBy(a), relayedBy(b)]);
+    expect(byA).toBeGreaterThan(0);
+    expect(byB).toBeGreaterThan(0);
+    await a.kill();
+    expect(await waitFor(() => delivered("pair") >= 2_000, 90_000, 250)).toBe(true);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expectExactlyOnceInOrder("pair", 100, 20);
+    expect(await relayedBy(b)).toBeGreaterThan(byB);
+  });
+});

@@ -1,0 +1,57 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { freePort } from "../../src/local/nats-server.js";
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  url: string;
+  /** Resolves with the exit code (null when killed by a signal). */
+  exit: Promise<number | null>;
+  output(): string;
+  /** Sends SIGKILL and waits for the process to be gone. */
+  kill(): Promise<void>;
+  /** Sends SIGTERM and waits for the exit code. */
+  terminate(): Promise<number | null>;
+}
+
+/** `jobhooks serve` as its own process, as an orchestrator runs it; resolves once /readyz is 200. */
+export async function spawnService(env: Record<string, string>): Promise<ServiceProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve"], {
+    env: { ...process.env, JOBHOOKS_ADDR: `127.0.0.1:${port}`, LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const keep = (c: Buffer) => {
+    output = (output + c.toString()).slice(-200_000);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  const proc: ServiceProcess = {
+    child,
+    url,
+    exit,
+    output: () => output,
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exit;
+    },
+    async terminate() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      return exit;
+    },
+  };
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`jobhooks serve exited early:\n${output}`);
+    const ok = await fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return proc;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await proc.kill();
+  throw new Error(`jobhooks serve did not become ready:\n${output}`);
+}
