@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { registerDlq } from "./cli/dlq.js";
+import { registerKeys } from "./cli/keys.js";
 import { registerServe } from "./cli/serve.js";
 
 /**
@@ -19,6 +20,7 @@ const program = new Command()
 
 registerServe(program);
 registerDlq(program);
+registerKeys(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`jobhooks: ${err instanceof Error ? err.message : String(err)}\n`);

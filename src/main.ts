@@ -2,13 +2,16 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import type { Config } from "./config/config.js";
 import type { Logger } from "./log/logger.js";
+import { openApiKeyStore } from "./nats/api-key-store.js";
 import { connectNats } from "./nats/connection.js";
 import { provisionJetStream } from "./nats/provision.js";
 import { createJobEventPublisher } from "./nats/publish-job-event.js";
 import { createRelayMetrics } from "./relay/metrics.js";
 import { type Relay, startRelay } from "./relay/relay.js";
+import { startApiKeyVerifier } from "./server/api-key-verifier.js";
 import { type CredentialVerifier, readServiceTokens, serviceTokenVerifier } from "./server/auth.js";
 import type { Readiness } from "./server/http-endpoints.js";
+import { createRateLimiter } from "./server/rate-limit.js";
 import { startServer } from "./server/server.js";
 import { createSvixGateway } from "./svix/gateway.js";
 
@@ -48,17 +51,21 @@ export async function startJobhooks(config: Config, log: Logger): Promise<Jobhoo
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
+  const apiKeys = await openApiKeyStore(nats.nc, { replicas: config.nats.streamReplicas });
+
+  // One Svix client for both of its users: the relay sends messages, GetPortalLink opens portals.
+  const relayMetrics = config.relay.enabled ? createRelayMetrics(registry) : undefined;
+  const svix = createSvixGateway({
+    token: config.svix.token ?? "",
+    serverUrl: config.svix.serverUrl,
+    requestTimeoutMs: config.svix.requestTimeoutMs,
+    log,
+    onRequest: (seconds, statusClass) =>
+      relayMetrics?.svixSeconds.observe({ status_class: statusClass }, seconds),
+  });
+
   let relay: Relay | undefined;
-  if (config.relay.enabled) {
-    const relayMetrics = createRelayMetrics(registry);
-    const svix = createSvixGateway({
-      token: config.svix.token ?? "",
-      serverUrl: config.svix.serverUrl,
-      requestTimeoutMs: config.svix.requestTimeoutMs,
-      log,
-      onRequest: (seconds, statusClass) =>
-        relayMetrics.svixSeconds.observe({ status_class: statusClass }, seconds),
-    });
+  if (relayMetrics) {
     relay = await startRelay({
       nats,
       svix,
@@ -77,6 +84,8 @@ export async function startJobhooks(config: Config, log: Logger): Promise<Jobhoo
   } else {
     log.warn("JOBHOOKS_SERVICE_TOKENS_FILE is not set: no internal service can call PublishJobEvent");
   }
+  const apiKeyVerifier = await startApiKeyVerifier({ store: apiKeys, log });
+  verifiers.push(apiKeyVerifier.verify);
 
   const readiness: Readiness = {
     checks: () => {
@@ -109,6 +118,8 @@ export async function startJobhooks(config: Config, log: Logger): Promise<Jobhoo
     host: config.server.host,
     port: config.server.port,
     publisher,
+    portal: config.svix.token ? svix : undefined,
+    portalRate: createRateLimiter({ perMinute: config.portal.ratePerMinute, burst: config.portal.burst }),
     verifiers,
     readiness,
     registry,
@@ -125,6 +136,7 @@ export async function startJobhooks(config: Config, log: Logger): Promise<Jobhoo
     stop() {
       stopping ??= (async () => {
         await server.close();
+        apiKeyVerifier.close();
         await relay?.stop();
         await nats.drain();
         log.info("stopped");

@@ -32,6 +32,12 @@ export interface Config {
     /** How long JetStream waits for an ack before redelivering; bounds the stall after a crash. */
     ackWaitMs: number;
   };
+  portal: {
+    /** GetPortalLink calls a caller may make per minute, sustained (token bucket refill). */
+    ratePerMinute: number;
+    /** Calls a caller may make at once before the rate applies (bucket size). */
+    burst: number;
+  };
   log: {
     level: LogLevel;
   };
@@ -132,6 +138,8 @@ const schema = z.object({
   JOBHOOKS_DUPLICATE_WINDOW_MS: int(120_000, 1_000, 24 * 3_600_000),
   JOBHOOKS_SHUTDOWN_GRACE_MS: int(10_000, 0, 600_000),
   JOBHOOKS_PUBLISH_TIMEOUT_MS: int(10_000, 100, 600_000),
+  JOBHOOKS_PORTAL_RATE_PER_MIN: int(30, 1, 100_000),
+  JOBHOOKS_PORTAL_BURST: int(10, 1, 10_000),
   LOG_LEVEL: z
     .string()
     .optional()
@@ -196,6 +204,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {})
       partitions: v.JOBHOOKS_RELAY_PARTITIONS,
       ackWaitMs: v.JOBHOOKS_RELAY_ACK_WAIT_MS,
     },
+    portal: { ratePerMinute: v.JOBHOOKS_PORTAL_RATE_PER_MIN, burst: v.JOBHOOKS_PORTAL_BURST },
     log: { level: v.LOG_LEVEL },
   };
 }

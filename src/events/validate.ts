@@ -116,6 +116,14 @@ export function validateJobEvent(input: JobEvent, opts: ValidateOptions = {}): V
   return { ok: true, event };
 }
 
+/** Why a tenant id is unacceptable (the JobEvent.tenant_id rules), or undefined when it is fine. */
+export function tenantIdProblem(value: string): string | undefined {
+  if (value === "") return "is required";
+  if (!IDENTIFIER.test(value)) return IDENTIFIER_RULE;
+  if (value.startsWith("app_")) return "must not start with 'app_' (Svix reserves it)";
+  return undefined;
+}
+
 function checkIdentifier(
   value: string,
   field: string,

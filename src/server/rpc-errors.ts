@@ -26,3 +26,10 @@ export function unavailable(message: string, retryAfterMs: number): ConnectError
     { desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(retryAfterMs) }) },
   ]);
 }
+
+/** RESOURCE_EXHAUSTED for a caller over its rate, with when to try again. */
+export function rateLimited(message: string, retryAfterMs: number): ConnectError {
+  return new ConnectError(message, Code.ResourceExhausted, undefined, [
+    { desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(retryAfterMs) }) },
+  ]);
+}

@@ -4,12 +4,14 @@ import type { Registry } from "prom-client";
 import { WebhookService } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { Logger } from "../log/logger.js";
 import type { JobEventPublisher } from "../nats/publish-job-event.js";
+import type { PortalLinks } from "../svix/portal.js";
 import { authGate, type CredentialVerifier } from "./auth.js";
 import { createHealth, overallHealth } from "./health.js";
 import { httpEndpoints, type Readiness } from "./http-endpoints.js";
 import { withJsonFieldErrors } from "./json-field-errors.js";
 import { listenOnePort, type OnePortListener } from "./listener.js";
 import { createServerMetrics } from "./metrics.js";
+import type { RateLimiter } from "./rate-limit.js";
 import { registerReflection } from "./reflection.js";
 import { createWebhookService } from "./webhook-service.js";
 
@@ -17,6 +19,9 @@ export interface ServerOptions {
   host: string;
   port: number;
   publisher: JobEventPublisher;
+  /** Svix portals for GetPortalLink; undefined when no Svix is configured. */
+  portal: PortalLinks | undefined;
+  portalRate: RateLimiter;
   verifiers: CredentialVerifier[];
   readiness: Readiness;
   registry: Registry;
@@ -43,6 +48,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const shutdown = new AbortController();
   const service = createWebhookService({
     publisher: o.publisher,
+    portal: o.portal,
+    portalRate: o.portalRate,
     maxPayloadBytes: o.maxPayloadBytes,
     publishTimeoutMs: o.publishTimeoutMs,
     metrics,

@@ -1,7 +1,9 @@
 import { create, toJsonString } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { type FieldViolation, validateJobEvent } from "../events/validate.js";
 import {
+  GetPortalLinkResponseSchema,
   type JobEvent,
   JobEventSchema,
   PublishJobEventResponseSchema,
@@ -13,9 +15,12 @@ import {
   PublishRejectedError,
   PublishUnavailableError,
 } from "../nats/publish-job-event.js";
-import { principalOf } from "./auth.js";
+import type { PortalLinks } from "../svix/portal.js";
+import { type Principal, principalOf } from "./auth.js";
 import type { ServerMetrics } from "./metrics.js";
-import { badRequest, unavailable } from "./rpc-errors.js";
+import { checkPortalLinkRequest } from "./portal-link-request.js";
+import type { RateLimiter } from "./rate-limit.js";
+import { badRequest, rateLimited, unavailable } from "./rpc-errors.js";
 
 export interface WebhookServiceOptions {
   publisher: JobEventPublisher;
@@ -23,6 +28,10 @@ export interface WebhookServiceOptions {
   maxPayloadBytes: number;
   /** How long PublishJobEvent waits for JetStream when the caller set no shorter deadline. */
   publishTimeoutMs: number;
+  /** Svix portals; without it (no SVIX_TOKEN) GetPortalLink answers UNAVAILABLE. */
+  portal: PortalLinks | undefined;
+  /** GetPortalLink calls per caller, so one customer cannot spend the Svix quota all share. */
+  portalRate: RateLimiter;
   metrics: ServerMetrics;
   log: Logger;
 }
@@ -31,8 +40,35 @@ const encoder = new TextEncoder();
 
 export function createWebhookService(o: WebhookServiceOptions): ServiceImpl<typeof WebhookService> {
   return {
-    async getPortalLink() {
-      throw new ConnectError("GetPortalLink is not available on this server yet", Code.Unimplemented);
+    async getPortalLink(req, ctx) {
+      const caller = principalOf(ctx);
+      const check = checkPortalLinkRequest(req, caller);
+      if (check.kind === "denied") throw new ConnectError(check.reason, Code.PermissionDenied);
+      if (check.kind === "invalid") throw badRequest(Code.InvalidArgument, check.violations);
+      const { params } = check;
+      const rate = o.portalRate.take(rateKey(caller, params.tenantId));
+      if (!rate.ok) {
+        throw rateLimited("too many portal links requested; retry later", rate.retryAfterMs);
+      }
+      if (!o.portal) throw unavailable("the webhook portal is not configured on this server", 60_000);
+      const requestedAt = Date.now();
+      const outcome = await o.portal.portalLinkFor(params.tenantId, params);
+      const logFields = { tenant: params.tenantId, caller: callerName(caller) };
+      if (outcome.kind === "transient") {
+        o.log.warn({ ...logFields, reason: outcome.reason }, "portal link failed: Svix unavailable");
+        throw unavailable("the webhook portal is unavailable; retry shortly", outcome.retryAfterMs ?? 1_000);
+      }
+      if (outcome.kind === "failed") {
+        o.log.error({ ...logFields, reason: outcome.reason }, "portal link failed: Svix refused");
+        throw new ConnectError("could not open the webhook portal", Code.Internal);
+      }
+      // The URL logs its reader in: it never goes to the log.
+      o.log.info({ ...logFields, app_id: outcome.appId, read_only: params.readOnly }, "portal link issued");
+      return create(GetPortalLinkResponseSchema, {
+        url: outcome.url,
+        expiresAt: timestampFromMs(requestedAt + params.expirySeconds * 1_000),
+        appId: outcome.appId,
+      });
     },
 
     async publishJobEvent(req, ctx) {
@@ -94,6 +130,18 @@ export function createWebhookService(o: WebhookServiceOptions): ServiceImpl<type
       }
     },
   };
+}
+
+/**
+ * Whose bucket a call draws from: a customer key's own, or for a service token one per tenant, so a
+ * platform backend opening portals for many customers is limited per customer, like they are.
+ */
+function rateKey(caller: Principal, tenantId: string): string {
+  return caller.kind === "customer" ? `key:${caller.keyId}` : `service:${caller.name}:${tenantId}`;
+}
+
+function callerName(caller: Principal): string {
+  return caller.kind === "customer" ? caller.keyId : caller.name;
 }
 
 /** Leaves the caller time to receive our answer before its own deadline fires. */

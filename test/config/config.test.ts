@@ -8,6 +8,7 @@ describe("loadConfig", () => {
     expect(c.nats.servers).toEqual(["nats://127.0.0.1:4222"]);
     expect(c.nats.subjectPrefix).toBe("jobs");
     expect(c.relay.concurrency).toBe(64);
+    expect(c.portal).toEqual({ ratePerMinute: 30, burst: 10 });
     expect(c.log.level).toBe("info");
   });
 
@@ -21,8 +22,11 @@ describe("loadConfig", () => {
       SVIX_SERVER_URL: "http://127.0.0.1:8071",
       JOBHOOKS_SUBJECT_PREFIX: "acme.jobs",
       JOBHOOKS_RELAY_CONCURRENCY: "8",
+      JOBHOOKS_PORTAL_RATE_PER_MIN: "120",
+      JOBHOOKS_PORTAL_BURST: "20",
       LOG_LEVEL: "DEBUG",
     });
+    expect(c.portal).toEqual({ ratePerMinute: 120, burst: 20 });
     expect(c.server).toMatchObject({ host: "::1", port: 9090 });
     expect(c.nats).toMatchObject({ servers: ["nats://a:4222", "nats://b:4222"], user: "u", password: "p" });
     expect(c.svix).toMatchObject({
@@ -41,6 +45,7 @@ describe("loadConfig", () => {
       loadConfig({
         JOBHOOKS_ADDR: "nope",
         JOBHOOKS_RELAY_CONCURRENCY: "many",
+        JOBHOOKS_PORTAL_RATE_PER_MIN: "0",
         LOG_LEVEL: "loud",
         NATS_PASSWORD: "hunter2-secret",
         SVIX_SERVER_URL: "not a url",
@@ -53,6 +58,7 @@ describe("loadConfig", () => {
     for (const name of [
       "JOBHOOKS_ADDR",
       "JOBHOOKS_RELAY_CONCURRENCY",
+      "JOBHOOKS_PORTAL_RATE_PER_MIN",
       "LOG_LEVEL",
       "SVIX_SERVER_URL",
       "SVIX_TOKEN",

@@ -1,0 +1,90 @@
+import { connect } from "@nats-io/transport-node";
+import type { Command } from "commander";
+import { loadConfig } from "../config/config.js";
+import { tenantIdProblem } from "../events/validate.js";
+import { type ApiKeyRecord, type ApiKeyStore, openApiKeyStore } from "../nats/api-key-store.js";
+import { natsConnectOptions } from "../nats/connection.js";
+import { isApiKeyId } from "../server/api-key.js";
+import { UsageError } from "./process.js";
+
+/**
+ * `jobhooks keys create|list|revoke`: customer API keys in NATS KV. `create` prints the key alone on
+ * stdout, so `KEY=$(jobhooks keys create --tenant acme)` works; everything else goes to stderr.
+ */
+export function registerKeys(program: Command): void {
+  const keys = program
+    .command("keys")
+    .description("customer API keys: stored only as SHA-256 in NATS KV; a key calls GetPortalLink");
+
+  keys
+    .command("create")
+    .description("create a key for a tenant and print it once (it cannot be shown again)")
+    .requiredOption("--tenant <id>", "the tenant the key belongs to")
+    .action(async (opts: { tenant: string }) => {
+      const problem = tenantIdProblem(opts.tenant);
+      if (problem) throw new UsageError(`--tenant ${problem}`);
+      await withKeyStore(async (store) => {
+        const { key, record } = await store.create(opts.tenant);
+        process.stderr.write(`created ${record.id} for tenant ${record.tenantId}; store the key now\n`);
+        process.stdout.write(`${key}\n`);
+      });
+    });
+
+  keys
+    .command("list")
+    .description("list keys: id, tenant, created (never the key or its hash)")
+    .option("--tenant <id>", "only this tenant's keys")
+    .option("--json", "one JSON object per line instead of a table")
+    .action(async (opts: { tenant?: string; json?: boolean }) => {
+      await withKeyStore(async (store) => {
+        const records = (await store.list()).filter((r) => !opts.tenant || r.tenantId === opts.tenant);
+        if (opts.json) {
+          for (const r of records) process.stdout.write(`${JSON.stringify(r)}\n`);
+          return;
+        }
+        if (records.length === 0) {
+          process.stderr.write("no keys\n");
+          return;
+        }
+        process.stdout.write(table(records));
+      });
+    });
+
+  keys
+    .command("revoke")
+    .description("revoke a key by id; every replica refuses it within seconds")
+    .argument("<key-id>", "the key's id (from `keys list`), e.g. key_…")
+    .action(async (id: string) => {
+      if (!isApiKeyId(id)) throw new UsageError(`not a key id: ${id.slice(0, 40)} (ids look like key_…)`);
+      await withKeyStore(async (store) => {
+        const revoked = await store.revoke(id);
+        if (!revoked) throw new UsageError(`no key with id ${id}`);
+        process.stderr.write(`revoked ${revoked.id} of tenant ${revoked.tenantId}\n`);
+      });
+    });
+}
+
+async function withKeyStore<T>(f: (store: ApiKeyStore) => Promise<T>): Promise<T> {
+  const config = loadConfig(process.env, { requireSvixToken: false });
+  const nc = await connect({
+    ...(await natsConnectOptions(config.nats, "jobhooks-cli")),
+    maxReconnectAttempts: 0,
+  });
+  try {
+    return await f(await openApiKeyStore(nc, { replicas: config.nats.streamReplicas }));
+  } finally {
+    await nc.drain();
+  }
+}
+
+function table(records: ApiKeyRecord[]): string {
+  const rows = records.map((r) => [r.id, r.tenantId, r.createdAt]);
+  const head = ["ID", "TENANT", "CREATED"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
+  return `${[line(head), ...rows.map(line)].join("\n")}\n`;
+}

@@ -1,0 +1,78 @@
+import { type FieldViolation, tenantIdProblem } from "../events/validate.js";
+import type { GetPortalLinkRequest } from "../gen/jobhooks/v1/webhooks_pb.js";
+import type { Principal } from "./auth.js";
+
+/**
+ * GetPortalLink's request checked against its caller (pure): which tenant, for how long, read-only
+ * or not. Every violation is reported at once, like PublishJobEvent's.
+ */
+
+export const PORTAL_EXPIRY = { minSeconds: 3_600, maxSeconds: 7 * 86_400, defaultSeconds: 86_400 } as const;
+const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+export interface PortalLinkParams {
+  tenantId: string;
+  /** Whole seconds, within PORTAL_EXPIRY. */
+  expirySeconds: number;
+  readOnly: boolean;
+  sessionId: string | undefined;
+}
+
+export type PortalLinkRequestCheck =
+  | { kind: "ok"; params: PortalLinkParams }
+  | { kind: "denied"; reason: string }
+  | { kind: "invalid"; violations: FieldViolation[] };
+
+export function checkPortalLinkRequest(req: GetPortalLinkRequest, caller: Principal): PortalLinkRequestCheck {
+  let tenantId = req.tenantId;
+  if (caller.kind === "customer") {
+    // Whether another tenant exists is none of this caller's business: any other name is denied,
+    // well-formed or not.
+    if (tenantId !== "" && tenantId !== caller.tenantId) {
+      return { kind: "denied", reason: "this API key may open only its own tenant's portal" };
+    }
+    tenantId = caller.tenantId;
+  }
+
+  const violations: FieldViolation[] = [];
+  const tenantProblem = tenantIdProblem(tenantId);
+  if (tenantProblem) {
+    violations.push({
+      field: "tenant_id",
+      description: tenantId === "" ? "is required for service callers" : tenantProblem,
+    });
+  }
+
+  let expirySeconds: number = PORTAL_EXPIRY.defaultSeconds;
+  if (req.expiry) {
+    const { seconds, nanos } = req.expiry;
+    const total = Number(seconds) + nanos / 1e9;
+    if (!(total >= PORTAL_EXPIRY.minSeconds && total <= PORTAL_EXPIRY.maxSeconds) || nanos < 0) {
+      violations.push({
+        field: "expiry",
+        description: "must be between 1 hour (3600s) and 7 days (604800s)",
+      });
+    } else {
+      // Svix counts whole seconds; rounding down keeps a 7-day request within its limit.
+      expirySeconds = Math.floor(total);
+    }
+  }
+
+  if (req.sessionId !== "" && !SESSION_ID.test(req.sessionId)) {
+    violations.push({
+      field: "session_id",
+      description: "must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'",
+    });
+  }
+
+  if (violations.length > 0) return { kind: "invalid", violations };
+  return {
+    kind: "ok",
+    params: {
+      tenantId,
+      expirySeconds,
+      readOnly: req.readOnly,
+      sessionId: req.sessionId === "" ? undefined : req.sessionId,
+    },
+  };
+}

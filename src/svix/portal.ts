@@ -1,0 +1,122 @@
+import { createHash } from "node:crypto";
+import { AppPortalCapability, type Svix } from "svix";
+import { classifySvixError } from "./classify.js";
+
+/**
+ * Portal links: the tenant's Svix application (uid = tenant id), created on first use, and a
+ * single-use app-portal login link for it.
+ */
+
+export interface PortalLinkOptions {
+  /** 3600 – 604800, as Svix accepts. */
+  expirySeconds: number;
+  readOnly: boolean;
+  sessionId?: string | undefined;
+}
+
+export type PortalLinkOutcome =
+  | { kind: "created"; url: string; appId: string }
+  /** Svix is down, slow or throttling: the caller may retry. */
+  | { kind: "transient"; retryAfterMs?: number; reason: string }
+  /** Svix refused the request; `reason` is safe to log, not meant for the caller. */
+  | { kind: "failed"; reason: string };
+
+export interface PortalLinks {
+  /** The tenant's Svix application id; concurrent first calls share one getOrCreate. */
+  ensureApp(tenantId: string): Promise<string>;
+  portalLinkFor(tenantId: string, options: PortalLinkOptions): Promise<PortalLinkOutcome>;
+}
+
+export interface PortalLinksOptions {
+  sdk: Svix;
+  /** Wraps each Svix call (the gateway's timing metrics). */
+  timed?: <T>(call: () => Promise<T>) => Promise<T>;
+  /** Application ids remembered; oldest forgotten first. */
+  maxKnownApps?: number;
+}
+
+const SVIX_SESSION_ID_MAX = 64;
+
+/**
+ * Our contract allows session ids up to 128 characters; Svix takes 64. A longer one is sent as a
+ * digest, the same for the same id, so Svix can still expire exactly that session's tokens.
+ */
+export function svixSessionId(sessionId: string): string {
+  if (sessionId.length <= SVIX_SESSION_ID_MAX) return sessionId;
+  return `h_${createHash("sha256").update(sessionId, "utf8").digest("base64url")}`;
+}
+
+export function createPortalLinks(o: PortalLinksOptions): PortalLinks {
+  const timed = o.timed ?? (<T>(call: () => Promise<T>) => call());
+  const maxKnown = o.maxKnownApps ?? 100_000;
+  const appIds = new Map<string, string>();
+  const creating = new Map<string, Promise<string>>();
+
+  async function getOrCreate(tenantId: string): Promise<string> {
+    const app = { uid: tenantId, name: tenantId };
+    try {
+      return (await timed(() => o.sdk.application.getOrCreate(app))).id;
+    } catch (err) {
+      // Another replica created it between Svix's lookup and its insert: now it exists.
+      if (classifySvixError(err).kind !== "already_sent") throw err;
+      return (await timed(() => o.sdk.application.getOrCreate(app))).id;
+    }
+  }
+
+  function ensureApp(tenantId: string): Promise<string> {
+    const known = appIds.get(tenantId);
+    if (known) return Promise.resolve(known);
+    let pending = creating.get(tenantId);
+    if (!pending) {
+      pending = getOrCreate(tenantId)
+        .then((id) => {
+          appIds.set(tenantId, id);
+          while (appIds.size > maxKnown) appIds.delete(appIds.keys().next().value as string);
+          return id;
+        })
+        .finally(() => creating.delete(tenantId));
+      creating.set(tenantId, pending);
+    }
+    return pending;
+  }
+
+  async function portalAccess(tenantId: string, options: PortalLinkOptions): Promise<string> {
+    const out = await timed(() =>
+      o.sdk.authentication.appPortalAccess(tenantId, {
+        expiry: options.expirySeconds,
+        // readOnly is deprecated in Svix's API; ViewBase alone is its read-only capability set.
+        ...(options.readOnly ? { capabilities: [AppPortalCapability.ViewBase] } : {}),
+        ...(options.sessionId ? { sessionId: svixSessionId(options.sessionId) } : {}),
+      }),
+    );
+    return out.url;
+  }
+
+  return {
+    ensureApp,
+    async portalLinkFor(tenantId, options) {
+      try {
+        const appId = await ensureApp(tenantId);
+        try {
+          return { kind: "created", url: await portalAccess(tenantId, options), appId };
+        } catch (err) {
+          if (classifySvixError(err).kind !== "app_missing") throw err;
+          // Deleted in Svix since we cached its id: create it again, once.
+          appIds.delete(tenantId);
+          const recreated = await ensureApp(tenantId);
+          return { kind: "created", url: await portalAccess(tenantId, options), appId: recreated };
+        }
+      } catch (err) {
+        const failure = classifySvixError(err);
+        if (failure.kind === "transient") {
+          return {
+            kind: "transient",
+            reason: failure.reason,
+            ...(failure.retryAfterMs === undefined ? {} : { retryAfterMs: failure.retryAfterMs }),
+          };
+        }
+        return { kind: "failed", reason: "reason" in failure ? failure.reason : failure.kind };
+      }
+    },
+  };
+}
