@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { Command } from "commander";
+import { registerDev } from "./cli/dev.js";
 import { registerDlq } from "./cli/dlq.js";
 import { registerKeys } from "./cli/keys.js";
 import { registerServe } from "./cli/serve.js";
+import { registerSvixStandIn } from "./cli/svix-stand-in.js";
 
 /**
  * `jobhooks <command>`: wiring only; each command lives in src/cli/. Every command prints --help,
@@ -21,6 +23,8 @@ const program = new Command()
 registerServe(program);
 registerDlq(program);
 registerKeys(program);
+registerDev(program);
+registerSvixStandIn(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`jobhooks: ${err instanceof Error ? err.message : String(err)}\n`);

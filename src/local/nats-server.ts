@@ -77,6 +77,11 @@ export interface NatsServerOptions {
   /** Seconds to wait for the server to report healthy. */
   startTimeoutMs?: number;
   bin?: string;
+  /**
+   * Runs the server in its own process group. A terminal's Ctrl-C signals the whole foreground group;
+   * the local stack wants it to reach only itself, so it can drain the service before NATS goes away.
+   */
+  detached?: boolean;
 }
 
 export interface NatsServer {
@@ -121,7 +126,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
 
   const launch = async (): Promise<void> => {
     output = "";
-    const proc = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], detached: opts.detached ?? false });
     child = proc;
     const keep = (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-8_000);

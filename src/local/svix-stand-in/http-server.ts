@@ -64,7 +64,13 @@ function faultResponse(fault: FaultRule): ApiResponse {
       return {
         status: 422,
         json: JSON.stringify({
-          detail: [{ loc: ["body", "application", "uid"], msg: "Rejected by an injected fault", type: "value_error" }],
+          detail: [
+            {
+              loc: ["body", "application", "uid"],
+              msg: "Rejected by an injected fault",
+              type: "value_error",
+            },
+          ],
         }),
       };
     case "429":

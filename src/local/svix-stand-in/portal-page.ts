@@ -1,35 +1,48 @@
+import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { StandInContext } from "./context.js";
+import { runPortalAction } from "./portal-actions.js";
+import { notePage, renderActivity, renderPortal } from "./portal-html.js";
 import type { PortalSession } from "./portal-sessions.js";
 
 /**
- * The stand-in's app portal: the page a portal link opens. Minimal for now — one app's endpoints and
- * recent messages, server-rendered; a later task replaces the page, not the login around it. Only the
- * session's own app is ever read here.
+ * The stand-in's app portal, the page a portal link opens: `/portal/login/{code}` (single use, then
+ * a cookie), `/portal` (endpoints, the add form, the message log), `/portal/activity` (the log
+ * alone, for the page's refresh) and the forms' POSTs under `/portal/endpoints`. Only the
+ * session's own app is ever read or changed here.
  */
 
 const COOKIE = "svix_stand_in_portal";
-const RECENT_MESSAGES = 50;
+const MAX_FORM_BYTES = 64 * 1024;
 
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+/** One message for the page after a redirect, kept server-side so no URL can put words on the page. */
+const flash = new WeakMap<PortalSession, string>();
 
-function send(res: ServerResponse, status: number, html: string, headers: Record<string, string> = {}): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  html: string,
+  headers: Record<string, string> = {},
+  nonce?: string,
+): void {
   res.writeHead(status, {
     "content-type": "text/html; charset=utf-8",
     "cache-control": "no-store",
-    // The page shows secrets-adjacent data; nothing on it needs scripts from elsewhere or framing.
-    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    // The page shows secrets: nothing from elsewhere may run on it, frame it, or receive its forms.
+    "content-security-policy":
+      `default-src 'none'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; ` +
+      `base-uri 'none'; frame-ancestors 'none'${nonce ? `; script-src 'nonce-${nonce}'` : ""}`,
+    // Not no-referrer: with it, Chromium sends `Origin: null` on the page's own form posts.
+    "referrer-policy": "same-origin",
+    "x-content-type-options": "nosniff",
     ...headers,
   });
   res.end(html);
 }
 
-function page(title: string, body: string): string {
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
-<style>body{font:14px system-ui,sans-serif;margin:2rem}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}</style>
-</head><body>${body}</body></html>`;
+function redirect(res: ServerResponse, location: string, headers: Record<string, string> = {}): void {
+  res.writeHead(303, { location, "cache-control": "no-store", ...headers });
+  res.end();
 }
 
 function sessionFromCookie(
@@ -42,84 +55,105 @@ function sessionFromCookie(
   return token ? ctx.portal.session(token, now) : undefined;
 }
 
-function renderApp(ctx: StandInContext, session: PortalSession): string {
-  const app = ctx.store.apps.get(session.appId);
-  if (!app) return page("Application not found", "<h1>This application no longer exists</h1>");
-  const endpoints = [...(ctx.store.endpoints.get(app.id)?.values() ?? [])];
-  const messages = [...ctx.store.messages.values()]
-    .filter((m) => m.appId === app.id)
-    .slice(-RECENT_MESSAGES)
-    .reverse();
-  const lastStatus = new Map<string, string>();
-  for (const attempt of ctx.store.attempts.values()) {
-    if (attempt.appId === app.id)
-      lastStatus.set(attempt.msgId, String(attempt.responseStatusCode || attempt.response));
-  }
-  const endpointRows = endpoints
-    .map(
-      (e) =>
-        `<tr><td>${escapeHtml(e.url)}</td><td>${escapeHtml((e.eventTypes ?? ["all"]).join(", "))}</td>` +
-        `<td>${escapeHtml((e.channels ?? []).join(", "))}</td><td>${e.disabled ? "disabled" : "enabled"}</td></tr>`,
-    )
-    .join("");
-  const messageRows = messages
-    .map(
-      (m) =>
-        `<tr><td>${escapeHtml(m.timestamp)}</td><td>${escapeHtml(m.eventType)}</td><td>${escapeHtml(m.eventId ?? "")}</td>` +
-        `<td>${escapeHtml(m.id)}</td><td>${escapeHtml(lastStatus.get(m.id) ?? "")}</td></tr>`,
-    )
-    .join("");
-  return page(
-    `${app.name} — webhooks`,
-    `<h1>${escapeHtml(app.name)}</h1><p>Application <code>${escapeHtml(app.uid ?? app.id)}</code>` +
-      `${session.readOnly ? " (read only)" : ""}</p>` +
-      `<h2>Endpoints</h2><table><tr><th>URL</th><th>Event types</th><th>Channels</th><th>State</th></tr>${endpointRows}</table>` +
-      `<h2>Recent messages</h2><table><tr><th>Time</th><th>Event type</th><th>Event id</th><th>Message</th><th>Last response</th></tr>${messageRows}</table>`,
-  );
+function readForm(req: IncomingMessage): Promise<URLSearchParams | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_FORM_BYTES) {
+        resolve(undefined);
+        req.destroy();
+      } else chunks.push(chunk);
+    });
+    req.on("end", () => resolve(new URLSearchParams(Buffer.concat(chunks).toString("utf8"))));
+    req.on("error", () => resolve(undefined));
+  });
 }
 
-/** `/portal/login/{code}` (single use, then a cookie) and `/portal` (the page itself). */
-export function servePortal(
+/**
+ * The cookie is SameSite=Strict, so another site's form cannot post with it; a foreign Origin is
+ * refused as well, for browsers that do not enforce SameSite.
+ */
+function sameOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined || origin === "null") return origin === undefined;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+function login(res: ServerResponse, code: string, ctx: StandInContext, now: number): void {
+  const outcome = ctx.portal.login(code, now);
+  if (!outcome.ok) {
+    const [status, text] =
+      outcome.reason === "used"
+        ? [403, "This login link was already used. Ask for a new one."]
+        : outcome.reason === "expired"
+          ? [403, "This login link has expired. Ask for a new one."]
+          : [404, "Unknown login link."];
+    send(res, status, notePage("Login refused", text));
+    return;
+  }
+  const maxAge = Math.max(0, Math.floor((outcome.session.expiresAt - now) / 1000));
+  redirect(res, "/portal", {
+    "set-cookie": `${COOKIE}=${outcome.session.token}; Path=/portal; HttpOnly; SameSite=Strict; Max-Age=${maxAge}`,
+  });
+}
+
+function showPortal(
+  res: ServerResponse,
+  ctx: StandInContext,
+  session: PortalSession,
+  status: number,
+  view: Omit<Parameters<typeof renderPortal>[2], "nonce">,
+): void {
+  const nonce = randomBytes(16).toString("base64");
+  send(res, status, renderPortal(ctx, session, { ...view, nonce }), {}, nonce);
+}
+
+export async function servePortal(
   req: IncomingMessage,
   res: ServerResponse,
   path: string,
   ctx: StandInContext,
-): void {
+): Promise<void> {
   const now = Date.now();
-  if (req.method !== "GET" && req.method !== "HEAD") {
-    send(res, 405, page("Method not allowed", "<h1>Method not allowed</h1>"), { allow: "GET" });
-    return;
+  const method = req.method ?? "GET";
+  const read = method === "GET" || method === "HEAD";
+  const loginMatch = /^\/portal\/login\/([A-Za-z0-9]+)$/.exec(path);
+  if (loginMatch) {
+    if (!read) return send(res, 405, notePage("Method not allowed", "Open the link."), { allow: "GET" });
+    return login(res, loginMatch[1] as string, ctx, now);
   }
-  const login = /^\/portal\/login\/([A-Za-z0-9]+)$/.exec(path);
-  if (login) {
-    const outcome = ctx.portal.login(login[1] as string, now);
-    if (!outcome.ok) {
-      const [status, text] =
-        outcome.reason === "used"
-          ? [403, "This login link was already used. Ask for a new one."]
-          : outcome.reason === "expired"
-            ? [403, "This login link has expired. Ask for a new one."]
-            : [404, "Unknown login link."];
-      send(res, status, page("Login refused", `<h1>${text}</h1>`));
-      return;
-    }
-    const maxAge = Math.max(0, Math.floor((outcome.session.expiresAt - now) / 1000));
-    res.writeHead(303, {
-      location: "/portal",
-      "set-cookie": `${COOKIE}=${outcome.session.token}; Path=/portal; HttpOnly; SameSite=Strict; Max-Age=${maxAge}`,
-      "cache-control": "no-store",
-    });
-    res.end();
-    return;
+  const action = /^\/portal\/endpoints(?:\/([A-Za-z0-9_-]+)\/([a-z-]+))?$/.exec(path);
+  const known = path === "/portal" || path === "/portal/" || path === "/portal/activity" || action;
+  if (!known) return send(res, 404, notePage("Not found", "There is no such page."));
+
+  const session = sessionFromCookie(req, ctx, now);
+  if (!session) return send(res, 401, notePage("Not logged in", "Open a fresh portal link."));
+
+  if (action) {
+    if (method !== "POST")
+      return send(res, 405, notePage("Method not allowed", "Use the page's forms."), { allow: "POST" });
+    if (!sameOrigin(req)) return send(res, 403, notePage("Refused", "This form was sent from another site."));
+    const form = await readForm(req);
+    if (!form) return send(res, 413, notePage("Too large", "The form is larger than the portal accepts."));
+    const [, endpointId, verb] = action;
+    const outcome = runPortalAction(ctx, session, verb ?? "create", endpointId, form);
+    if (!outcome.ok)
+      return showPortal(res, ctx, session, outcome.status, { error: outcome.error, form: outcome.form });
+    flash.set(session, outcome.notice);
+    return redirect(res, `/portal#${outcome.anchor}`);
   }
-  if (path === "/portal" || path === "/portal/") {
-    const session = sessionFromCookie(req, ctx, now);
-    if (!session) {
-      send(res, 401, page("Not logged in", "<h1>Not logged in</h1><p>Open a fresh portal link.</p>"));
-      return;
-    }
-    send(res, 200, renderApp(ctx, session));
-    return;
-  }
-  send(res, 404, page("Not found", "<h1>Not found</h1>"));
+  if (!read)
+    return send(res, 405, notePage("Method not allowed", "This page is read with GET."), { allow: "GET" });
+  if (path === "/portal/activity") return send(res, 200, renderActivity(ctx, session));
+
+  const notice = flash.get(session);
+  flash.delete(session);
+  const reveal = new URL(req.url ?? "/", "http://portal").searchParams.get("reveal") ?? undefined;
+  showPortal(res, ctx, session, 200, { notice, reveal });
 }

@@ -1,0 +1,37 @@
+import type { Command } from "commander";
+import { pino } from "pino";
+import { type LogLevel, loadConfig } from "../config/config.js";
+import { tenantIdProblem } from "../events/validate.js";
+import { startDevStack } from "../local/dev-stack.js";
+import { devStackBanner } from "../local/dev-stack-banner.js";
+import { createLogger } from "../log/logger.js";
+import { guardProcess, onShutdown, UsageError } from "./process.js";
+
+/** `jobhooks dev`: the local stack in the foreground (DESIGN.md "Local stack"). */
+export function registerDev(program: Command): void {
+  program
+    .command("dev")
+    .description("run nats-server, a Svix stand-in and the service on loopback, with a demo tenant")
+    .option("--tenant <id>", "the demo tenant's id", "demo")
+    .action(async (opts: { tenant: string }) => {
+      const problem = tenantIdProblem(opts.tenant);
+      if (problem) throw new UsageError(`--tenant ${problem}`);
+      // Only LOG_LEVEL is read: the stack chooses its own addresses, tokens and stores. Start-up
+      // logs dozens of info lines a newcomer need not read, so the default is quieter than serve's.
+      const level: LogLevel = loadConfig(
+        { LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" },
+        { requireSvixToken: false },
+      ).log.level;
+      // Logs go to stderr, so stdout carries just the banner a newcomer (or a script) reads.
+      const log = createLogger(level, pino.destination({ fd: 2, sync: false }));
+      guardProcess(log);
+      const starting = startDevStack({ log, logLevel: level, tenant: opts.tenant });
+      // Listening from the start: nats-server runs in its own process group, so a Ctrl-C during
+      // start-up must still reach the code that stops it.
+      onShutdown(log, async () => {
+        const stack = await starting.catch(() => undefined);
+        await stack?.stop();
+      });
+      process.stdout.write(devStackBanner(await starting));
+    });
+}

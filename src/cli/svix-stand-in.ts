@@ -1,0 +1,34 @@
+import type { Command } from "commander";
+import { pino } from "pino";
+import { loadConfig } from "../config/config.js";
+import { startSvixStandIn } from "../local/svix-stand-in/index.js";
+import { createLogger } from "../log/logger.js";
+import { guardProcess, onShutdown, UsageError } from "./process.js";
+
+/** `jobhooks svix-stand-in`: the Svix stand-in alone, for trying the SDK or a receiver against it. */
+export function registerSvixStandIn(program: Command): void {
+  program
+    .command("svix-stand-in")
+    .description("run the Svix stand-in alone on loopback; prints its URL and API token")
+    .option("--port <n>", "port to listen on (0: a random free one)", "8071")
+    .option("--token <token>", "API token to accept (default: a new random one)")
+    .action(async (opts: { port: string; token?: string }) => {
+      if (!/^\d{1,5}$/.test(opts.port) || Number(opts.port) > 65_535)
+        throw new UsageError(`--port must be 0-65535, not ${opts.port}`);
+      const level = loadConfig({ LOG_LEVEL: process.env.LOG_LEVEL }, { requireSvixToken: false }).log.level;
+      const log = createLogger(level, pino.destination({ fd: 2, sync: false }));
+      guardProcess(log);
+      const standIn = await startSvixStandIn({
+        port: Number(opts.port),
+        ...(opts.token ? { token: opts.token } : {}),
+        log: (obj, msg) => log.warn(obj, msg),
+      });
+      onShutdown(log, () => standIn.close());
+      process.stdout.write(
+        `Svix stand-in listening. Ctrl-C stops it.\n` +
+          `  export SVIX_SERVER_URL=${standIn.url}\n` +
+          `  export SVIX_TOKEN=${standIn.token}\n` +
+          `e.g. new Svix(process.env.SVIX_TOKEN, { serverUrl: process.env.SVIX_SERVER_URL })\n`,
+      );
+    });
+}
