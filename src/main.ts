@@ -59,6 +59,7 @@ export async function startJobhooks(config: Config, log: Logger): Promise<Jobhoo
     token: config.svix.token ?? "",
     serverUrl: config.svix.serverUrl,
     requestTimeoutMs: config.svix.requestTimeoutMs,
+    maxSockets: config.relay.concurrency * 2,
     log,
     onRequest: (seconds, statusClass) =>
       relayMetrics?.svixSeconds.observe({ status_class: statusClass }, seconds),

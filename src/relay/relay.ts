@@ -168,7 +168,9 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
         await o.nats.whenConnected(stopping.signal);
         const consumer = await js.consumers.get(JOBS_STREAM, name);
         // A short expiry makes a lost consumer leader (or a deleted consumer) visible in seconds.
-        const messages = await consumer.consume({ max_messages: 2, expires: 5_000 });
+        // max_ack_pending 1 lets the server hand over one message at a time anyway; a large pull
+        // just saves a pull request per message.
+        const messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
         active[p] = messages;
         setConsuming(p, true);
         for await (const m of messages) {

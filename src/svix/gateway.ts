@@ -2,6 +2,7 @@ import { Svix } from "svix";
 import type { EventTypeDefinition, SvixMessage } from "../events/webhook-payload.js";
 import type { Logger } from "../log/logger.js";
 import { classifySvixError, type SvixFailure } from "./classify.js";
+import { keepAliveFetch } from "./keep-alive-fetch.js";
 import { createPortalLinks, type PortalLinks } from "./portal.js";
 
 export interface SvixGatewayOptions {
@@ -12,6 +13,8 @@ export interface SvixGatewayOptions {
   requestTimeoutMs?: number;
   /** Observes each request: its duration and outcome class ("2xx", "4xx", "5xx", "error"). */
   onRequest?: (seconds: number, statusClass: string) => void;
+  /** Connections kept open to Svix; at least the relay's concurrency. */
+  maxSockets?: number;
   log: Logger;
 }
 
@@ -40,6 +43,7 @@ export function createSvixGateway(o: SvixGatewayOptions): SvixGateway {
     ...(o.serverUrl ? { serverUrl: o.serverUrl } : {}),
     requestTimeout: o.requestTimeoutMs ?? 10_000,
     retryScheduleInMs: [],
+    fetch: keepAliveFetch({ maxSockets: o.maxSockets ?? 128 }),
   });
   const knownApps = new Set<string>();
   const remember = (tenantId: string) => {

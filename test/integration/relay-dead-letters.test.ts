@@ -47,7 +47,11 @@ describe("poison published straight to NATS", () => {
       { subject: "jobs.poison.unknown-status.finished", body: "{}" },
       { subject: "jobs.poison.disagrees.created", body: JSON.stringify({ tenantId: "someone-else" }) },
       { subject: "jobs.poison.oversize.created", body: big },
-      { subject: "jobs.poison.bad-proto.created", body: new Uint8Array([0xff, 0xff, 0xff]), contentType: "application/protobuf" },
+      {
+        subject: "jobs.poison.bad-proto.created",
+        body: new Uint8Array([0xff, 0xff, 0xff]),
+        contentType: "application/protobuf",
+      },
       { subject: "jobs.poison.failed-no-error.failed", body: "{}" },
       { subject: "jobs.svix-rejects.job-1.created", body: "{}" },
       { subject: "jobs.poison.fine.completed", body: JSON.stringify({ result: { ok: true } }) },
@@ -62,7 +66,11 @@ describe("poison published straight to NATS", () => {
       ["jobs.poison.not-json.created", "malformed", /not valid JSON/],
       ["jobs.poison.wrong-type.created", "malformed", /^sequence: /],
       ["jobs.poison.unknown-status.finished", "bad_subject", /unknown status token "finished"/],
-      ["jobs.poison.disagrees.created", "subject_mismatch", /tenant_id: body says someone-else, subject says poison/],
+      [
+        "jobs.poison.disagrees.created",
+        "subject_mismatch",
+        /tenant_id: body says someone-else, subject says poison/,
+      ],
       ["jobs.poison.oversize.created", "too_large", /over the 262144-byte limit/],
       ["jobs.poison.bad-proto.created", "malformed", /not a binary JobEvent/],
       ["jobs.poison.failed-no-error.failed", "invalid", /error: is required when status is failed/],
@@ -90,7 +98,10 @@ describe("poison published straight to NATS", () => {
     expect(await waitFor(async () => (await listDeadLetters(nc)).length === 7, 15_000)).toBe(true);
     const again = await listDeadLetters(nc);
     expect(again.map((d) => d.subject).sort()).toEqual(
-      expectations.map(([s]) => s).filter((s) => !s.startsWith("jobs.svix-rejects")).sort(),
+      expectations
+        .map(([s]) => s)
+        .filter((s) => !s.startsWith("jobs.svix-rejects"))
+        .sort(),
     );
     expect(svix.state.messages("svix-rejects")[0]?.eventId).toBe("job-1.created");
   });

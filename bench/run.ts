@@ -1,0 +1,21 @@
+/**
+ * `npm run bench -- <name>`: benchmarks, printed as tables. Not tests: timing goals live here.
+ *   relay           the relay against a bare consume+POST+ack baseline (BENCH_SCALE=0.1 for a quick run)
+ *   svix-stand-in   message.create throughput of the Svix stand-in
+ */
+const which = process.argv[2] ?? "relay";
+const benches: Record<string, () => Promise<unknown>> = {
+  relay: () => import("./relay.js"),
+  "svix-stand-in": async () => {
+    const { runSvixStandInBench } = await import("./svix-stand-in.js");
+    const rows = await runSvixStandInBench(Number(process.argv[3] ?? 5));
+    console.log("Svix stand-in: message.create, delivery off, keep-alive clients on loopback");
+    console.table(rows);
+  },
+};
+const run = benches[which];
+if (!run) {
+  console.error(`unknown benchmark "${which}": one of ${Object.keys(benches).join(", ")}`);
+  process.exit(1);
+}
+await run();
