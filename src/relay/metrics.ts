@@ -34,12 +34,12 @@ export function createRelayMetrics(registry: Registry) {
     }),
     consumerPending: new Gauge({
       name: "jobhooks_relay_consumer_pending",
-      help: "Events in JetStream not yet delivered to the relay (the backlog), over all partitions",
+      help: "Events stored in JetStream and not yet relayed to Svix (the backlog)",
       registers: [registry],
     }),
     consumerAckPending: new Gauge({
       name: "jobhooks_relay_consumer_ack_pending",
-      help: "Events delivered to a relay and not yet acknowledged, over all partitions",
+      help: "Events this process holds: taken from JetStream, not yet acknowledged",
       registers: [registry],
     }),
     partitionsConsuming: new Gauge({

@@ -61,6 +61,8 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
   const consuming = new Array<boolean>(o.partitions).fill(false);
   const active = new Array<ConsumerMessages | undefined>(o.partitions);
   const dlq = dlqPrefix(o.subjectPrefix);
+  /** Messages this process holds (taken from JetStream, not yet acked or handed back). */
+  let inFlight = 0;
   const circuit = new Circuit({
     ...o.circuit,
     onChange: (state, detail) => {
@@ -174,6 +176,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
         active[p] = messages;
         setConsuming(p, true);
         for await (const m of messages) {
+          inFlight++;
           try {
             await handle(m);
           } catch (err) {
@@ -183,6 +186,8 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
               { err, partition: p, stream_seq: m.seq },
               "could not finish a message; it will be redelivered",
             );
+          } finally {
+            inFlight--;
           }
           if (stopping.signal.aborted) break;
         }
@@ -201,19 +206,14 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
     o.metrics.partitionsConsuming.set(consuming.filter(Boolean).length);
   }
 
-  // Backlog gauges: one consumer-info request per partition every few seconds.
+  // Backlog gauges: one stream-info request every few seconds. With work-queue retention every
+  // stored message is an event not yet relayed, so the stream's count is the backlog.
   const backlogTimer = setInterval(() => {
-    void (async () => {
-      let pending = 0;
-      let ackPending = 0;
-      for (let p = 0; p < o.partitions; p++) {
-        const info = await jsm.consumers.info(JOBS_STREAM, relayConsumerName(p)).catch(() => undefined);
-        pending += info?.num_pending ?? 0;
-        ackPending += info?.num_ack_pending ?? 0;
-      }
-      o.metrics.consumerPending.set(pending);
-      o.metrics.consumerAckPending.set(ackPending);
-    })();
+    jsm.streams.info(JOBS_STREAM).then(
+      (info) => o.metrics.consumerPending.set(info.state.messages),
+      () => undefined,
+    );
+    o.metrics.consumerAckPending.set(inFlight);
   }, 5_000);
   backlogTimer.unref();
 
