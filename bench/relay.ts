@@ -129,21 +129,21 @@ function sampleRss(child: ChildProcess): () => number {
 async function startRelayProcess(env: Record<string, string>): Promise<Measured> {
   const port = await freePort();
   // The compiled service, as production runs it (tsx would add its compiler to the RSS).
-  const child = spawn(
-    process.execPath,
-    [...(process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean), "dist/cli.js", "serve"],
-    {
-      env: {
-        ...process.env,
-        ...env,
-        JOBHOOKS_ADDR: `127.0.0.1:${port}`,
-        LOG_LEVEL: "warn",
-        JOBHOOKS_RELAY_CONCURRENCY: String(CONCURRENCY),
-        JOBHOOKS_RELAY_PARTITIONS: String(PARTITIONS),
-      },
-      stdio: ["ignore", "ignore", "inherit"],
-    },
+  // The container image's heap flags (Dockerfile NODE_OPTIONS), unless BENCH_NODE_ARGS overrides them.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "--max-semi-space-size=4 --max-old-space-size=192").split(
+    " ",
   );
+  const child = spawn(process.execPath, [...nodeArgs.filter(Boolean), "dist/cli.js", "serve"], {
+    env: {
+      ...process.env,
+      ...env,
+      JOBHOOKS_ADDR: `127.0.0.1:${port}`,
+      LOG_LEVEL: "warn",
+      JOBHOOKS_RELAY_CONCURRENCY: String(CONCURRENCY),
+      JOBHOOKS_RELAY_PARTITIONS: String(PARTITIONS),
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   const peakRssMb = sampleRss(child);
   for (let i = 0; i < 300; i++) {
     const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
