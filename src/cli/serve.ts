@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { loadConfig } from "../config/config.js";
 import { createLogger } from "../log/logger.js";
 import { startJobhooks } from "../main.js";
+import { startTracing } from "../tracing/tracing.js";
 import { guardProcess, onShutdown } from "./process.js";
 
 export function registerServe(program: Command): void {
@@ -12,7 +13,8 @@ export function registerServe(program: Command): void {
       const config = loadConfig(process.env);
       const log = createLogger(config.log.level);
       guardProcess(log);
+      const tracing = await startTracing(process.env, log);
       const app = await startJobhooks(config, log);
-      onShutdown(log, () => app.stop());
+      onShutdown(log, () => app.stop().then(tracing.shutdown));
     });
 }

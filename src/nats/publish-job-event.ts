@@ -4,6 +4,7 @@ import { natsMsgId } from "../events/event-id.js";
 import { subjectFor } from "../events/subject.js";
 import type { JobEvent } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { Logger } from "../log/logger.js";
+import { injectTraceContext } from "../tracing/spans.js";
 import type { NatsLink } from "./connection.js";
 import { classifyNatsError } from "./errors.js";
 
@@ -68,6 +69,7 @@ export function createJobEventPublisher(o: JobEventPublisherOptions): JobEventPu
       const subject = subjectFor(o.subjectPrefix, event);
       const h = natsHeaders();
       h.set("Content-Type", "application/json");
+      injectTraceContext(h);
       for (let attempt = 0; ; attempt++) {
         const remaining = deadline - Date.now();
         if (remaining <= 0 || signal?.aborted) {

@@ -12,6 +12,7 @@ import type { Logger } from "../log/logger.js";
 import type { NatsLink } from "../nats/connection.js";
 import { dlqPrefix, JOBS_STREAM, relayConsumerName } from "../nats/provision.js";
 import type { SvixGateway } from "../svix/gateway.js";
+import { endRelaySpan, startRelaySpan } from "../tracing/spans.js";
 import { retryDelayMs } from "./backoff.js";
 import { type Admission, Circuit } from "./circuit.js";
 import { deadLetter } from "./dead-letter.js";
@@ -107,6 +108,12 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
       m.nak(); // shutting down: hand it back for another replica (or our restart)
       return;
     }
+    const span = startRelaySpan(m.headers, {
+      "jobhooks.tenant": event.tenantId,
+      "jobhooks.job_id": event.jobId,
+      "jobhooks.event_id": event.eventId,
+      "jobhooks.delivery_count": m.info.deliveryCount,
+    });
     await limit.acquire();
     let outcome: Awaited<ReturnType<SvixGateway["createMessage"]>>;
     try {
@@ -114,6 +121,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
     } finally {
       limit.release();
     }
+    endRelaySpan(span, outcome.kind, "reason" in outcome ? outcome.reason : undefined);
     switch (outcome.kind) {
       case "created":
       case "already_sent":

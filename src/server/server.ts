@@ -5,6 +5,7 @@ import { WebhookService } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { Logger } from "../log/logger.js";
 import type { JobEventPublisher } from "../nats/publish-job-event.js";
 import type { PortalLinks } from "../svix/portal.js";
+import { rpcTracing } from "../tracing/spans.js";
 import { authGate, type CredentialVerifier } from "./auth.js";
 import { createHealth, overallHealth } from "./health.js";
 import { httpEndpoints, type Readiness } from "./http-endpoints.js";
@@ -80,7 +81,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       registry: o.registry,
     }) as ConnectNodeAdapterOptions["fallback"],
     requestGate: authGate(o.verifiers, new Set([WebhookService.typeName])),
-    interceptors: [rpcMetrics(metrics)],
+    interceptors: [rpcTracing(), rpcMetrics(metrics)],
     // Refuse pathological bodies before parsing them; the precise per-event limit (with the field
     // that is too large) is checked after decoding.
     readMaxBytes,

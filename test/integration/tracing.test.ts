@@ -1,0 +1,88 @@
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { SpanKind } from "@opentelemetry/api";
+import { NodeSDK } from "@opentelemetry/sdk-node";
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
+import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
+import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
+import { tracingRequested } from "../../src/tracing/tracing.js";
+import { waitFor } from "../support/publish.js";
+import { SERVICE_TOKEN, startTestService, type TestService } from "../support/service.js";
+
+const exporter = new InMemorySpanExporter();
+// The SDK as `jobhooks serve` starts it from OTEL_* variables, with an in-memory exporter to read.
+const sdk = new NodeSDK({
+  serviceName: "jobhooks-test",
+  spanProcessors: [new SimpleSpanProcessor({ exporter })],
+});
+let nats: NatsServer;
+let svix: SvixStandIn;
+let svc: TestService;
+
+beforeAll(async () => {
+  sdk.start();
+  nats = await startNatsServer();
+  svix = await startSvixStandIn({ deliver: false });
+  svc = await startTestService(nats.url, {
+    JOBHOOKS_RELAY_ENABLED: "true",
+    SVIX_TOKEN: svix.token,
+    SVIX_SERVER_URL: svix.url,
+  });
+});
+
+afterAll(async () => {
+  await svc?.stop();
+  await svix?.close();
+  await nats?.dispose();
+  await sdk.shutdown();
+});
+
+describe("tracing", () => {
+  it("is off unless the OTEL_* variables ask for it", () => {
+    expect(tracingRequested({})).toBe(false);
+    expect(tracingRequested({ OTEL_TRACES_EXPORTER: "none" })).toBe(false);
+    expect(tracingRequested({ OTEL_TRACES_EXPORTER: "otlp" })).toBe(true);
+    expect(tracingRequested({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:4318" })).toBe(true);
+    expect(tracingRequested({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://x", OTEL_SDK_DISABLED: "true" })).toBe(
+      false,
+    );
+  });
+
+  it("follows one event from the caller's PublishJobEvent through NATS to the Svix attempt", async () => {
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const callerSpanId = "00f067aa0ba902b7";
+    const client = createClient(WebhookService, createGrpcTransport({ baseUrl: svc.url }));
+    const res = await client.publishJobEvent(
+      { event: { tenantId: "traced", jobId: "job-1", status: JobStatus.CREATED } },
+      {
+        headers: {
+          authorization: `Bearer ${SERVICE_TOKEN}`,
+          traceparent: `00-${traceId}-${callerSpanId}-01`,
+        },
+      },
+    );
+    expect(await waitFor(() => svix.state.messages("traced").length === 1, 10_000)).toBe(true);
+    expect(
+      await waitFor(
+        () => exporter.getFinishedSpans().some((s) => s.name === "jobhooks relay attempt"),
+        5_000,
+      ),
+    ).toBe(true);
+
+    const spans = exporter.getFinishedSpans();
+    const rpc = spans.find((s) => s.name === "jobhooks.v1.WebhookService/PublishJobEvent");
+    expect(rpc?.kind).toBe(SpanKind.SERVER);
+    expect(rpc?.spanContext().traceId).toBe(traceId);
+    expect(rpc?.parentSpanContext?.spanId).toBe(callerSpanId);
+
+    const attempt = spans.find(
+      (s) => s.name === "jobhooks relay attempt" && s.attributes["jobhooks.event_id"] === res.eventId,
+    );
+    expect(attempt?.kind).toBe(SpanKind.CONSUMER);
+    expect(attempt?.attributes["jobhooks.outcome"]).toBe("created");
+    expect(attempt?.links.map((l) => l.context.traceId)).toEqual([traceId]);
+    expect(attempt?.links[0]?.context.spanId).toBe(rpc?.spanContext().spanId);
+  });
+});
