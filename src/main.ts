@@ -3,7 +3,7 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import type { Config } from "./config/config.js";
 import type { Logger } from "./log/logger.js";
 import { openApiKeyStore } from "./nats/api-key-store.js";
-import { connectNats } from "./nats/connection.js";
+import { connectNats, type NatsLink } from "./nats/connection.js";
 import { provisionJetStream } from "./nats/provision.js";
 import { createJobEventPublisher } from "./nats/publish-job-event.js";
 import { createRelayMetrics } from "./relay/metrics.js";
@@ -27,7 +27,29 @@ export interface Jobhooks {
  * (config → nats → svix → relay → server). Reading this function tells the whole system.
  */
 export async function startJobhooks(config: Config, log: Logger): Promise<Jobhooks> {
+  // Local files first: a bad tokens file stops start-up before anything connects.
+  const serviceTokens = config.server.serviceTokensFile
+    ? await readServiceTokens(config.server.serviceTokensFile)
+    : undefined;
   const nats = await connectNats(config.nats, log);
+  // What has started so far, undone in reverse if a later step fails (a taken port, a conflicting
+  // stream), so a failed start leaves no consumer or connection behind.
+  const undo: Array<() => unknown> = [() => nats.drain()];
+  try {
+    return await wire(config, log, nats, serviceTokens, undo);
+  } catch (err) {
+    for (const step of undo.reverse()) await step();
+    throw err;
+  }
+}
+
+async function wire(
+  config: Config,
+  log: Logger,
+  nats: NatsLink,
+  serviceTokens: string[] | undefined,
+  undo: Array<() => unknown>,
+): Promise<Jobhooks> {
   const jsm = await jetstreamManager(nats.nc);
   const { duplicateWindowMs } = await provisionJetStream(
     jsm,
@@ -77,15 +99,17 @@ export async function startJobhooks(config: Config, log: Logger): Promise<Jobhoo
       concurrency: config.relay.concurrency,
       maxPayloadBytes: config.server.maxPayloadBytes,
     });
+    undo.push(() => relay?.stop());
   }
 
   const verifiers: CredentialVerifier[] = [];
-  if (config.server.serviceTokensFile) {
-    verifiers.push(serviceTokenVerifier(await readServiceTokens(config.server.serviceTokensFile)));
+  if (serviceTokens) {
+    verifiers.push(serviceTokenVerifier(serviceTokens));
   } else {
     log.warn("JOBHOOKS_SERVICE_TOKENS_FILE is not set: no internal service can call PublishJobEvent");
   }
   const apiKeyVerifier = await startApiKeyVerifier({ store: apiKeys, log });
+  undo.push(() => apiKeyVerifier.close());
   verifiers.push(apiKeyVerifier.verify);
 
   const readiness: Readiness = {
