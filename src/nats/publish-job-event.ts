@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { natsMsgId } from "../events/event-id.js";
@@ -104,16 +105,9 @@ function backoffMs(attempt: number): number {
   return base / 2 + Math.random() * (base / 2);
 }
 
+/** Waits `ms`, or less when `signal` aborts (which is not an error here: the caller checks it). */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
+  return delay(ms, undefined, signal ? { signal } : {}).catch(() => undefined);
 }
 
 async function waitFor(p: Promise<void>, ms: number): Promise<void> {

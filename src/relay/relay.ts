@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import {
   type ConsumerMessages,
   type JetStreamClient,
@@ -6,6 +7,7 @@ import {
   jetstream,
   jetstreamManager,
 } from "@nats-io/jetstream";
+
 import { type DeadReason, decodeNatsEvent } from "../events/decode-nats-event.js";
 import { eventTypeDefinitions, toSvixMessage } from "../events/webhook-payload.js";
 import type { Logger } from "../log/logger.js";
@@ -273,14 +275,7 @@ async function registerEventTypes(o: RelayOptions, signal: AbortSignal): Promise
   }
 }
 
+/** Waits `ms`, or less when `signal` aborts (which is not an error here: the caller checks it). */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
+  return delay(ms, undefined, signal ? { signal } : {}).catch(() => undefined);
 }

@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
-import { type NatsPublication, publishToNats, waitFor } from "../support/publish.js";
+import { publishToNats, waitFor } from "../support/publish.js";
+import { expectExactlyOnceInOrder, jobEvents } from "../support/relay-stack.js";
 import { type ServiceProcess, spawnService } from "../support/spawn-service.js";
 
 let nats: NatsServer;
@@ -36,31 +37,6 @@ async function relayProcess(): Promise<ServiceProcess> {
   return p;
 }
 
-function events(tenant: string, jobs: number, perJob: number): NatsPublication[] {
-  const out: NatsPublication[] = [];
-  for (let seq = 1; seq <= perJob; seq++) {
-    for (let j = 0; j < jobs; j++) {
-      out.push({
-        subject: `jobs.${tenant}.job-${j}.processing`,
-        body: JSON.stringify({ sequence: String(seq) }),
-      });
-    }
-  }
-  return out;
-}
-
-function expectExactlyOnceInOrder(tenant: string, jobs: number, perJob: number): void {
-  const messages = svix.state.messages(tenant);
-  expect(new Set(messages.map((m) => m.eventId)).size).toBe(messages.length);
-  expect(messages).toHaveLength(jobs * perJob);
-  const byJob = new Map<string, number[]>();
-  for (const m of messages) {
-    const d = m.payload.data as { job_id: string; sequence: number };
-    byJob.set(d.job_id, [...(byJob.get(d.job_id) ?? []), d.sequence]);
-  }
-  for (const [job, seqs] of byJob) expect(seqs, job).toEqual(Array.from({ length: perJob }, (_, i) => i + 1));
-}
-
 const delivered = (tenant: string) => svix.state.messages(tenant).length;
 
 /** Relayed-event count one process reports on /metrics. */
@@ -78,7 +54,7 @@ describe("relay crashes and restarts", () => {
     svix.faults.inject({ route: "v1.message.create", kind: "latency", latencyMs: 200, fraction: 0.5 });
     svix.faults.inject({ route: "v1.message.create", kind: "503", fraction: 0.3 });
     const first = await relayProcess();
-    await publishToNats(nats.url, events("killed", 100, 10));
+    await publishToNats(nats.url, jobEvents("killed", 100, 10));
     expect(await waitFor(() => delivered("killed") >= 200, 60_000, 50)).toBe(true);
     await first.kill();
     const atKill = delivered("killed");
@@ -88,7 +64,7 @@ describe("relay crashes and restarts", () => {
     expect(await waitFor(() => delivered("killed") >= 1_000, 90_000, 250)).toBe(true);
     svix.faults.clear();
     await new Promise((r) => setTimeout(r, 1_000));
-    expectExactlyOnceInOrder("killed", 100, 10);
+    expectExactlyOnceInOrder(svix, "killed", 100, 10);
   });
 
   it("a nats-server killed and restarted mid-stream loses and duplicates nothing", {
@@ -96,14 +72,14 @@ describe("relay crashes and restarts", () => {
   }, async () => {
     svix.faults.inject({ route: "v1.message.create", kind: "latency", latencyMs: 20, fraction: 1 });
     const relay = await relayProcess();
-    await publishToNats(nats.url, events("nats-restart", 100, 10));
+    await publishToNats(nats.url, jobEvents("nats-restart", 100, 10));
     expect(await waitFor(() => delivered("nats-restart") >= 200, 60_000, 50)).toBe(true);
     await nats.kill();
     await new Promise((r) => setTimeout(r, 1_000));
     await nats.restart();
     expect(await waitFor(() => delivered("nats-restart") >= 1_000, 90_000, 250)).toBe(true);
     await new Promise((r) => setTimeout(r, 1_000));
-    expectExactlyOnceInOrder("nats-restart", 100, 10);
+    expectExactlyOnceInOrder(svix, "nats-restart", 100, 10);
     expect(await waitFor(async () => (await fetch(`${relay.url}/readyz`)).ok, 15_000)).toBe(true);
   });
 
@@ -113,7 +89,7 @@ describe("relay crashes and restarts", () => {
     svix.faults.inject({ route: "v1.message.create", kind: "latency", latencyMs: 10, fraction: 1 });
     const a = await relayProcess();
     const b = await relayProcess();
-    await publishToNats(nats.url, events("pair", 100, 20));
+    await publishToNats(nats.url, jobEvents("pair", 100, 20));
     expect(await waitFor(() => delivered("pair") >= 600, 60_000, 50)).toBe(true);
     const [byA, byB] = await Promise.all([relayedBy(a), relayedBy(b)]);
     expect(byA).toBeGreaterThan(0);
@@ -121,7 +97,7 @@ describe("relay crashes and restarts", () => {
     await a.kill();
     expect(await waitFor(() => delivered("pair") >= 2_000, 90_000, 250)).toBe(true);
     await new Promise((r) => setTimeout(r, 1_000));
-    expectExactlyOnceInOrder("pair", 100, 20);
+    expectExactlyOnceInOrder(svix, "pair", 100, 20);
     expect(await relayedBy(b)).toBeGreaterThan(byB);
   });
 });

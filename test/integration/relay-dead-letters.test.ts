@@ -2,33 +2,28 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
-import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
+import type { NatsServer } from "../../src/local/nats-server.js";
+import type { SvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { listDeadLetters } from "../../src/relay/dlq.js";
 import { publishToNats, waitFor } from "../support/publish.js";
-import { startTestService, type TestService } from "../support/service.js";
+import { type RelayStack, startRelayStack } from "../support/relay-stack.js";
+import type { TestService } from "../support/service.js";
 
 let nats: NatsServer;
 let svix: SvixStandIn;
 let svc: TestService;
+let stack: RelayStack;
 let nc: NatsConnection;
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  svix = await startSvixStandIn({ deliver: false });
-  svc = await startTestService(nats.url, {
-    JOBHOOKS_RELAY_ENABLED: "true",
-    SVIX_TOKEN: svix.token,
-    SVIX_SERVER_URL: svix.url,
-  });
+  stack = await startRelayStack();
+  ({ nats, svix, svc } = stack);
   nc = await connect({ servers: nats.url });
 });
 
 afterAll(async () => {
   await nc?.close();
-  await svc?.stop();
-  await svix?.close();
-  await nats?.dispose();
+  await stack?.stop();
 });
 
 const cli = (...args: string[]) =>

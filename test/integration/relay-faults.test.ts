@@ -1,30 +1,31 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
-import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
-import { type NatsPublication, publishToNats, waitFor } from "../support/publish.js";
-import { startTestService, type TestService } from "../support/service.js";
+import type { NatsServer } from "../../src/local/nats-server.js";
+import type { SvixStandIn } from "../../src/local/svix-stand-in/index.js";
+import { publishToNats, waitFor } from "../support/publish.js";
+import {
+  expectExactlyOnceInOrder,
+  jobEvents,
+  type RelayStack,
+  startRelayStack,
+} from "../support/relay-stack.js";
+import type { TestService } from "../support/service.js";
 
 let nats: NatsServer;
 let svix: SvixStandIn;
 let svc: TestService;
+let stack: RelayStack;
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  svix = await startSvixStandIn({ deliver: false, requestLogSize: 100_000 });
-  svc = await startTestService(nats.url, {
-    JOBHOOKS_RELAY_ENABLED: "true",
-    SVIX_TOKEN: svix.token,
-    SVIX_SERVER_URL: svix.url,
+  stack = await startRelayStack({
+    svix: { requestLogSize: 100_000 },
     // Short enough that the "slow" fault below is a timeout, long enough for a busy CI machine.
-    JOBHOOKS_SVIX_TIMEOUT_MS: "1000",
-    LOG_LEVEL: "info",
+    env: { JOBHOOKS_SVIX_TIMEOUT_MS: "1000", LOG_LEVEL: "info" },
   });
+  ({ nats, svix, svc } = stack);
 });
 
 afterAll(async () => {
-  await svc?.stop();
-  await svix?.close();
-  await nats?.dispose();
+  await stack?.stop();
 });
 
 /** About 30 % of message-creates fail, evenly across the ways Svix (or the network) fails. */
@@ -45,43 +46,16 @@ function injectRandomFaults(): void {
   }
 }
 
-function events(tenant: string, jobs: number, perJob: number): NatsPublication[] {
-  const out: NatsPublication[] = [];
-  for (let seq = 1; seq <= perJob; seq++) {
-    for (let j = 0; j < jobs; j++) {
-      out.push({
-        subject: `jobs.${tenant}.job-${j}.processing`,
-        body: JSON.stringify({ sequence: String(seq) }),
-      });
-    }
-  }
-  return out;
-}
-
-function expectExactlyOnceInOrder(tenant: string, jobs: number, perJob: number): void {
-  const messages = svix.state.messages(tenant);
-  expect(new Set(messages.map((m) => m.eventId)).size).toBe(messages.length);
-  expect(messages).toHaveLength(jobs * perJob);
-  const byJob = new Map<string, number[]>();
-  for (const m of messages) {
-    const d = m.payload.data as { job_id: string; sequence: number };
-    byJob.set(d.job_id, [...(byJob.get(d.job_id) ?? []), d.sequence]);
-  }
-  for (const [job, seqs] of byJob) {
-    expect(seqs, job).toEqual(Array.from({ length: perJob }, (_, i) => i + 1));
-  }
-}
-
 describe("the relay under Svix faults", () => {
   it("loses and duplicates nothing, in order per job, with 30 % of creates failing", {
     timeout: 120_000,
   }, async () => {
     injectRandomFaults();
     try {
-      await publishToNats(nats.url, events("flaky", 100, 20));
+      await publishToNats(nats.url, jobEvents("flaky", 100, 20));
       expect(await waitFor(() => svix.state.messages("flaky").length >= 2_000, 90_000, 250)).toBe(true);
       await new Promise((r) => setTimeout(r, 2_000)); // a late duplicate would arrive now
-      expectExactlyOnceInOrder("flaky", 100, 20);
+      expectExactlyOnceInOrder(svix, "flaky", 100, 20);
       const faulted = svix.state.requests().filter((r) => r.route === "v1.message.create" && r.fault);
       expect(faulted.length).toBeGreaterThan(200);
     } finally {
@@ -95,7 +69,7 @@ describe("the relay under Svix faults", () => {
     // Rules are consulted in order: the outage answers everything until it is cleared.
     svix.faults.inject({ route: "v1.message.create", kind: "503" });
     const outageStart = Date.now();
-    await publishToNats(nats.url, events("outage", 50, 20));
+    await publishToNats(nats.url, jobEvents("outage", 50, 20));
     await new Promise((r) => setTimeout(r, Math.max(0, 20_000 - (Date.now() - outageStart))));
     const outageEnd = Date.now();
     svix.faults.clear();
@@ -119,6 +93,6 @@ describe("the relay under Svix faults", () => {
     expect(await waitFor(() => svix.state.messages("outage").length >= 1_000, 60_000, 250)).toBe(true);
     svix.faults.clear();
     await new Promise((r) => setTimeout(r, 2_000));
-    expectExactlyOnceInOrder("outage", 50, 20);
+    expectExactlyOnceInOrder(svix, "outage", 50, 20);
   });
 });

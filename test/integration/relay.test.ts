@@ -2,42 +2,25 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
-import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
-import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
+import type { NatsServer } from "../../src/local/nats-server.js";
+import type { SvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { publishToNats, waitFor } from "../support/publish.js";
-import { SERVICE_TOKEN, startTestService, type TestService } from "../support/service.js";
+import { type RelayStack, receivedOrder, startRelayStack } from "../support/relay-stack.js";
+import { SERVICE_TOKEN, type TestService } from "../support/service.js";
 
 let nats: NatsServer;
 let svix: SvixStandIn;
 let svc: TestService;
+let stack: RelayStack;
 
 beforeAll(async () => {
-  nats = await startNatsServer();
-  svix = await startSvixStandIn({ deliver: false, requestLogSize: 0 });
-  svc = await startTestService(nats.url, {
-    JOBHOOKS_RELAY_ENABLED: "true",
-    SVIX_TOKEN: svix.token,
-    SVIX_SERVER_URL: svix.url,
-  });
+  stack = await startRelayStack({ svix: { requestLogSize: 0 } });
+  ({ nats, svix, svc } = stack);
 });
 
 afterAll(async () => {
-  await svc?.stop();
-  await svix?.close();
-  await nats?.dispose();
+  await stack?.stop();
 });
-
-/** For each job, the sequences in the order Svix received them. */
-function receivedOrder(tenant: string): Map<string, number[]> {
-  const byJob = new Map<string, number[]>();
-  for (const m of svix.state.messages(tenant)) {
-    const data = m.payload.data as { job_id: string; sequence: number };
-    const list = byJob.get(data.job_id) ?? [];
-    list.push(data.sequence);
-    byJob.set(data.job_id, list);
-  }
-  return byJob;
-}
 
 describe("the relay", () => {
   it("delivers 10,000 NATS events from 200 jobs and 1,000 RPC events once each, in order per job", {
@@ -84,7 +67,7 @@ describe("the relay", () => {
     expect(new Set(messages.map((m) => m.eventId)).size).toBe(11_000);
     expect(svix.state.apps().filter((a) => a.uid === tenant)).toHaveLength(1);
 
-    for (const [job, sequences] of receivedOrder(tenant)) {
+    for (const [job, sequences] of receivedOrder(svix, tenant)) {
       expect(sequences, `order of ${job}`).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     }
 

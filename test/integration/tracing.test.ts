@@ -5,11 +5,12 @@ import { NodeSDK } from "@opentelemetry/sdk-node";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
-import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
-import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
+import type { NatsServer } from "../../src/local/nats-server.js";
+import type { SvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { tracingRequested } from "../../src/tracing/tracing.js";
 import { waitFor } from "../support/publish.js";
-import { SERVICE_TOKEN, startTestService, type TestService } from "../support/service.js";
+import { type RelayStack, startRelayStack } from "../support/relay-stack.js";
+import { SERVICE_TOKEN, type TestService } from "../support/service.js";
 
 const exporter = new InMemorySpanExporter();
 // The SDK as `jobhooks serve` starts it from OTEL_* variables, with an in-memory exporter to read.
@@ -20,22 +21,16 @@ const sdk = new NodeSDK({
 let nats: NatsServer;
 let svix: SvixStandIn;
 let svc: TestService;
+let stack: RelayStack;
 
 beforeAll(async () => {
   sdk.start();
-  nats = await startNatsServer();
-  svix = await startSvixStandIn({ deliver: false });
-  svc = await startTestService(nats.url, {
-    JOBHOOKS_RELAY_ENABLED: "true",
-    SVIX_TOKEN: svix.token,
-    SVIX_SERVER_URL: svix.url,
-  });
+  stack = await startRelayStack();
+  ({ nats, svix, svc } = stack);
 });
 
 afterAll(async () => {
-  await svc?.stop();
-  await svix?.close();
-  await nats?.dispose();
+  await stack?.stop();
   await sdk.shutdown();
 });
 
