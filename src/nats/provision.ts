@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import {
   AckPolicy,
   type ConsumerConfig,
@@ -11,6 +12,7 @@ import {
 } from "@nats-io/jetstream";
 import { millis, nanos } from "@nats-io/transport-node";
 import type { Logger } from "../log/logger.js";
+import { classifyNatsError } from "./errors.js";
 
 export const JOBS_STREAM = "JOBS";
 export const DLQ_STREAM = "JOBS_DLQ";
@@ -128,7 +130,7 @@ async function ensureStream(
   log: Logger,
 ): Promise<StreamConfig> {
   for (let attempt = 0; attempt < 5; attempt++) {
-    const existing = await streamConfig(jsm, want.name);
+    const existing = await streamConfig(jsm, want.name, log);
     if (existing) {
       const conflicts = [
         JSON.stringify(existing.subject_transform ?? null) !==
@@ -154,7 +156,7 @@ async function ensureStream(
       return existing;
     }
     try {
-      const info = await jsm.streams.add(want);
+      const info = await retryTransient(`create stream ${want.name}`, log, () => jsm.streams.add(want));
       log.info({ stream: want.name }, "stream created");
       return info.config;
     } catch (err) {
@@ -165,9 +167,13 @@ async function ensureStream(
   throw new ProvisioningError(`stream ${want.name}: could not create or read it`);
 }
 
-async function streamConfig(jsm: JetStreamManager, name: string): Promise<StreamConfig | undefined> {
+async function streamConfig(
+  jsm: JetStreamManager,
+  name: string,
+  log: Logger,
+): Promise<StreamConfig | undefined> {
   try {
-    return (await jsm.streams.info(name)).config;
+    return (await retryTransient(`read stream ${name}`, log, () => jsm.streams.info(name))).config;
   } catch (err) {
     if (err instanceof JetStreamApiError && err.code === 10059) return undefined; // stream not found
     throw err;
@@ -181,7 +187,9 @@ async function ensureConsumer(
   log: Logger,
 ): Promise<void> {
   try {
-    const info = await jsm.consumers.info(stream, want.durable_name);
+    const info = await retryTransient(`read consumer ${want.durable_name}`, log, () =>
+      jsm.consumers.info(stream, want.durable_name),
+    );
     if (
       info.config.filter_subject !== want.filter_subject ||
       info.config.max_ack_pending !== want.max_ack_pending
@@ -196,8 +204,31 @@ async function ensureConsumer(
     if (!(err instanceof JetStreamApiError) || err.code !== 10014) throw err; // consumer not found
   }
   // Consumer create is idempotent for an identical config, so racing replicas all succeed.
-  await jsm.consumers.add(stream, want);
+  await retryTransient(`create consumer ${want.durable_name}`, log, () => jsm.consumers.add(stream, want));
   log.info({ stream, consumer: want.durable_name }, "consumer created");
+}
+
+const RETRY_FOR_MS = 60_000;
+
+/**
+ * One JetStream API call of start-up, repeated while it fails transiently. With replicas > 1 every
+ * stream and consumer create makes the meta leader form a Raft group; on a busy cluster, or during a
+ * leader election, the request can time out (found by the cluster drill: two replicas provisioning
+ * 64 R3 consumers at once on a loaded machine, one exited with "timeout"). Repeating is safe: reads
+ * trivially, creates because JetStream accepts an identical create again (and a stream created by the
+ * timed-out attempt is then adopted). Answers such as "not found" are permanent and pass through.
+ */
+async function retryTransient<T>(what: string, log: Logger, call: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + RETRY_FOR_MS;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (classifyNatsError(err) !== "transient" || Date.now() >= deadline) throw err;
+      log.warn({ err, attempt }, `${what}: JetStream did not answer; retrying`);
+      await delay(Math.min(5_000, 250 * 2 ** attempt));
+    }
+  }
 }
 
 /** The stream's mapping from a published subject to its stored, partitioned subject. */

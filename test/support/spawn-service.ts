@@ -13,10 +13,21 @@ export interface ServiceProcess {
   terminate(): Promise<number | null>;
 }
 
+export interface SpawnServiceOptions {
+  /** Keeps a restarted replica at its old address (as behind a service name); default a free port. */
+  port?: number;
+  /** Runs the build in `dist/` (`npm run build` first), as production does, instead of the sources. */
+  compiled?: boolean;
+}
+
 /** `jobhooks serve` as its own process, as an orchestrator runs it; resolves once /readyz is 200. */
-export async function spawnService(env: Record<string, string>): Promise<ServiceProcess> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve"], {
+export async function spawnService(
+  env: Record<string, string>,
+  opts: SpawnServiceOptions = {},
+): Promise<ServiceProcess> {
+  const port = opts.port ?? (await freePort());
+  const entry = opts.compiled ? ["dist/cli.js", "serve"] : ["--import", "tsx", "src/cli.ts", "serve"];
+  const child = spawn(process.execPath, entry, {
     env: { ...process.env, JOBHOOKS_ADDR: `127.0.0.1:${port}`, LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
