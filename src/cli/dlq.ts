@@ -1,9 +1,8 @@
-import { connect } from "@nats-io/transport-node";
 import type { Command } from "commander";
-import { loadConfig } from "../config/config.js";
-import { natsConnectOptions } from "../nats/connection.js";
 import { type DeadLetterRecord, listDeadLetters, replayDeadLetters } from "../relay/dlq.js";
+import { withNats } from "./nats-session.js";
 import { UsageError } from "./process.js";
+import { formatTable } from "./table.js";
 
 /** `jobhooks dlq list|replay`: why events were dead-lettered, and sending them through again. */
 export function registerDlq(program: Command): void {
@@ -52,38 +51,12 @@ export function registerDlq(program: Command): void {
     });
 }
 
-async function withNats<T>(f: (nc: Awaited<ReturnType<typeof connect>>) => Promise<T>): Promise<T> {
-  const config = loadConfig(process.env, { requireSvixToken: false });
-  const nc = await connect({
-    ...(await natsConnectOptions(config.nats, "jobhooks-cli")),
-    maxReconnectAttempts: 0,
-  });
-  try {
-    return await f(nc);
-  } finally {
-    await nc.drain();
-  }
-}
-
 function table(records: DeadLetterRecord[]): string {
   const now = Date.now();
-  const rows = records.map((r) => [
-    String(r.seq),
-    age(now - r.deadAt.getTime()),
-    r.reason,
-    r.subject,
-    r.detail,
-  ]);
-  const head = ["SEQ", "AGE", "REASON", "SUBJECT", "DETAIL"];
-  const widths = head.map((h, i) =>
-    Math.max(h.length, ...rows.map((r) => Math.min(60, (r[i] ?? "").length))),
+  return formatTable(
+    ["SEQ", "AGE", "REASON", "SUBJECT", "DETAIL"],
+    records.map((r) => [String(r.seq), age(now - r.deadAt.getTime()), r.reason, r.subject, r.detail]),
   );
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.slice(0, 60).padEnd(widths[i] ?? 0)))
-      .join("  ")
-      .trimEnd();
-  return `${[line(head), ...rows.map(line)].join("\n")}\n`;
 }
 
 function age(ms: number): string {

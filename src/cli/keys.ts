@@ -1,11 +1,10 @@
-import { connect } from "@nats-io/transport-node";
 import type { Command } from "commander";
-import { loadConfig } from "../config/config.js";
 import { tenantIdProblem } from "../events/validate.js";
 import { type ApiKeyRecord, type ApiKeyStore, openApiKeyStore } from "../nats/api-key-store.js";
-import { natsConnectOptions } from "../nats/connection.js";
 import { isApiKeyId } from "../server/api-key.js";
+import { withNats } from "./nats-session.js";
 import { UsageError } from "./process.js";
+import { formatTable } from "./table.js";
 
 /**
  * `jobhooks keys create|list|revoke`: customer API keys in NATS KV. `create` prints the key alone on
@@ -64,27 +63,17 @@ export function registerKeys(program: Command): void {
     });
 }
 
-async function withKeyStore<T>(f: (store: ApiKeyStore) => Promise<T>): Promise<T> {
-  const config = loadConfig(process.env, { requireSvixToken: false });
-  const nc = await connect({
-    ...(await natsConnectOptions(config.nats, "jobhooks-cli")),
-    maxReconnectAttempts: 0,
-  });
-  try {
-    return await f(await openApiKeyStore(nc, { replicas: config.nats.streamReplicas }));
-  } finally {
-    await nc.drain();
-  }
+/** The key store on a short CLI session (see withNats). */
+function withKeyStore<T>(f: (store: ApiKeyStore) => Promise<T>): Promise<T> {
+  return withNats(async (nc, config) =>
+    f(await openApiKeyStore(nc, { replicas: config.nats.streamReplicas })),
+  );
 }
 
 function table(records: ApiKeyRecord[]): string {
-  const rows = records.map((r) => [r.id, r.tenantId, r.createdAt]);
-  const head = ["ID", "TENANT", "CREATED"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join("  ")
-      .trimEnd();
-  return `${[line(head), ...rows.map(line)].join("\n")}\n`;
+  return formatTable(
+    ["ID", "TENANT", "CREATED"],
+    records.map((r) => [r.id, r.tenantId, r.createdAt]),
+    Number.POSITIVE_INFINITY, // ids and tenants are short enough to show whole
+  );
 }

@@ -1,0 +1,15 @@
+/**
+ * A plain-text table for a terminal: columns padded to their widest cell (cut at `maxCellWidth`),
+ * the last column left whole so a long detail is never truncated.
+ */
+export function formatTable(head: string[], rows: string[][], maxCellWidth = 60): string {
+  const widths = head.map((h, i) =>
+    Math.max(h.length, ...rows.map((r) => Math.min(maxCellWidth, (r[i] ?? "").length))),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.slice(0, maxCellWidth).padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return `${[line(head), ...rows.map(line)].join("\n")}\n`;
+}
