@@ -58,6 +58,13 @@ function readBody(req: IncomingMessage): Promise<RawBody> {
 
 function faultResponse(fault: FaultRule): ApiResponse {
   switch (fault.kind) {
+    case "409":
+      // What Svix answers to any unique-key clash (svix-server's default conflict body), e.g. when
+      // another client creates the same inline application at the same moment: not a duplicate eventId.
+      return {
+        status: 409,
+        json: JSON.stringify({ code: "conflict", detail: "A conflict has occurred" }),
+      };
     case "422":
       // Svix refusing a request on its own rules (e.g. an application uid it will not take):
       // a client must treat it as permanent, not retry it.
@@ -261,6 +268,8 @@ export function createRequestListener(
     entry.at = new Date(now).toISOString();
     entry.status = response.status;
     entry.requestBody = raw.text || undefined;
+    const idempotencyKey = req.headers["idempotency-key"];
+    if (typeof idempotencyKey === "string") entry.idempotencyKey = idempotencyKey;
     entry.responseBody = response.json ?? "";
     ctx.log.record(entry);
   }

@@ -13,6 +13,8 @@ export interface RequestLogEntry {
   requestBody: string | undefined;
   /** As sent; empty for 204 and for connection resets. */
   responseBody: string;
+  /** The request's Idempotency-Key header, when it had one. */
+  idempotencyKey?: string;
   /** Set when an injected fault produced this answer instead of the API. */
   fault?: string;
 }
