@@ -62,6 +62,11 @@ async function wire(
       subjectPrefix: config.nats.subjectPrefix,
       replicas: config.nats.streamReplicas,
       duplicateWindowMs: config.nats.duplicateWindowMs,
+      limits: {
+        jobsMaxBytes: config.nats.streamMaxBytes,
+        dlqMaxBytes: config.nats.dlqMaxBytes,
+        dlqMaxAgeMs: config.nats.dlqMaxAgeMs,
+      },
       partitions: config.relay.partitions,
       ackWaitMs: config.relay.ackWaitMs,
     },
