@@ -213,9 +213,9 @@ async function applyLimits(
   if (changed.length === 0) return undefined;
   const update = Object.fromEntries(changed.map((f) => [f, want[f]]));
   try {
-    const info = await retryTransient(`update stream ${want.name}`, log, () =>
-      jsm.streams.update(want.name, { ...existing, ...update }),
-    );
+    // One attempt: JetStream answers "insufficient resources" with the same 503 as an election,
+    // and waiting a minute on it would only delay a start that can go on with the old limits.
+    const info = await jsm.streams.update(want.name, { ...existing, ...update });
     log.info(
       { stream: want.name, was: Object.fromEntries(changed.map((f) => [f, existing[f]])), now: update },
       "stream limits updated",
