@@ -46,7 +46,7 @@ if (!existsSync("dist/cli.js")) {
   process.exit(2);
 }
 
-const TOKEN = "svc_soak_token_0123456789abcdef";
+const TOKEN = "svc_soak_token_0123456789abcdef_0123";
 const TENANT = "soak";
 const rand = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
 const sleepUntil = async (t: number, stop: () => boolean) => {

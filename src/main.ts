@@ -20,6 +20,11 @@ export interface Jobhooks {
   readonly port: number;
   /** Graceful stop: no new RPCs, in-flight ones finish, NATS drained. */
   stop(): Promise<void>;
+  /**
+   * Reads the service-tokens file again (SIGHUP): the next request sees the new set. A file that
+   * fails the checks keeps the current set, so a bad edit never locks every service out.
+   */
+  reloadServiceTokens(): Promise<void>;
 }
 
 /**
@@ -29,7 +34,7 @@ export interface Jobhooks {
 export async function startJobhooks(config: Config, log: Logger): Promise<Jobhooks> {
   // Local files first: a bad tokens file stops start-up before anything connects.
   const serviceTokens = config.server.serviceTokensFile
-    ? await readServiceTokens(config.server.serviceTokensFile)
+    ? await readServiceTokens(config.server.serviceTokensFile, (m) => log.warn(m))
     : undefined;
   const nats = await connectNats(config.nats, log);
   // What has started so far, undone in reverse if a later step fails (a taken port, a conflicting
@@ -57,6 +62,11 @@ async function wire(
       subjectPrefix: config.nats.subjectPrefix,
       replicas: config.nats.streamReplicas,
       duplicateWindowMs: config.nats.duplicateWindowMs,
+      limits: {
+        jobsMaxBytes: config.nats.streamMaxBytes,
+        dlqMaxBytes: config.nats.dlqMaxBytes,
+        dlqMaxAgeMs: config.nats.dlqMaxAgeMs,
+      },
       partitions: config.relay.partitions,
       ackWaitMs: config.relay.ackWaitMs,
     },
@@ -103,8 +113,9 @@ async function wire(
   }
 
   const verifiers: CredentialVerifier[] = [];
-  if (serviceTokens) {
-    verifiers.push(serviceTokenVerifier(serviceTokens));
+  const serviceTokenAuth = serviceTokens ? serviceTokenVerifier(serviceTokens) : undefined;
+  if (serviceTokenAuth) {
+    verifiers.push(serviceTokenAuth);
   } else {
     log.warn("JOBHOOKS_SERVICE_TOKENS_FILE is not set: no internal service can call PublishJobEvent");
   }
@@ -158,6 +169,17 @@ async function wire(
   return {
     url: server.url,
     port: server.port,
+    async reloadServiceTokens() {
+      const file = config.server.serviceTokensFile;
+      if (!file || !serviceTokenAuth) return;
+      try {
+        const tokens = await readServiceTokens(file, (m) => log.warn(m));
+        serviceTokenAuth.replace(tokens);
+        log.info({ tokens: tokens.length }, "service tokens reloaded");
+      } catch (err) {
+        log.error({ error: (err as Error).message }, "service tokens not reloaded; the previous set stays");
+      }
+    },
     stop() {
       stopping ??= (async () => {
         await server.close();

@@ -16,5 +16,7 @@ export function registerServe(program: Command): void {
       const tracing = await startTracing(process.env, log);
       const app = await startJobhooks(config, log);
       onShutdown(log, () => app.stop().then(tracing.shutdown));
+      // Rotating a service token: edit the file, then `kill -HUP`; no restart, no dropped request.
+      process.on("SIGHUP", () => void app.reloadServiceTokens());
     });
 }

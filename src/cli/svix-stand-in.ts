@@ -28,7 +28,8 @@ export function registerSvixStandIn(program: Command): void {
         `Svix stand-in listening. Ctrl-C stops it.\n` +
           `  export SVIX_SERVER_URL=${standIn.url}\n` +
           `  export SVIX_TOKEN=${standIn.token}\n` +
-          `e.g. new Svix(process.env.SVIX_TOKEN, { serverUrl: process.env.SVIX_SERVER_URL })\n`,
+          `e.g. new Svix(process.env.SVIX_TOKEN, { serverUrl: process.env.SVIX_SERVER_URL })\n` +
+          `The admin routes (${standIn.url}/_stand-in/faults, /stats, /requests) take the same token as Bearer.\n`,
       );
     });
 }

@@ -55,6 +55,11 @@ export interface NatsConfig {
   streamReplicas: number;
   /** JetStream's de-duplication window for Nats-Msg-Id; publish retries stay inside it. */
   duplicateWindowMs: number;
+  /** JOBS' byte limit; when reached, new events are refused (never stored ones deleted). */
+  streamMaxBytes: number;
+  /** JOBS_DLQ's limits: dead letters older or beyond these go first. */
+  dlqMaxBytes: number;
+  dlqMaxAgeMs: number;
 }
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -136,6 +141,9 @@ const schema = z.object({
   JOBHOOKS_MAX_PAYLOAD_BYTES: int(256 * 1024, 1024, 1024 * 1024),
   JOBHOOKS_STREAM_REPLICAS: int(1, 1, 5),
   JOBHOOKS_DUPLICATE_WINDOW_MS: int(120_000, 1_000, 24 * 3_600_000),
+  JOBHOOKS_STREAM_MAX_BYTES: int(1024 ** 3, 64 * 1024, 2 ** 50),
+  JOBHOOKS_DLQ_MAX_BYTES: int(256 * 1024 ** 2, 64 * 1024, 2 ** 50),
+  JOBHOOKS_DLQ_MAX_AGE_MS: int(30 * 24 * 3_600_000, 60_000, 10 * 365 * 24 * 3_600_000),
   JOBHOOKS_SHUTDOWN_GRACE_MS: int(10_000, 0, 600_000),
   JOBHOOKS_PUBLISH_TIMEOUT_MS: int(10_000, 100, 600_000),
   JOBHOOKS_PORTAL_RATE_PER_MIN: int(30, 1, 100_000),
@@ -196,6 +204,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {})
       subjectPrefix: v.JOBHOOKS_SUBJECT_PREFIX,
       streamReplicas: v.JOBHOOKS_STREAM_REPLICAS,
       duplicateWindowMs: v.JOBHOOKS_DUPLICATE_WINDOW_MS,
+      streamMaxBytes: v.JOBHOOKS_STREAM_MAX_BYTES,
+      dlqMaxBytes: v.JOBHOOKS_DLQ_MAX_BYTES,
+      dlqMaxAgeMs: v.JOBHOOKS_DLQ_MAX_AGE_MS,
     },
     svix: { token: v.SVIX_TOKEN, serverUrl: v.SVIX_SERVER_URL, requestTimeoutMs: v.JOBHOOKS_SVIX_TIMEOUT_MS },
     relay: {

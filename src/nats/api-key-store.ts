@@ -1,7 +1,8 @@
 import { JetStreamApiError, StorageType } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { apiKeyDigest, generateApiKey } from "../server/api-key.js";
+import { tenantIdProblem } from "../events/validate.js";
+import { apiKeyDigest, generateApiKey, isApiKeyId } from "../server/api-key.js";
 
 /**
  * Customer API keys in the NATS KV bucket `jobhooks_api_keys` (DESIGN.md "Authentication"). An
@@ -61,18 +62,12 @@ export async function openApiKeyStore(nc: NatsConnection, opts: { replicas: numb
     kv = await kvm.open(API_KEYS_BUCKET);
   }
 
-  const recordOf = (value: StoredValue): ApiKeyRecord => ({
-    id: value.id,
-    tenantId: value.tenant_id,
-    createdAt: value.created_at,
-  });
-
   async function entries(): Promise<Array<{ digest: string; record: ApiKeyRecord }>> {
     const out: Array<{ digest: string; record: ApiKeyRecord }> = [];
     for await (const digest of await kv.keys()) {
       const entry = await kv.get(digest);
-      if (entry && entry.operation === "PUT")
-        out.push({ digest, record: recordOf(entry.json<StoredValue>()) });
+      const record = entry && entry.operation === "PUT" ? recordOf(entry.string()) : undefined;
+      if (record) out.push({ digest, record });
     }
     return out.sort((a, b) => a.record.createdAt.localeCompare(b.record.createdAt));
   }
@@ -83,7 +78,7 @@ export async function openApiKeyStore(nc: NatsConnection, opts: { replicas: numb
       const value: StoredValue = { id, tenant_id: tenantId, created_at: new Date().toISOString() };
       // create (not put): a digest collision would be a broken random source, never an overwrite.
       await kv.create(apiKeyDigest(key), JSON.stringify(value));
-      return { key, record: recordOf(value) };
+      return { key, record: { id, tenantId, createdAt: value.created_at } };
     },
 
     async list() {
@@ -100,7 +95,10 @@ export async function openApiKeyStore(nc: NatsConnection, opts: { replicas: numb
     async findByDigest(digest) {
       const entry = await kv.get(digest);
       if (!entry || entry.operation !== "PUT") return undefined;
-      return { digest: entry.key, record: recordOf(entry.json<StoredValue>()) };
+      // A record anyone with write access to the bucket could have put there: it grants a tenant
+      // only when it has exactly the shape `keys create` writes; anything else is an unknown key.
+      const record = recordOf(entry.string());
+      return record ? { digest: entry.key, record } : undefined;
     },
 
     async watchChanges(onChange) {
@@ -113,4 +111,20 @@ export async function openApiKeyStore(nc: NatsConnection, opts: { replicas: numb
       return () => watch.stop();
     },
   };
+}
+
+/** A stored value read back, or undefined when it is not what `create` writes. */
+function recordOf(text: string): ApiKeyRecord | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const v = value as Partial<Record<keyof StoredValue, unknown>>;
+  if (typeof v.id !== "string" || !isApiKeyId(v.id)) return undefined;
+  if (typeof v.tenant_id !== "string" || tenantIdProblem(v.tenant_id) !== undefined) return undefined;
+  if (typeof v.created_at !== "string" || Number.isNaN(Date.parse(v.created_at))) return undefined;
+  return { id: v.id, tenantId: v.tenant_id, createdAt: v.created_at };
 }

@@ -4,14 +4,18 @@ import { errors } from "@nats-io/transport-node";
 /**
  * What a NATS failure means for the caller, decided in one place (STYLE.md "classify at the edge"):
  * `transient` clears up by itself (a disconnect, a leader election, a slow server) and is worth
- * retrying; `too_large` and `permanent` never will.
+ * retrying; `full` clears up when the stream drains, later than a caller's retries should wait;
+ * `too_large` and `permanent` never will.
  */
-export type NatsFailure = "transient" | "too_large" | "permanent";
+export type NatsFailure = "transient" | "too_large" | "full" | "permanent";
 
 export function classifyNatsError(err: unknown): NatsFailure {
   if (err instanceof JetStreamApiError) {
     // 10054: message size exceeds the stream's maximum.
     if (err.code === 10054) return "too_large";
+    // 10077 "maximum bytes/messages exceeded": a stream with discard "new" at its limit. It clears
+    // as the relay drains the stream, not within one call's retries: tell the caller at once.
+    if (err.code === 10077 && /maximum (bytes|messages)/i.test(err.message)) return "full";
     // JetStream answers 503 while a stream or meta leader is being elected.
     if (err.status === 503 || err.code === 10008) return "transient";
     return "permanent";

@@ -34,7 +34,23 @@ export interface ProvisionOptions {
   ackWaitMs?: number;
   /** Partitions of the job key space; one consumer each. Fixed when the stream is created. */
   partitions: number;
+  /** Storage limits; applied to existing streams too (see applyLimits). */
+  limits?: StreamLimits;
 }
+
+export interface StreamLimits {
+  /** JOBS' byte limit, with discard "new": when full, publishes are refused, nothing stored is deleted. */
+  jobsMaxBytes?: number;
+  /** JOBS_DLQ's byte and age limits, with discard "old": the oldest dead letters go first. */
+  dlqMaxBytes?: number;
+  dlqMaxAgeMs?: number;
+}
+
+export const DEFAULT_LIMITS: Required<StreamLimits> = {
+  jobsMaxBytes: 1024 ** 3,
+  dlqMaxBytes: 256 * 1024 ** 2,
+  dlqMaxAgeMs: 30 * 24 * 3_600_000,
+};
 
 export interface Provisioned {
   /** The stream's actual de-duplication window (an adopted stream may differ from the request). */
@@ -63,7 +79,9 @@ export async function provisionJetStream(
   opts: ProvisionOptions,
   log: Logger,
 ): Promise<Provisioned> {
-  const maxMsg = opts.maxMsgBytes ?? 2 * 1024 * 1024;
+  const limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  // JetStream refuses a message limit above the stream's byte limit.
+  const maxMsg = Math.min(opts.maxMsgBytes ?? 2 * 1024 * 1024, limits.jobsMaxBytes);
   // Work-queue retention: a relayed (acked) event is deleted, so the stream holds the backlog
   // only and never grows without bound; nothing is deleted before the relay acked it.
   //
@@ -83,12 +101,17 @@ export async function provisionJetStream(
       num_replicas: opts.replicas,
       duplicate_window: nanos(opts.duplicateWindowMs),
       max_msg_size: maxMsg,
-      discard: DiscardPolicy.Old,
+      // Full means "refuse the next event" (PublishJobEvent answers UNAVAILABLE with RetryInfo),
+      // never "delete an accepted one": work-queue retention frees space as the relay acks.
+      max_bytes: limits.jobsMaxBytes,
+      discard: DiscardPolicy.New,
       allow_direct: true,
     },
     log,
   );
-  // Dead letters are kept until an operator replays or purges them.
+  // Dead letters are kept until an operator replays or purges them, or they pass the age or byte
+  // limit: then the oldest go first, so a flood of poison never stops dead-lettering (and with it
+  // the relay's partitions).
   await ensureStream(
     jsm,
     {
@@ -97,7 +120,9 @@ export async function provisionJetStream(
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       num_replicas: opts.replicas,
-      max_msg_size: maxMsg + 64 * 1024,
+      max_msg_size: Math.min(maxMsg + 64 * 1024, limits.dlqMaxBytes),
+      max_bytes: limits.dlqMaxBytes,
+      max_age: nanos(limits.dlqMaxAgeMs),
       discard: DiscardPolicy.Old,
       allow_direct: true,
     },
@@ -153,7 +178,7 @@ async function ensureStream(
           "adopting stream with a different replica count",
         );
       }
-      return existing;
+      return (await applyLimits(jsm, existing, want, log)) ?? existing;
     }
     try {
       const info = await retryTransient(`create stream ${want.name}`, log, () => jsm.streams.add(want));
@@ -165,6 +190,44 @@ async function ensureStream(
     }
   }
   throw new ProvisioningError(`stream ${want.name}: could not create or read it`);
+}
+
+const LIMIT_FIELDS = ["max_bytes", "max_age", "max_msg_size", "discard"] as const;
+
+/**
+ * An adopted stream takes the configured limits: they are operations settings (how much disk,
+ * how long dead letters stay), JetStream can change them in place, and a stream made by an older
+ * version (JOBS without a byte limit, or with discard "old") would otherwise keep deleting or
+ * growing without bound. Lowering JOBS' limit below what it holds deletes nothing (discard "new"):
+ * publishes are refused until the relay has drained it. If JetStream refuses the update (say,
+ * the account cannot reserve the bytes), start-up goes on with the old limits and a warning.
+ * Returns the updated config, or undefined when nothing changed.
+ */
+async function applyLimits(
+  jsm: JetStreamManager,
+  existing: StreamConfig,
+  want: Partial<StreamConfig> & { name: string },
+  log: Logger,
+): Promise<StreamConfig | undefined> {
+  const changed = LIMIT_FIELDS.filter((f) => want[f] !== undefined && existing[f] !== want[f]);
+  if (changed.length === 0) return undefined;
+  const update = Object.fromEntries(changed.map((f) => [f, want[f]]));
+  try {
+    // One attempt: JetStream answers "insufficient resources" with the same 503 as an election,
+    // and waiting a minute on it would only delay a start that can go on with the old limits.
+    const info = await jsm.streams.update(want.name, { ...existing, ...update });
+    log.info(
+      { stream: want.name, was: Object.fromEntries(changed.map((f) => [f, existing[f]])), now: update },
+      "stream limits updated",
+    );
+    return info.config;
+  } catch (err) {
+    log.warn(
+      { stream: want.name, err, wanted: update },
+      "could not update the stream's limits; keeping the existing ones",
+    );
+    return undefined;
+  }
 }
 
 async function streamConfig(

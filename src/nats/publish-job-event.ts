@@ -59,6 +59,8 @@ export interface JobEventPublisher {
 }
 
 const ATTEMPT_TIMEOUT_MS = 3_000;
+/** A full JOBS stream drains at the relay's pace: ask callers to come back in seconds, not at once. */
+const FULL_RETRY_MS = 5_000;
 
 export function createJobEventPublisher(o: JobEventPublisherOptions): JobEventPublisher {
   // Stay clear of the window's edge: a retry landing just after it would be stored a second time.
@@ -91,6 +93,8 @@ export function createJobEventPublisher(o: JobEventPublisherOptions): JobEventPu
           const kind = classifyNatsError(err);
           if (kind === "too_large")
             throw new PublishRejectedError("event exceeds the stream's size limit", true);
+          if (kind === "full")
+            throw new PublishUnavailableError("the JOBS stream is full; retry", FULL_RETRY_MS);
           if (kind === "permanent") throw err;
           o.log.debug({ err, attempt, event_id: event.eventId }, "publish failed; retrying");
           await sleep(Math.min(backoffMs(attempt), Math.max(0, deadline - Date.now())), signal);

@@ -1,6 +1,7 @@
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
-import { headers as natsHeaders } from "@nats-io/transport-node";
+import { type MsgHdrs, headers as natsHeaders } from "@nats-io/transport-node";
 import type { DeadReason } from "../events/decode-nats-event.js";
+import { classifyNatsError } from "../nats/errors.js";
 
 /** Headers a dead letter carries besides the original ones. */
 export const DEAD_HEADERS = {
@@ -15,24 +16,67 @@ export const DEAD_HEADERS = {
  * Moves a message that can never be delivered to JOBS_DLQ: the original body and headers, plus
  * why, then acks the original. The DLQ publish is de-duplicated on the original's stream sequence,
  * so a crash between publish and ack cannot leave two dead letters for one message.
+ *
+ * A dead letter never depends on the headers a publisher chose: `Nats-*` headers are JetStream
+ * publish controls (`Nats-Expected-Stream`, `Nats-Expected-Last-Sequence`, `Nats-TTL`, …) that
+ * JetStream would apply to the DLQ publish and refuse it for, leaving the original unacked — and,
+ * with one message in flight per partition, its whole partition stuck. Should JetStream still
+ * refuse the copy, it is sent again with nothing but the body and our own headers.
  */
 export async function deadLetter(
   js: JetStreamClient,
   m: JsMsg,
   o: { dlqPrefix: string; reason: DeadReason; detail: string; originalSubject: string },
 ): Promise<void> {
+  const subject = `${o.dlqPrefix}.${o.reason}`;
+  const msgID = `dlq.${m.seq}`;
+  const ours = deadHeaders(m, o);
+  try {
+    await js.publish(subject, m.data, { headers: withPublisherHeaders(m.headers, ours), msgID });
+  } catch (err) {
+    // Only a refusal is worth a different copy; NATS being away is not (the caller retries later).
+    if (classifyNatsError(err) === "transient") throw err;
+    ours.set(DEAD_HEADERS.detail, oneLine(`${o.detail} (original headers dropped: ${refusal(err)})`));
+    try {
+      await js.publish(subject, m.data, { headers: ours, msgID });
+    } catch (again) {
+      if (classifyNatsError(again) === "transient") throw again;
+      // Even the bare body is refused (say, an adopted JOBS_DLQ with a smaller message limit):
+      // record that the message existed and why, rather than hold its partition forever.
+      ours.set(
+        DEAD_HEADERS.detail,
+        oneLine(`${o.detail} (body of ${m.data.byteLength} bytes dropped: ${refusal(again)})`),
+      );
+      await js.publish(subject, new Uint8Array(0), { headers: ours, msgID });
+    }
+  }
+  m.ack();
+}
+
+/** The publisher's headers without JetStream's controls, then ours (which win on a clash). */
+function withPublisherHeaders(original: MsgHdrs | undefined, ours: MsgHdrs): MsgHdrs {
   const h = natsHeaders();
-  for (const [key, values] of m.headers ?? []) {
-    if (key === "Nats-Msg-Id") continue;
+  for (const [key, values] of original ?? []) {
+    const lower = key.toLowerCase();
+    if (lower.startsWith("nats-") || lower.startsWith("jobhooks-")) continue;
     for (const v of values) h.append(key, v);
   }
+  for (const [key, values] of ours) for (const v of values) h.append(key, v);
+  return h;
+}
+
+function deadHeaders(m: JsMsg, o: { reason: DeadReason; detail: string; originalSubject: string }): MsgHdrs {
+  const h = natsHeaders();
   h.set(DEAD_HEADERS.reason, o.reason);
   h.set(DEAD_HEADERS.detail, oneLine(o.detail));
   h.set(DEAD_HEADERS.subject, o.originalSubject);
   h.set(DEAD_HEADERS.sequence, String(m.seq));
   h.set(DEAD_HEADERS.at, new Date().toISOString());
-  await js.publish(`${o.dlqPrefix}.${o.reason}`, m.data, { headers: h, msgID: `dlq.${m.seq}` });
-  m.ack();
+  return h;
+}
+
+function refusal(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** Header values are one line of printable text; details are cut to a readable length. */

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
 
 /** Who is calling: an internal service (any tenant, every RPC) or a customer (its own tenant). */
@@ -14,29 +14,54 @@ export type CredentialVerifier = (
   credential: string,
 ) => Promise<Principal | undefined> | Principal | undefined;
 
-const MIN_TOKEN_CHARS = 16;
+/** 32 characters of a random alphabet (e.g. `openssl rand -base64 32`) are beyond guessing. */
+export const MIN_TOKEN_CHARS = 32;
+
+/** A service-token verifier whose set can be replaced while running (SIGHUP reloads the file). */
+export type ServiceTokenVerifier = CredentialVerifier & {
+  /** From the next request on, only these tokens are accepted. */
+  replace(tokens: readonly string[]): void;
+};
 
 /**
  * Service tokens, one per line (blank lines and `#` comments ignored). Only their SHA-256 digests
  * stay in memory; a presented token is hashed and compared against every digest with
  * timingSafeEqual, without stopping at a match, so timing reveals neither a token nor which one.
  */
-export function serviceTokenVerifier(tokens: readonly string[]): CredentialVerifier {
-  const digests = tokens.map(sha256);
-  return (credential) => {
+export function serviceTokenVerifier(tokens: readonly string[]): ServiceTokenVerifier {
+  // Each request reads the current set once, so a reload never mixes two sets in one check.
+  let digests = tokens.map(sha256);
+  const verify: CredentialVerifier = (credential) => {
+    const current = digests;
     const presented = sha256(credential);
     let index = -1;
-    for (let i = 0; i < digests.length; i++) {
-      if (timingSafeEqual(presented, digests[i] as Buffer)) index = i;
+    for (let i = 0; i < current.length; i++) {
+      if (timingSafeEqual(presented, current[i] as Buffer)) index = i;
     }
     return index >= 0 ? { kind: "service", name: `service-token-${index + 1}` } : undefined;
   };
+  return Object.assign(verify, {
+    replace(next: readonly string[]) {
+      digests = next.map(sha256);
+    },
+  });
 }
 
-export async function readServiceTokens(file: string): Promise<string[]> {
+/**
+ * Reads and checks a service-tokens file: at least one token, each at least MIN_TOKEN_CHARS long
+ * without spaces; a file others can read is accepted with a warning (`warn`), since on a shared
+ * host anyone who reads it can call every RPC for every tenant. Errors name the file and the
+ * token's position, never a token.
+ */
+export async function readServiceTokens(
+  file: string,
+  warn: (message: string) => void = () => undefined,
+): Promise<string[]> {
   let text: string;
+  let mode: number;
   try {
     text = await readFile(file, "utf8");
+    mode = (await stat(file)).mode;
   } catch (err) {
     throw new Error(
       `JOBHOOKS_SERVICE_TOKENS_FILE: cannot read ${file}: ${(err as NodeJS.ErrnoException).code}`,
@@ -46,10 +71,20 @@ export async function readServiceTokens(file: string): Promise<string[]> {
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter((l) => l !== "" && !l.startsWith("#"));
+  if (tokens.length === 0) {
+    throw new Error(
+      `JOBHOOKS_SERVICE_TOKENS_FILE: ${file} holds no token (one per line; # starts a comment)`,
+    );
+  }
   const short = tokens.findIndex((t) => t.length < MIN_TOKEN_CHARS || /\s/.test(t));
   if (short >= 0) {
     throw new Error(
       `JOBHOOKS_SERVICE_TOKENS_FILE: token ${short + 1} is shorter than ${MIN_TOKEN_CHARS} characters or has spaces`,
+    );
+  }
+  if ((mode & 0o077) !== 0) {
+    warn(
+      `JOBHOOKS_SERVICE_TOKENS_FILE: ${file} is readable by group or others (mode ${(mode & 0o777).toString(8)}); chmod 600 it`,
     );
   }
   return tokens;

@@ -5,8 +5,15 @@ import { ApiException } from "svix";
  * edge"); the relay switches on these, never on HTTP status codes.
  */
 export type SvixFailure =
-  /** Svix already has this message (409 on eventId): the event is delivered. */
+  /** Svix already has this message (its eventId exists): the event is delivered. */
   | { kind: "already_sent" }
+  /**
+   * 409: something in Svix already exists. Svix answers every unique-key clash the same way
+   * (svix-server: `{"code":"conflict","detail":"A conflict has occurred"}`, for a message's eventId
+   * as for an application uid created concurrently), so the body alone never proves that this
+   * event was delivered: the caller checks what exists (see the gateway).
+   */
+  | { kind: "conflict"; code: string; reason: string }
   /** The application does not exist (404): create it and retry. */
   | { kind: "app_missing" }
   /** Svix refused the request itself (400/413/422): retrying the same request cannot succeed. */
@@ -19,7 +26,14 @@ const PERMANENT = new Set([400, 413, 422]);
 export function classifySvixError(err: unknown): SvixFailure {
   if (err instanceof ApiException) {
     const status = err.code;
-    if (status === 409) return { kind: "already_sent" };
+    if (status === 409) {
+      const code = (err.body as { code?: unknown } | undefined)?.code;
+      return {
+        kind: "conflict",
+        code: typeof code === "string" ? code.slice(0, 100) : "",
+        reason: describeBody(status, err.body),
+      };
+    }
     if (status === 404) return { kind: "app_missing" };
     if (PERMANENT.has(status)) return { kind: "permanent", status, reason: describeBody(status, err.body) };
     const retryAfterMs = parseRetryAfter(err.headers?.["retry-after"]);
@@ -46,12 +60,24 @@ export function classifySvixError(err: unknown): SvixFailure {
   };
 }
 
-/** Retry-After as seconds or an HTTP date; undefined when absent or unreadable. */
+/**
+ * The longest wait a Retry-After may impose. The header comes from Svix or from whatever proxy
+ * answers in its name; a day-long value (or a date years ahead) must not park a partition: past
+ * this the relay's own backoff and circuit decide.
+ */
+export const MAX_RETRY_AFTER_MS = 60_000;
+
+/** Retry-After as seconds or an HTTP date, at most MAX_RETRY_AFTER_MS; undefined when absent or unreadable. */
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
   if (!value) return undefined;
-  if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.round(Number(value) * 1_000);
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+  let ms: number;
+  if (/^\d+(\.\d+)?$/.test(value.trim())) ms = Math.round(Number(value) * 1_000);
+  else {
+    const at = Date.parse(value);
+    if (Number.isNaN(at)) return undefined;
+    ms = at - now;
+  }
+  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms));
 }
 
 /** A short, safe description of Svix's answer: its code and detail, never request data. */

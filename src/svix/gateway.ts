@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { Svix } from "svix";
 import type { EventTypeDefinition, SvixMessage } from "../events/webhook-payload.js";
 import type { Logger } from "../log/logger.js";
@@ -18,14 +19,18 @@ export interface SvixGatewayOptions {
   log: Logger;
 }
 
-export type MessageOutcome = { kind: "created" } | Exclude<SvixFailure, { kind: "app_missing" }>;
+export type MessageOutcome =
+  | { kind: "created" }
+  | Exclude<SvixFailure, { kind: "app_missing" } | { kind: "conflict" }>;
 
 /** Also opens portals (PortalLinks): one SDK client, one set of request metrics, for both callers. */
 export interface SvixGateway extends PortalLinks {
   /**
-   * Creates the tenant's message with idempotency key = event id, so a retry after a lost answer
-   * creates nothing new, and eventId = event id, so a later duplicate answers 409 (already sent).
-   * The tenant's application (uid = tenant id) is created inline when missing.
+   * Creates the tenant's message with an idempotency key made of tenant and event id, so a retry
+   * after a lost answer creates nothing new, and eventId = event id, so a later duplicate answers
+   * 409. A 409 counts as `already_sent` only once Svix shows a message with this eventId in the
+   * tenant's application; any other conflict is transient. The tenant's application (uid = tenant
+   * id) is created inline when missing.
    */
   createMessage(tenantId: string, message: SvixMessage): Promise<MessageOutcome>;
   /** Registers the event types (idempotent), so the portal lists them and "send example" works. */
@@ -74,7 +79,7 @@ export function createSvixGateway(o: SvixGatewayOptions): SvixGateway {
     tenantId: string,
     message: SvixMessage,
     inlineApp: boolean,
-  ): Promise<SvixFailure | "created"> {
+  ): Promise<Exclude<SvixFailure, { kind: "conflict" }> | "created"> {
     try {
       await timed(() =>
         sdk.message.create(
@@ -85,12 +90,43 @@ export function createSvixGateway(o: SvixGatewayOptions): SvixGateway {
             payload: message.payload as unknown as Record<string, unknown>,
             ...(inlineApp ? { application: { uid: tenantId, name: tenantId } } : {}),
           },
-          { idempotencyKey: message.eventId },
+          { idempotencyKey: svixIdempotencyKey(tenantId, message.eventId) },
         ),
       );
       return "created";
     } catch (err) {
-      return classifySvixError(err);
+      const failure = classifySvixError(err);
+      return failure.kind === "conflict" ? confirmDuplicate(tenantId, message.eventId, failure) : failure;
+    }
+  }
+
+  /**
+   * Svix answers 409 for any unique-key clash with one generic body (svix-server's
+   * `{"code":"conflict","detail":"A conflict has occurred"}`): a duplicate eventId, but also an
+   * inline application another replica is creating at the same moment. Only the first means the
+   * event was delivered, so ask Svix whether the eventId exists before acking anything. Anything
+   * else is a state of Svix that changes (the application now exists, a request in flight ends):
+   * transient, retried with backoff, and dead-lettered by the relay's attempt bound if it never
+   * clears.
+   */
+  async function confirmDuplicate(
+    tenantId: string,
+    eventId: string,
+    conflict: Extract<SvixFailure, { kind: "conflict" }>,
+  ): Promise<Exclude<SvixFailure, { kind: "conflict" }>> {
+    const notDelivered = `${conflict.reason}, and Svix holds no message with this eventId`;
+    try {
+      const existing = await timed(() => sdk.message.get(tenantId, eventId, { withContent: false }));
+      if (existing.eventId === eventId) return { kind: "already_sent" };
+      return { kind: "transient", status: 409, reason: notDelivered };
+    } catch (err) {
+      const failure = classifySvixError(err);
+      // 404: neither the message nor (perhaps) the application exists yet.
+      if (failure.kind === "app_missing") return { kind: "transient", status: 409, reason: notDelivered };
+      if (failure.kind === "transient") {
+        return { ...failure, reason: `${conflict.reason}; looking up the eventId: ${failure.reason}` };
+      }
+      return { kind: "transient", status: 409, reason: conflict.reason };
     }
   }
 
@@ -124,4 +160,20 @@ export function createSvixGateway(o: SvixGatewayOptions): SvixGateway {
       o.log.info({ count: definitions.length }, "svix event types registered");
     },
   };
+}
+
+/** Svix's limit is undocumented; keys stay short enough for any header or cache key. */
+const IDEMPOTENCY_KEY_MAX = 128;
+
+/**
+ * The idempotency key for one event of one tenant, scoped as Nats-Msg-Id is: event ids are unique
+ * only within a tenant, and Svix may scope keys by organisation rather than by application, so
+ * two tenants' `job_1.completed` must not share one. The `jh.` prefix keeps it clear of `auto_`,
+ * which Svix reserves for keys its SDKs invent (a tenant may be called `auto_x`); a key that would
+ * be too long is a digest of the same text, still the same for the same event.
+ */
+export function svixIdempotencyKey(tenantId: string, eventId: string): string {
+  const key = `jh.${tenantId}.${eventId}`;
+  if (key.length <= IDEMPOTENCY_KEY_MAX) return key;
+  return `jh.sha256.${createHash("sha256").update(`${tenantId}.${eventId}`, "utf8").digest("base64url")}`;
 }

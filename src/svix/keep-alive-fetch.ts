@@ -1,6 +1,15 @@
 import http from "node:http";
 import https from "node:https";
 
+export const DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024;
+
+export class ResponseTooLargeError extends Error {
+  constructor(limit: number) {
+    super(`Svix's answer is larger than ${limit} bytes`);
+    this.name = "ResponseTooLargeError";
+  }
+}
+
 /**
  * A `fetch` for the svix SDK (its documented `fetch` option) over Node's http/https with a
  * keep-alive agent. The global fetch builds WHATWG streams, Request and Headers objects for every
@@ -8,7 +17,16 @@ import https from "node:https";
  * sends the same requests (the SDK still builds them: method, headers, JSON body, timeout signal)
  * and hands back a standard Response.
  */
-export function keepAliveFetch(opts: { maxSockets: number }): typeof fetch {
+export function keepAliveFetch(opts: {
+  maxSockets: number;
+  /**
+   * Largest response body read (default 1 MiB; Svix's answers are a few KiB, message.create's
+   * without the payload). A bigger one — a broken proxy, a hostile server at SVIX_SERVER_URL —
+   * ends the connection and fails the call as a network error instead of filling memory.
+   */
+  maxResponseBytes?: number;
+}): typeof fetch {
+  const maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   const agents = {
     "http:": new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets, scheduling: "lifo" }),
     "https:": new https.Agent({ keepAlive: true, maxSockets: opts.maxSockets, scheduling: "lifo" }),
@@ -26,7 +44,17 @@ export function keepAliveFetch(opts: { maxSockets: number }): typeof fetch {
         { method: init.method ?? "GET", headers, agent, ...(init.signal ? { signal: init.signal } : {}) },
         (res) => {
           const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
+          let size = 0;
+          res.on("data", (c: Buffer) => {
+            size += c.length;
+            if (size <= maxResponseBytes) {
+              chunks.push(c);
+              return;
+            }
+            chunks.length = 0;
+            reject(new ResponseTooLargeError(maxResponseBytes));
+            req.destroy();
+          });
           res.on("error", reject);
           res.on("end", () => {
             const status = res.statusCode ?? 502;

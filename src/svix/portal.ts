@@ -58,7 +58,7 @@ export function createPortalLinks(o: PortalLinksOptions): PortalLinks {
       return (await timed(() => o.sdk.application.getOrCreate(app))).id;
     } catch (err) {
       // Another replica created it between Svix's lookup and its insert: now it exists.
-      if (classifySvixError(err).kind !== "already_sent") throw err;
+      if (classifySvixError(err).kind !== "conflict") throw err;
       return (await timed(() => o.sdk.application.getOrCreate(app))).id;
     }
   }

@@ -27,7 +27,7 @@ import {
  * each fault causes is printed (2 cores, other suites running: figures, not assertions).
  */
 
-const TOKEN = "svc_cluster_token_0123456789";
+const TOKEN = "svc_cluster_token_0123456789abcdef";
 const PARTITIONS = 64;
 const RATE = 150;
 let cluster: NatsCluster;

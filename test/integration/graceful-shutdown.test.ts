@@ -9,7 +9,7 @@ import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js
 import { readStream } from "../support/service.js";
 import { spawnService } from "../support/spawn-service.js";
 
-const TOKEN = "svc_shutdown_token_0123456789";
+const TOKEN = "svc_shutdown_token_0123456789abcdef";
 let nats: NatsServer;
 let dir: string;
 

@@ -22,7 +22,7 @@ import {
  * and every accepted event reaches Svix once, in order per job.
  */
 
-const TOKEN = "svc_rolling_token_0123456789";
+const TOKEN = "svc_rolling_token_0123456789abcdef";
 const RATE = 300;
 let nats: NatsServer;
 let svix: SvixStandIn;

@@ -9,7 +9,7 @@ import { createLogger } from "../../src/log/logger.js";
 import { type Jobhooks, startJobhooks } from "../../src/main.js";
 import { JOBS_STREAM } from "../../src/nats/provision.js";
 
-export const SERVICE_TOKEN = "svc_test_token_0123456789abcdef";
+export const SERVICE_TOKEN = "svc_test_token_0123456789abcdef_0123";
 
 /** Log lines the service wrote, for assertions (e.g. that no secret was logged). */
 export class CapturedLog extends Writable {

@@ -140,7 +140,11 @@ describe("fault injection", () => {
   });
 
   it("the admin API injects, lists and clears the same rules and reports counters", async () => {
-    const admin = (path: string, init: RequestInit = {}) => fetch(`${standIn.url}/_stand-in${path}`, init);
+    const admin = (path: string, init: RequestInit = {}) =>
+      fetch(`${standIn.url}/_stand-in${path}`, {
+        ...init,
+        headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${standIn.token}` },
+      });
     const created = await admin("/faults", {
       method: "POST",
       headers: { "content-type": "application/json" },

@@ -7,9 +7,11 @@ function apiError(status: number, body: unknown, headers: Record<string, string>
 }
 
 describe("classifySvixError", () => {
-  it("treats 409 as already sent and 404 as a missing application", () => {
+  it("treats 409 as a conflict to look into (never as delivered by itself) and 404 as a missing application", () => {
     expect(classifySvixError(apiError(409, { code: "conflict", detail: "x" }))).toEqual({
-      kind: "already_sent",
+      kind: "conflict",
+      code: "conflict",
+      reason: "HTTP 409 conflict: x",
     });
     expect(classifySvixError(apiError(404, { code: "not_found", detail: "x" }))).toEqual({
       kind: "app_missing",
@@ -60,5 +62,11 @@ describe("parseRetryAfter", () => {
     expect(parseRetryAfter("Fri, 27 Nov 2026 04:00:10 GMT", Date.parse("2026-11-27T04:00:00Z"))).toBe(10_000);
     expect(parseRetryAfter("soon")).toBeUndefined();
     expect(parseRetryAfter(undefined)).toBeUndefined();
+  });
+
+  it("never asks for more than a minute, nor for a negative wait", () => {
+    expect(parseRetryAfter("86400")).toBe(60_000);
+    expect(parseRetryAfter("Fri, 27 Nov 2099 04:00:10 GMT", Date.parse("2026-11-27T04:00:00Z"))).toBe(60_000);
+    expect(parseRetryAfter("Fri, 27 Nov 2026 03:00:00 GMT", Date.parse("2026-11-27T04:00:00Z"))).toBe(0);
   });
 });

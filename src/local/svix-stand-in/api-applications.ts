@@ -1,6 +1,6 @@
 import { FieldChecks, queryBoolean, UID_PATTERN } from "./checks.js";
 import type { StandInContext } from "./context.js";
-import { conflict, notFound } from "./errors.js";
+import { conflict, limitReached, notFound } from "./errors.js";
 import { newId } from "./ids.js";
 import { type ApiRequest, json, noContent, type RouteDef } from "./router.js";
 import type { AppRecord } from "./store.js";
@@ -27,6 +27,8 @@ export function readApplicationIn(checks: FieldChecks, value: unknown, loc: stri
 }
 
 export function createApp(ctx: StandInContext, input: ApplicationIn, now: number): AppRecord {
+  if (ctx.store.apps.size >= ctx.store.limits.maxApps)
+    throw limitReached(`The stand-in holds at most ${ctx.store.limits.maxApps} applications`);
   const at = new Date(now).toISOString();
   const app: AppRecord = {
     id: newId("app", now),

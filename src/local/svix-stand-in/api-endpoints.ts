@@ -1,7 +1,7 @@
 import { appFrom } from "./api-applications.js";
 import { CHANNEL_PATTERN, FieldChecks, SECRET_PATTERN, UID_PATTERN } from "./checks.js";
 import type { StandInContext } from "./context.js";
-import { conflict, notFound } from "./errors.js";
+import { conflict, limitReached, notFound } from "./errors.js";
 import { newId } from "./ids.js";
 import { type ApiRequest, json, noContent, type RouteDef } from "./router.js";
 import { generateSecret, normalizeSecret } from "./signing.js";
@@ -122,6 +122,11 @@ export const endpointRoutes: RouteDef<StandInContext>[] = [
       checks.orThrow();
       const app = appFrom(ctx, req);
       assertUidFree(ctx, app.id, fields.uid);
+      if (ctx.store.endpointsOf(app.id).size >= ctx.store.limits.maxEndpointsPerApp) {
+        throw limitReached(
+          `The stand-in holds at most ${ctx.store.limits.maxEndpointsPerApp} endpoints per application`,
+        );
+      }
       const at = new Date(req.now).toISOString();
       const endpoint: EndpointRecord = {
         ...fields,

@@ -29,6 +29,9 @@ export const conflict = (detail = "A conflict has occurred") =>
 
 export const badRequest = (code: string, detail: string) => new ApiError(400, { code, detail });
 
+/** The stand-in's own capacity limits (it lives in memory for hours): a 400, as Svix's plan limits. */
+export const limitReached = (detail: string) => badRequest("limit_reached", detail);
+
 export const unauthorized = () =>
   new ApiError(401, { code: "authentication_failed", detail: "Incorrect authentication credentials." });
 

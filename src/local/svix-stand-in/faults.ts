@@ -7,7 +7,7 @@ import type { Violation } from "./errors.js";
  * `count` lasts until cleared; with `fraction: 1` and route "*" that is a total outage.
  */
 
-export const FAULT_KINDS = ["422", "429", "500", "503", "non-json", "latency", "reset"] as const;
+export const FAULT_KINDS = ["409", "422", "429", "500", "503", "non-json", "latency", "reset"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface FaultRuleInput {

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { serveAdmin } from "./admin-api.js";
@@ -5,7 +6,7 @@ import type { StandInContext } from "./context.js";
 import { ApiError, forbidden, invalid, invalidField, payloadTooLarge, unauthorized } from "./errors.js";
 import type { FaultInjector, FaultRule } from "./faults.js";
 import { servePortal } from "./portal-page.js";
-import type { RequestLogEntry } from "./request-log.js";
+import { loggedBody, type RequestLogEntry } from "./request-log.js";
 import type { ApiResponse, Principal, RouteDef, RouteMatch, Router } from "./router.js";
 
 /**
@@ -58,6 +59,13 @@ function readBody(req: IncomingMessage): Promise<RawBody> {
 
 function faultResponse(fault: FaultRule): ApiResponse {
   switch (fault.kind) {
+    case "409":
+      // What Svix answers to any unique-key clash (svix-server's default conflict body), e.g. when
+      // another client creates the same inline application at the same moment: not a duplicate eventId.
+      return {
+        status: 409,
+        json: JSON.stringify({ code: "conflict", detail: "A conflict has occurred" }),
+      };
     case "422":
       // Svix refusing a request on its own rules (e.g. an application uid it will not take):
       // a client must treat it as permanent, not retry it.
@@ -104,8 +112,15 @@ export function createRequestListener(
   const { ctx, router, faults, token } = deps;
   const orgAuthorization = `Bearer ${token}`;
 
+  const orgDigest = createHash("sha256").update(orgAuthorization).digest();
+  /** Constant-time, so response timing does not reveal how much of the token a guess got right. */
+  function isOrgToken(header: string | undefined): boolean {
+    if (header === undefined) return false;
+    return timingSafeEqual(createHash("sha256").update(header).digest(), orgDigest);
+  }
+
   function authenticate(header: string | undefined, now: number): Principal {
-    if (header === orgAuthorization) return { kind: "org" };
+    if (isOrgToken(header)) return { kind: "org" };
     if (header?.startsWith("Bearer appsk_")) {
       const session = ctx.portal.session(header.slice(7), now);
       if (session) return { kind: "app", appId: session.appId, readOnly: session.readOnly };
@@ -192,6 +207,14 @@ export function createRequestListener(
     const path = q < 0 ? url : url.slice(0, q);
     const method = req.method ?? "GET";
     if (path.startsWith("/_stand-in/")) {
+      // The admin routes change what every client of this stand-in sees (faults) and show what
+      // they sent (the request log): only the holder of the API token may use them.
+      if (!isOrgToken(req.headers.authorization)) {
+        const body = JSON.stringify(unauthorized().body);
+        res.writeHead(401, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+        res.end(body);
+        return;
+      }
       const raw = await readBody(req);
       return serveAdmin(method, path, raw.text, res, ctx, faults);
     }
@@ -260,8 +283,13 @@ export function createRequestListener(
     if (!res.destroyed) send(res, response);
     entry.at = new Date(now).toISOString();
     entry.status = response.status;
-    entry.requestBody = raw.text || undefined;
-    entry.responseBody = response.json ?? "";
+    const requestBody = loggedBody(raw.text);
+    const responseBody = loggedBody(response.json ?? "");
+    entry.requestBody = requestBody.text || undefined;
+    if (requestBody.truncated || responseBody.truncated) entry.truncated = true;
+    const idempotencyKey = req.headers["idempotency-key"];
+    if (typeof idempotencyKey === "string") entry.idempotencyKey = idempotencyKey;
+    entry.responseBody = responseBody.text;
     ctx.log.record(entry);
   }
 

@@ -44,7 +44,10 @@ export interface SvixStandInOptions {
   host?: string;
   /** Port; default 0 (a random free port). */
   port?: number;
-  /** The API token accepted as `Authorization: Bearer …`; default a fresh `testsk_…`. */
+  /**
+   * The API token accepted as `Authorization: Bearer …`, on the Svix API and on the admin routes
+   * (`/_stand-in/*`: faults, stats, the request log); default a fresh `testsk_…`.
+   */
   token?: string;
   /**
    * Multiplies Svix's long waits: the retry schedule (0 s, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h),
@@ -54,6 +57,10 @@ export interface SvixStandInOptions {
   timeScale?: number;
   /** Deliver messages to endpoints; default true. Benchmarks of the API turn it off. */
   deliver?: boolean;
+  /** Applications held at most (creating more answers 400 limit_reached); default 10,000. */
+  maxApplications?: number;
+  /** Endpoints per application at most; default 50. */
+  maxEndpointsPerApp?: number;
   /** Messages kept (oldest evicted first, with their eventId for the 409 check); default 100,000. */
   maxMessages?: number;
   /** Attempt-log records kept (oldest evicted first); default 100,000. */
@@ -111,6 +118,8 @@ export async function startSvixStandIn(opts: SvixStandInOptions = {}): Promise<S
   if (!(timeScale >= 0)) throw new RangeError("timeScale must be a non-negative number");
   const maxMessages = opts.maxMessages ?? 100_000;
   const store = new StandInStore({
+    maxApps: opts.maxApplications ?? 10_000,
+    maxEndpointsPerApp: opts.maxEndpointsPerApp ?? 50,
     maxMessages,
     maxAttempts: opts.maxAttempts ?? 100_000,
     // Every SDK POST carries a key (the SDK invents `auto_…` ones), so this grows with traffic.

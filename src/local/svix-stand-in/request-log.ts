@@ -13,8 +13,25 @@ export interface RequestLogEntry {
   requestBody: string | undefined;
   /** As sent; empty for 204 and for connection resets. */
   responseBody: string;
+  /** Set when a body was longer than LOGGED_BODY_CHARS and is cut (then it is not valid JSON). */
+  truncated?: true;
+  /** The request's Idempotency-Key header, when it had one. */
+  idempotencyKey?: string;
   /** Set when an injected fault produced this answer instead of the API. */
   fault?: string;
+}
+
+/**
+ * Bodies kept per logged request. The log holds thousands of entries and a body may be 1 MiB:
+ * whole bodies would let any client fill the stand-in's memory through its own request log.
+ */
+export const LOGGED_BODY_CHARS = 8 * 1024;
+
+/** A body as the log keeps it, and whether it was cut. */
+export function loggedBody(text: string): { text: string; truncated: boolean } {
+  return text.length <= LOGGED_BODY_CHARS
+    ? { text, truncated: false }
+    : { text: `${text.slice(0, LOGGED_BODY_CHARS)}…`, truncated: true };
 }
 
 export interface RequestCounters {

@@ -92,6 +92,10 @@ export interface StoredResponse {
 }
 
 export interface StoreLimits {
+  /** Applications held at most; creating one more is refused (400 limit_reached). */
+  maxApps: number;
+  /** Endpoints per application at most; likewise refused beyond. */
+  maxEndpointsPerApp: number;
   maxMessages: number;
   maxAttempts: number;
   maxIdempotencyKeys: number;
@@ -137,7 +141,7 @@ export class StandInStore {
   messagesEvicted = 0;
   attemptsEvicted = 0;
 
-  constructor(private readonly limits: StoreLimits) {}
+  constructor(readonly limits: StoreLimits) {}
 
   findApp(idOrUid: string): AppRecord | undefined {
     return this.apps.get(idOrUid) ?? this.apps.get(this.appIdByUid.get(idOrUid) ?? "");
