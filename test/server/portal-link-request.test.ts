@@ -13,7 +13,7 @@ describe("checkPortalLinkRequest", () => {
   it("a customer key implies its own tenant, with a one-day link by default", () => {
     expect(checkPortalLinkRequest(req({}), customer)).toEqual({
       kind: "ok",
-      params: { tenantId: "acme", expirySeconds: 86_400, readOnly: false, sessionId: undefined },
+      params: { tenantId: "acme", expirySeconds: 86_400, role: "admin", sessionId: undefined },
     });
     expect(checkPortalLinkRequest(req({ tenantId: "acme" }), customer).kind).toBe("ok");
   });

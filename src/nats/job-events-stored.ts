@@ -1,0 +1,140 @@
+import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
+import { decodeNatsEvent } from "../events/decode-nats-event.js";
+import { statusFromName } from "../events/job-status.js";
+import { JobStatus } from "../gen/jobhooks/v1/webhooks_pb.js";
+import { DEAD_HEADERS } from "../relay/dead-letter.js";
+import { DLQ_STREAM, JOBS_STREAM } from "./provision.js";
+
+/**
+ * A job's events as NATS holds them: waiting in JOBS (work-queue retention keeps exactly the events
+ * not yet relayed) and dead-lettered in JOBS_DLQ. Reads only; never acks or deletes anything.
+ */
+
+export interface StoredJobEvent {
+  /** Empty when the stored body cannot be decoded (a dead letter of a malformed message). */
+  eventId: string;
+  status: JobStatus;
+  occurredAt: Date | undefined;
+  /** When JetStream stored it: the order of acceptance. */
+  storedAt: Date;
+  where: "waiting" | "dead_lettered";
+  deadReason?: string;
+  deadDetail?: string;
+}
+
+export interface StoredJobEventsOptions {
+  subjectPrefix: string;
+  tenantId: string;
+  jobId: string;
+  /** Events read from each stream at most. */
+  maxEvents: number;
+  /** Most recent dead letters examined (JOBS_DLQ is not indexed by job). */
+  dlqScanMax: number;
+  maxPayloadBytes: number;
+}
+
+const DLQ_BATCH = 256;
+
+/**
+ * The job's subjects in JOBS. Today the stream stores `<prefix>.<partition>.<tenant>.<job>.<status>`;
+ * the relay is moving to `<prefix>.<tenant>.<job>.<status>`. Both filters are asked, so the lookup
+ * works before, during and after that change (a filter that matches nothing costs one request).
+ */
+export function jobSubjectFilters(prefix: string, tenantId: string, jobId: string): string[] {
+  return [`${prefix}.*.${tenantId}.${jobId}.*`, `${prefix}.${tenantId}.${jobId}.*`];
+}
+
+/** The tenant, job and status of a stored or original subject: always its last three tokens. */
+function tailTokens(subject: string): { tenantId: string; jobId: string; status: string } | undefined {
+  const parts = subject.split(".");
+  if (parts.length < 4) return undefined;
+  const [tenantId, jobId, status] = parts.slice(-3) as [string, string, string];
+  return { tenantId, jobId, status };
+}
+
+export async function readWaitingJobEvents(
+  jsm: JetStreamManager,
+  o: StoredJobEventsOptions,
+): Promise<{ events: StoredJobEvent[]; truncated: boolean }> {
+  const events: StoredJobEvent[] = [];
+  for (const filter of jobSubjectFilters(o.subjectPrefix, o.tenantId, o.jobId)) {
+    let seq = 0;
+    // Direct gets walk the job's subjects in stream order, one stored event per request.
+    while (events.length <= o.maxEvents) {
+      const m = await jsm.direct.getMessage(JOBS_STREAM, { seq, next_by_subj: filter });
+      if (!m) break;
+      events.push(decodeStored(m, o, "waiting"));
+      seq = m.seq + 1;
+    }
+  }
+  events.sort((a, b) => a.storedAt.getTime() - b.storedAt.getTime());
+  return { events: events.slice(0, o.maxEvents), truncated: events.length > o.maxEvents };
+}
+
+export async function readDeadLetteredJobEvents(
+  jsm: JetStreamManager,
+  o: StoredJobEventsOptions,
+): Promise<{ events: StoredJobEvent[]; truncated: boolean }> {
+  const info = await jsm.streams.info(DLQ_STREAM);
+  const { first_seq: first, last_seq: last, messages } = info.state;
+  const events: StoredJobEvent[] = [];
+  if (messages === 0) return { events, truncated: false };
+  let seq = Math.max(first, last - o.dlqScanMax + 1);
+  while (seq <= last) {
+    const batch = await jsm.direct.getBatch(DLQ_STREAM, { seq, batch: Math.min(DLQ_BATCH, last - seq + 1) });
+    let read = 0;
+    for await (const m of batch) {
+      read++;
+      seq = m.seq + 1;
+      const original = tailTokens(m.header?.get(DEAD_HEADERS.subject) ?? "");
+      if (original?.tenantId !== o.tenantId || original.jobId !== o.jobId) continue;
+      events.push(decodeStored(m, o, "dead_lettered"));
+    }
+    if (read === 0) break;
+  }
+  return { events: events.slice(-o.maxEvents), truncated: events.length > o.maxEvents };
+}
+
+function decodeStored(
+  m: StoredMsg,
+  o: StoredJobEventsOptions,
+  where: StoredJobEvent["where"],
+): StoredJobEvent {
+  const subject = where === "dead_lettered" ? (m.header?.get(DEAD_HEADERS.subject) ?? m.subject) : m.subject;
+  const tokens = tailTokens(subject) ?? { tenantId: o.tenantId, jobId: o.jobId, status: "" };
+  const decoded = decodeNatsEvent({
+    subject: tokens,
+    data: m.data,
+    contentType: m.header?.get("Content-Type") || undefined,
+    storedAtMs: m.time.getTime(),
+    maxPayloadBytes: Math.max(o.maxPayloadBytes, m.data.byteLength),
+  });
+  const dead =
+    where === "dead_lettered"
+      ? {
+          deadReason: m.header?.get(DEAD_HEADERS.reason) ?? "",
+          deadDetail: m.header?.get(DEAD_HEADERS.detail) ?? "",
+        }
+      : {};
+  if (decoded.ok) {
+    const e = decoded.event;
+    return {
+      eventId: e.eventId,
+      status: e.status,
+      occurredAt: e.occurredAt
+        ? new Date(Number(e.occurredAt.seconds) * 1_000 + e.occurredAt.nanos / 1e6)
+        : undefined,
+      storedAt: m.time,
+      where,
+      ...dead,
+    };
+  }
+  return {
+    eventId: "",
+    status: statusFromName(tokens.status) ?? JobStatus.UNSPECIFIED,
+    occurredAt: undefined,
+    storedAt: m.time,
+    where,
+    ...dead,
+  };
+}
