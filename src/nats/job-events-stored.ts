@@ -11,7 +11,7 @@ import { DLQ_STREAM, JOBS_STREAM } from "./provision.js";
  */
 
 export interface StoredJobEvent {
-  /** Empty when the stored body cannot be decoded (a dead letter of a malformed message). */
+  /** Empty when a dead letter's body names none (malformed, or protobuf that cannot be decoded). */
   eventId: string;
   status: JobStatus;
   occurredAt: Date | undefined;
@@ -130,11 +130,22 @@ function decodeStored(
     };
   }
   return {
-    eventId: "",
+    eventId: eventIdOf(m.data),
     status: statusFromName(tokens.status) ?? JobStatus.UNSPECIFIED,
     occurredAt: undefined,
     storedAt: m.time,
     where,
     ...dead,
   };
+}
+
+/** The event id of a body that failed validation, when it names one (JSON `event_id` or `eventId`). */
+function eventIdOf(data: Uint8Array): string {
+  try {
+    const body = JSON.parse(Buffer.from(data).toString("utf8")) as { event_id?: unknown; eventId?: unknown };
+    const id = body.event_id ?? body.eventId;
+    return typeof id === "string" && /^[A-Za-z0-9_-]{1,128}$/.test(id) ? id : "";
+  } catch {
+    return "";
+  }
 }
