@@ -707,8 +707,8 @@ export const EndpointDeliveryStatusSchema: GenEnum<EndpointDeliveryStatus> = /*@
  * event durable in NATS JetStream and relays it to Svix, which signs it and delivers it to the
  * customer's endpoints. Customers call GetPortalLink to manage those endpoints in Svix's app portal.
  *
- * Authentication: `Authorization: Bearer <credential>`, either a customer API key (GetPortalLink for
- * its own tenant only) or an internal service token (both RPCs, any tenant).
+ * Authentication: `Authorization: Bearer <credential>`, either a customer API key (GetPortalLink and
+ * ListJobDeliveries for its own tenant only) or an internal service token (every RPC, any tenant).
  *
  * Errors: INVALID_ARGUMENT carries a google.rpc.BadRequest detail naming each bad field;
  * UNAUTHENTICATED (no or unknown credential); PERMISSION_DENIED (credential valid, tenant or RPC not
