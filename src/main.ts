@@ -161,6 +161,8 @@ async function wire(
       svix: config.svix.token ? svix : undefined,
       // An API-only replica has no circuit of its own; each call is still bounded by the timeout.
       svixAvailable: () => relay?.readiness().circuit !== "open",
+      // Its own buckets, with the portal's rate settings.
+      rate: createRateLimiter({ perMinute: config.portal.ratePerMinute, burst: config.portal.burst }),
       log,
     }),
     operationalWebhooks: config.svix.operationalSecret

@@ -77,22 +77,38 @@ export async function readDeadLetteredJobEvents(
 ): Promise<{ events: StoredJobEvent[]; truncated: boolean }> {
   const info = await jsm.streams.info(DLQ_STREAM);
   const { first_seq: first, last_seq: last, messages } = info.state;
-  const events: StoredJobEvent[] = [];
-  if (messages === 0) return { events, truncated: false };
-  let seq = Math.max(first, last - o.dlqScanMax + 1);
-  while (seq <= last) {
-    const batch = await jsm.direct.getBatch(DLQ_STREAM, { seq, batch: Math.min(DLQ_BATCH, last - seq + 1) });
+  if (messages === 0) return { events: [], truncated: false };
+  // Dead letters are not indexed by job: scan the most recent ones, headers only (a body may be
+  // 256 KiB), and read the bodies of the matches alone.
+  const start = Math.max(first, last - o.dlqScanMax + 1);
+  const consumer = await jsm.jetstream().consumers.get(DLQ_STREAM, {
+    opt_start_seq: start,
+    headers_only: true,
+  });
+  const matches: number[] = [];
+  let done = false;
+  for (let round = 0; round < Math.ceil(o.dlqScanMax / DLQ_BATCH) + 1 && !done; round++) {
+    const batch = await consumer.fetch({ max_messages: DLQ_BATCH, expires: 2_000 });
     let read = 0;
     for await (const m of batch) {
       read++;
-      seq = m.seq + 1;
-      const original = tailTokens(m.header?.get(DEAD_HEADERS.subject) ?? "");
-      if (original?.tenantId !== o.tenantId || original.jobId !== o.jobId) continue;
-      events.push(decodeStored(m, o, "dead_lettered"));
+      const original = tailTokens(m.headers?.get(DEAD_HEADERS.subject) ?? "");
+      if (original?.tenantId === o.tenantId && original.jobId === o.jobId) matches.push(m.seq);
+      // Stop at the end of the stream as it was, rather than wait for the fetch to expire.
+      if (m.seq >= last || m.info.pending === 0) {
+        done = true;
+        break;
+      }
     }
     if (read === 0) break;
   }
-  return { events: events.slice(-o.maxEvents), truncated: events.length > o.maxEvents };
+  const newest = matches.slice(-o.maxEvents);
+  const events: StoredJobEvent[] = [];
+  for (const seq of newest) {
+    const m = await jsm.direct.getMessage(DLQ_STREAM, { seq });
+    if (m) events.push(decodeStored(m, o, "dead_lettered"));
+  }
+  return { events, truncated: matches.length > newest.length };
 }
 
 function decodeStored(

@@ -24,7 +24,8 @@ import {
 } from "../nats/job-events-stored.js";
 import type { EndpointDeliveryInfo, MessageDeliveryOutcome, SvixDeliveries } from "../svix/deliveries.js";
 import type { Principal } from "./auth.js";
-import { badRequest, unavailable } from "./rpc-errors.js";
+import type { RateLimiter } from "./rate-limit.js";
+import { badRequest, rateLimited, unavailable } from "./rpc-errors.js";
 
 /**
  * ListJobDeliveries: a job's events joined from where jobhooks keeps them (JOBS, JOBS_DLQ) and where
@@ -48,6 +49,11 @@ export interface JobDeliveriesOptions {
   svix: SvixDeliveries | undefined;
   /** False while the relay's Svix circuit is open: Svix is failing, so we do not add to its load. */
   svixAvailable: () => boolean;
+  /**
+   * Calls per caller (a customer key; a service token per tenant): one call costs up to a few
+   * dozen Svix requests from the quota the relay needs.
+   */
+  rate: RateLimiter;
   log: Logger;
 }
 
@@ -68,6 +74,10 @@ export function createJobDeliveries(o: JobDeliveriesOptions): JobDeliveries {
   return {
     async list(req, caller) {
       const { tenantId, jobId } = checkRequest(req, caller);
+      const allowed = o.rate.take(
+        caller.kind === "customer" ? `key:${caller.keyId}` : `service:${caller.name}:${tenantId}`,
+      );
+      if (!allowed.ok) throw rateLimited("too many delivery lookups; retry later", allowed.retryAfterMs);
       if (!o.svix) throw unavailable("Svix is not configured on this server", 60_000);
       if (!o.svixAvailable()) throw unavailable("Svix is failing (circuit open); retry shortly", 5_000);
       const svix = o.svix;
@@ -94,7 +104,9 @@ export function createJobDeliveries(o: JobDeliveriesOptions): JobDeliveries {
 
       const candidates = new Map<string, Candidate>();
       let anonymous = 0;
-      for (const e of [...dead.events, ...waiting.events]) {
+      // Dead letters last: between the dead-letter publish and the ack an event is in both
+      // streams, and it is dead-lettered.
+      for (const e of [...waiting.events, ...dead.events]) {
         // A dead letter whose body could not be read has no event id; it is still listed.
         const key = e.eventId || `\u0000${anonymous++}`;
         candidates.set(key, {

@@ -1,4 +1,4 @@
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventLocation, JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
@@ -16,7 +16,12 @@ const service = { authorization: `Bearer ${SERVICE_TOKEN}` };
 beforeAll(async () => {
   nats = await startNatsServer();
   standIn = await startSvixStandIn({ deliver: false });
-  svc = await startTestService(nats.url, { SVIX_TOKEN: standIn.token, SVIX_SERVER_URL: standIn.url });
+  svc = await startTestService(nats.url, {
+    SVIX_TOKEN: standIn.token,
+    SVIX_SERVER_URL: standIn.url,
+    JOBHOOKS_PORTAL_RATE_PER_MIN: "1",
+    JOBHOOKS_PORTAL_BURST: "3",
+  });
 });
 
 afterAll(async () => {
@@ -48,5 +53,21 @@ describe("ListJobDeliveries before the relay has sent an event", () => {
       [second.eventId, JobStatus.PROCESSING, EventLocation.WAITING, "", 0],
     ]);
     expect(res.events[0]?.occurredAt).toBeDefined();
+  });
+
+  it("a caller asking too often is told to retry later, per tenant", async () => {
+    const client = createClient(WebhookService, createGrpcTransport({ baseUrl: svc.url }));
+    const ask = (tenantId: string) =>
+      client.listJobDeliveries({ tenantId, jobId: "job_r" }, { headers: service }).then(
+        () => "ok",
+        (err: unknown) => Code[ConnectError.from(err).code],
+      );
+    // Burst 3 per (token, tenant); the previous test used one of acme's.
+    expect([await ask("acme"), await ask("acme"), await ask("acme")]).toEqual([
+      "ok",
+      "ok",
+      "ResourceExhausted",
+    ]);
+    expect(await ask("globex")).toBe("ok");
   });
 });

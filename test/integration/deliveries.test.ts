@@ -74,7 +74,13 @@ beforeAll(async () => {
   const port = await freePort();
   stack = await startRelayStack({
     svix: { deliver: true, timeScale: 0.001 },
-    env: { JOBHOOKS_ADDR: `127.0.0.1:${port}`, JOBHOOKS_SVIX_OPERATIONAL_SECRET: OPS_SECRET },
+    env: {
+      JOBHOOKS_ADDR: `127.0.0.1:${port}`,
+      JOBHOOKS_SVIX_OPERATIONAL_SECRET: OPS_SECRET,
+      // The tests poll; the per-caller limit has its own test.
+      JOBHOOKS_PORTAL_RATE_PER_MIN: "100000",
+      JOBHOOKS_PORTAL_BURST: "10000",
+    },
   });
   // Its whole retry schedule in about a second, so "exhausted" and "endpoint.disabled" come quickly.
   opsStandIn = await startSvixStandIn({
@@ -163,7 +169,8 @@ describe("ListJobDeliveries", () => {
           { tenantId: TENANT, jobId: "job_dead" },
           { headers: service },
         );
-        return res.events.length > 0 ? res.events : undefined;
+        // Listed as waiting until the relay has taken and dead-lettered it.
+        return res.events[0]?.location === EventLocation.DEAD_LETTERED ? res.events : undefined;
       },
       20_000,
       "the dead letter",
