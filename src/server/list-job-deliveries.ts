@@ -30,8 +30,9 @@ import { badRequest, rateLimited, unavailable } from "./rpc-errors.js";
 /**
  * ListJobDeliveries: a job's events joined from where jobhooks keeps them (JOBS, JOBS_DLQ) and where
  * Svix keeps them (message, destinations, attempts). Relayed events have left JOBS (work-queue
- * retention), so Svix is asked for each event id NATS still knows plus the ids derived from each
- * status (`<job_id>.<status>`), which is how a relayed event without its own id or sequence is found.
+ * retention), so Svix is asked for each event id NATS still knows, the ids derived from each status
+ * (`<job_id>.<status>`), and the messages tagged with the job (`jobTag`), which is how a relayed
+ * event with a publisher-chosen id or a sequence is found once the relay tags its messages.
  */
 
 /** Events listed per job; documented in the proto. */
@@ -117,6 +118,29 @@ export function createJobDeliveries(o: JobDeliveriesOptions): JobDeliveries {
           stored: e,
         });
       }
+      // Messages the relay tagged with the job: found even when their ids cannot be derived.
+      const tagged = await svix.jobMessages(tenantId, jobId);
+      if (tagged.kind === "transient") {
+        throw unavailable("Svix is unavailable; retry shortly", tagged.retryAfterMs ?? 1_000);
+      }
+      if (tagged.kind === "failed") {
+        o.log.error(
+          { tenant: tenantId, job_id: jobId, reason: tagged.reason },
+          "job deliveries: Svix refused",
+        );
+        throw new ConnectError("could not read deliveries from Svix", Code.Internal);
+      }
+      for (const m of tagged.messages) {
+        const status = JOB_STATUSES.find((s) => s.eventType === m.eventType)?.status;
+        if (status === undefined || candidates.has(m.eventId)) continue;
+        candidates.set(m.eventId, {
+          eventId: m.eventId,
+          status,
+          occurredAt: undefined,
+          storedAt: undefined,
+          stored: undefined,
+        });
+      }
       for (const s of JOB_STATUSES) {
         const eventId = deriveEventId(jobId, s.status, undefined);
         if (!candidates.has(eventId)) {
@@ -138,7 +162,7 @@ export function createJobDeliveries(o: JobDeliveriesOptions): JobDeliveries {
       const outcomes = await mapLimited(toAsk, SVIX_CONCURRENCY, (c) =>
         svix.messageDeliveries(tenantId, c.eventId),
       );
-      let truncated = waiting.truncated || dead.truncated;
+      let truncated = waiting.truncated || dead.truncated || tagged.truncated;
       toAsk.forEach((c, i) => {
         const outcome = outcomes[i] as MessageDeliveryOutcome;
         if (outcome.kind === "transient") {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { MessageStatus, type Svix } from "svix";
 import { classifySvixError } from "./classify.js";
 
@@ -40,8 +41,29 @@ export type MessageDeliveryOutcome =
   | { kind: "transient"; retryAfterMs?: number; reason: string }
   | { kind: "failed"; reason: string };
 
+/** Tagged messages listed per job (one page). */
+export const MAX_TAGGED_MESSAGES = 50;
+const SVIX_TAG_MAX = 128;
+
+/**
+ * The Svix message tag that marks a job's messages: `job.<job_id>`, or a digest when that is over
+ * Svix's 128 characters. A relay that tags its messages with it lets ListJobDeliveries find relayed
+ * events whose ids it cannot derive (publisher-chosen ids, sequences).
+ */
+export function jobTag(jobId: string): string {
+  const tag = `job.${jobId}`;
+  return tag.length <= SVIX_TAG_MAX ? tag : `job.h.${createHash("sha256").update(jobId).digest("base64url")}`;
+}
+
+export type TaggedMessagesOutcome =
+  | { kind: "found"; messages: Array<{ eventId: string; eventType: string }>; truncated: boolean }
+  | { kind: "transient"; retryAfterMs?: number; reason: string }
+  | { kind: "failed"; reason: string };
+
 export interface SvixDeliveries {
   messageDeliveries(tenantId: string, eventId: string): Promise<MessageDeliveryOutcome>;
+  /** The event ids of the tenant's messages tagged `jobTag(jobId)`, newest first. */
+  jobMessages(tenantId: string, jobId: string): Promise<TaggedMessagesOutcome>;
 }
 
 export interface SvixDeliveriesOptions {
@@ -53,6 +75,36 @@ export interface SvixDeliveriesOptions {
 export function createSvixDeliveries(o: SvixDeliveriesOptions): SvixDeliveries {
   const timed = o.timed ?? (<T>(call: () => Promise<T>) => call());
   return {
+    async jobMessages(tenantId, jobId) {
+      try {
+        const page = await timed(() =>
+          o.sdk.message.list(tenantId, {
+            tag: jobTag(jobId),
+            limit: MAX_TAGGED_MESSAGES,
+            withContent: false,
+          }),
+        );
+        return {
+          kind: "found",
+          truncated: !page.done,
+          messages: page.data.flatMap((m) =>
+            m.eventId ? [{ eventId: m.eventId, eventType: m.eventType }] : [],
+          ),
+        };
+      } catch (err) {
+        const failure = classifySvixError(err);
+        if (failure.kind === "app_missing") return { kind: "found", messages: [], truncated: false };
+        if (failure.kind === "transient") {
+          return {
+            kind: "transient",
+            reason: failure.reason,
+            ...(failure.retryAfterMs === undefined ? {} : { retryAfterMs: failure.retryAfterMs }),
+          };
+        }
+        return { kind: "failed", reason: "reason" in failure ? failure.reason : failure.kind };
+      }
+    },
+
     async messageDeliveries(tenantId, eventId) {
       try {
         // The message API takes a message id or the eventId it was created with.

@@ -14,6 +14,7 @@ import {
 import { freePort } from "../../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { openApiKeyStore } from "../../src/nats/api-key-store.js";
+import { jobTag } from "../../src/svix/deliveries.js";
 import { type RelayStack, startRelayStack } from "../support/relay-stack.js";
 import { SERVICE_TOKEN } from "../support/service.js";
 import { sdkFor, startWebhookReceiver, type WebhookReceiver, waitFor } from "../svix-stand-in/support.js";
@@ -183,6 +184,23 @@ describe("ListJobDeliveries", () => {
       svixMessageId: "",
     });
     expect(events[0]?.deadLetterDetail).toMatch(/error/);
+  });
+
+  it("finds a relayed event whose id it cannot derive through the job's tag on the Svix message", async () => {
+    // What a relay that tags its messages leaves at Svix: a publisher-chosen id, a sequence.
+    await svix.message.create(TENANT, {
+      eventType: "job.processing",
+      eventId: "publisher-chosen-7",
+      payload: { type: "job.processing", data: { job_id: "job_tagged", status: "processing", sequence: 7 } },
+      tags: [jobTag("job_tagged")],
+    });
+    const res = await client().listJobDeliveries(
+      { tenantId: TENANT, jobId: "job_tagged" },
+      { headers: service },
+    );
+    expect(res.events.map((e) => [e.eventId, e.status, e.location])).toEqual([
+      ["publisher-chosen-7", JobStatus.PROCESSING, EventLocation.RELAYED],
+    ]);
   });
 
   it("a job never published answers an empty list", async () => {

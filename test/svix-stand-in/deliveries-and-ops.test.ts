@@ -55,6 +55,30 @@ describe("deliveries, revocation and capabilities in the stand-in", () => {
     expect(attempts.data.find((a) => a.endpointId === bad.id)?.responseStatusCode).toBe(500);
   });
 
+  it("message.list with a tag lists only the messages carrying it", async () => {
+    await svix.application.getOrCreate({ name: "tags", uid: "tags" });
+    await svix.message.create("tags", {
+      eventType: "job.created",
+      eventId: "t1",
+      payload: {},
+      tags: ["job.a"],
+    });
+    await svix.message.create("tags", {
+      eventType: "job.created",
+      eventId: "t2",
+      payload: {},
+      tags: ["job.b"],
+    });
+    await svix.message.create("tags", {
+      eventType: "job.completed",
+      eventId: "t3",
+      payload: {},
+      tags: ["job.a"],
+    });
+    const listed = await svix.message.list("tags", { tag: "job.a" });
+    expect(listed.data.map((m) => m.eventId).sort()).toEqual(["t1", "t3"]);
+  });
+
   it("expire-all ends the named portal sessions at once and leaves the others working", async () => {
     await svix.application.getOrCreate({ name: "rev", uid: "rev" });
     const a = await svix.authentication.appPortalAccess("rev", { sessionId: "user_a" });
