@@ -154,11 +154,11 @@ export function createJobDeliveries(o: JobDeliveriesOptions): JobDeliveries {
         }
       }
 
-      // Only an event Svix may have is looked up there: waiting ones may already be (a crash
-      // between Svix's answer and the ack), Svix-refused dead letters never are.
-      const toAsk = [...candidates.values()].filter(
-        (c) => c.eventId !== "" && c.stored?.deadReason !== "svix_rejected",
-      );
+      // Only events NATS no longer holds are looked up at Svix (at most 50 tagged + 5 derived ids,
+      // three requests each): a waiting event has not been relayed (short of a crash between
+      // Svix's answer and the ack, which the relay's next attempt settles as "already sent"), and
+      // a dead letter never reached Svix or was refused by it.
+      const toAsk = [...candidates.values()].filter((c) => c.eventId !== "" && !c.stored);
       const outcomes = await mapLimited(toAsk, SVIX_CONCURRENCY, (c) =>
         svix.messageDeliveries(tenantId, c.eventId),
       );
