@@ -11,6 +11,8 @@ import { type Relay, startRelay } from "./relay/relay.js";
 import { startApiKeyVerifier } from "./server/api-key-verifier.js";
 import { type CredentialVerifier, readServiceTokens, serviceTokenVerifier } from "./server/auth.js";
 import type { Readiness } from "./server/http-endpoints.js";
+import { createJobDeliveries } from "./server/list-job-deliveries.js";
+import { operationalWebhooks } from "./server/operational-webhooks.js";
 import { createRateLimiter } from "./server/rate-limit.js";
 import { startServer } from "./server/server.js";
 import { createSvixGateway } from "./svix/gateway.js";
@@ -163,6 +165,26 @@ async function wire(
     publishTimeoutMs: config.server.publishTimeoutMs,
     shutdownGraceMs: config.server.shutdownGraceMs,
     log,
+    deliveries: createJobDeliveries({
+      jsm,
+      subjectPrefix: config.nats.subjectPrefix,
+      maxPayloadBytes: config.server.maxPayloadBytes,
+      svix: config.svix.token ? svix : undefined,
+      // An API-only replica has no circuit of its own; each call is still bounded by the timeout.
+      svixAvailable: () => relay?.readiness().circuit !== "open",
+      // Its own buckets, with the portal's rate settings.
+      rate: createRateLimiter({ perMinute: config.portal.ratePerMinute, burst: config.portal.burst }),
+      log,
+    }),
+    operationalWebhooks: config.svix.operationalSecret
+      ? operationalWebhooks({
+          secret: config.svix.operationalSecret,
+          publish: (subject, body) => nats.nc.publish(subject, body),
+          connected: () => nats.connected,
+          registry,
+          log,
+        })
+      : undefined,
   });
 
   let stopping: Promise<void> | undefined;

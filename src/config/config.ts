@@ -22,6 +22,8 @@ export interface Config {
     serverUrl: string | undefined;
     /** Per-request time limit for Svix calls. */
     requestTimeoutMs: number;
+    /** Verifies Svix's operational webhooks; without it POST /svix/operational-webhooks is 404. */
+    operationalSecret: string | undefined;
   };
   relay: {
     /** Off for API-only replicas: they accept events; other replicas relay them. */
@@ -118,6 +120,12 @@ const schema = z.object({
   NATS_TLS_CA: optional,
   SVIX_TOKEN: optional,
   SVIX_SERVER_URL: optional.pipe(z.url("must be a URL, e.g. https://api.eu.svix.com").optional()),
+  JOBHOOKS_SVIX_OPERATIONAL_SECRET: optional.pipe(
+    z
+      .string()
+      .regex(/^whsec_[A-Za-z0-9+/=]{24,}$/, "must be Svix's signing secret, whsec_ followed by base64")
+      .optional(),
+  ),
   JOBHOOKS_SERVICE_TOKENS_FILE: optional,
   JOBHOOKS_SUBJECT_PREFIX: z
     .string()
@@ -208,7 +216,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {})
       dlqMaxBytes: v.JOBHOOKS_DLQ_MAX_BYTES,
       dlqMaxAgeMs: v.JOBHOOKS_DLQ_MAX_AGE_MS,
     },
-    svix: { token: v.SVIX_TOKEN, serverUrl: v.SVIX_SERVER_URL, requestTimeoutMs: v.JOBHOOKS_SVIX_TIMEOUT_MS },
+    svix: {
+      token: v.SVIX_TOKEN,
+      serverUrl: v.SVIX_SERVER_URL,
+      requestTimeoutMs: v.JOBHOOKS_SVIX_TIMEOUT_MS,
+      operationalSecret: v.JOBHOOKS_SVIX_OPERATIONAL_SECRET,
+    },
     relay: {
       enabled: v.JOBHOOKS_RELAY_ENABLED,
       concurrency: v.JOBHOOKS_RELAY_CONCURRENCY,

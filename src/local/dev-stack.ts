@@ -110,9 +110,16 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     const apiKey = await createDemoApiKey(nats.url, tenant);
 
     const standInLog = log.child({ component: "svix-stand-in" });
+    const servicePort = (await portOrFree(ports.service)) || (await freePort());
+    // Svix's operational webhooks (endpoint disabled, attempts exhausted) go to the service.
+    const opsSecret = `whsec_${randomBytes(24).toString("base64")}`;
     const standIn = await startSvixStandIn({
       port: await portOrFree(ports.svix),
       log: (obj, msg) => standInLog.warn(obj, msg),
+      operationalWebhook: {
+        url: `http://127.0.0.1:${servicePort}/svix/operational-webhooks`,
+        secret: opsSecret,
+      },
     });
     undo.push({ what: "svix stand-in", run: () => standIn.close() });
 
@@ -122,7 +129,8 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       mode: 0o600,
     });
     const config = loadConfig({
-      JOBHOOKS_ADDR: `127.0.0.1:${await portOrFree(ports.service)}`,
+      JOBHOOKS_ADDR: `127.0.0.1:${servicePort}`,
+      JOBHOOKS_SVIX_OPERATIONAL_SECRET: opsSecret,
       NATS_URL: nats.url,
       SVIX_TOKEN: standIn.token,
       SVIX_SERVER_URL: standIn.url,

@@ -17,11 +17,20 @@ type Res = ServerResponse | Http2ServerResponse;
 
 /**
  * Plain HTTP beside the RPCs: /healthz (the process answers), /readyz (it can do its job: 503 with
- * the failing checks otherwise) and /metrics (Prometheus text). Anything else is 404.
+ * the failing checks otherwise), /metrics (Prometheus text) and, when configured, Svix's operational
+ * webhooks (POST /svix/operational-webhooks). Anything else is 404.
  */
-export function httpEndpoints(o: { readiness: Readiness; registry: Registry }) {
+export function httpEndpoints(o: {
+  readiness: Readiness;
+  registry: Registry;
+  /** `POST /svix/operational-webhooks`; without it (no secret configured) that path is 404. */
+  operationalWebhooks?: ((req: Req, res: Res) => void) | undefined;
+}) {
   return (req: Req, res: Res): void => {
     const path = (req.url ?? "").split("?", 1)[0];
+    if (path === "/svix/operational-webhooks" && req.method === "POST" && o.operationalWebhooks) {
+      return o.operationalWebhooks(req, res);
+    }
     if (req.method !== "GET" && req.method !== "HEAD") return send(res, 404, "text/plain", "not found\n");
     switch (path) {
       case "/healthz":

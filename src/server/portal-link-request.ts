@@ -1,10 +1,11 @@
 import { type FieldViolation, tenantIdProblem } from "../events/validate.js";
-import type { GetPortalLinkRequest } from "../gen/jobhooks/v1/webhooks_pb.js";
+import { type GetPortalLinkRequest, PortalRole } from "../gen/jobhooks/v1/webhooks_pb.js";
+import type { PortalRole as Role } from "../svix/portal.js";
 import type { Principal } from "./auth.js";
 
 /**
- * GetPortalLink's request checked against its caller (pure): which tenant, for how long, read-only
- * or not. Every violation is reported at once, like PublishJobEvent's.
+ * GetPortalLink's request checked against its caller (pure): which tenant, for how long, which
+ * role. Every violation is reported at once, like PublishJobEvent's.
  */
 
 export const PORTAL_EXPIRY = { minSeconds: 3_600, maxSeconds: 7 * 86_400, defaultSeconds: 86_400 } as const;
@@ -14,7 +15,7 @@ export interface PortalLinkParams {
   tenantId: string;
   /** Whole seconds, within PORTAL_EXPIRY. */
   expirySeconds: number;
-  readOnly: boolean;
+  role: Role;
   sessionId: string | undefined;
 }
 
@@ -65,14 +66,43 @@ export function checkPortalLinkRequest(req: GetPortalLinkRequest, caller: Princi
     });
   }
 
-  if (violations.length > 0) return { kind: "invalid", violations };
+  const role = roleOf(req);
+  if (role === undefined) {
+    violations.push({
+      field: req.readOnly ? "read_only" : "role",
+      description: req.readOnly
+        ? "read_only means the viewer role: leave role unset or PORTAL_ROLE_VIEWER"
+        : "must be PORTAL_ROLE_VIEWER, PORTAL_ROLE_EDITOR or PORTAL_ROLE_ADMIN",
+    });
+  }
+
+  if (violations.length > 0 || role === undefined) return { kind: "invalid", violations };
   return {
     kind: "ok",
     params: {
       tenantId,
       expirySeconds,
-      readOnly: req.readOnly,
+      role,
       sessionId: req.sessionId === "" ? undefined : req.sessionId,
     },
   };
+}
+
+/**
+ * The role asked for. `read_only` predates roles and keeps meaning viewer; with neither set a link
+ * opens the full portal, as it did before roles existed. Undefined: a contradiction or unknown value.
+ */
+function roleOf(req: GetPortalLinkRequest): Role | undefined {
+  switch (req.role) {
+    case PortalRole.UNSPECIFIED:
+      return req.readOnly ? "viewer" : "admin";
+    case PortalRole.VIEWER:
+      return "viewer";
+    case PortalRole.EDITOR:
+      return req.readOnly ? undefined : "editor";
+    case PortalRole.ADMIN:
+      return req.readOnly ? undefined : "admin";
+    default:
+      return undefined;
+  }
 }

@@ -10,6 +10,7 @@ import { authGate, type CredentialVerifier } from "./auth.js";
 import { createHealth, overallHealth } from "./health.js";
 import { httpEndpoints, type Readiness } from "./http-endpoints.js";
 import { withJsonFieldErrors } from "./json-field-errors.js";
+import type { JobDeliveries } from "./list-job-deliveries.js";
 import { listenOnePort, type OnePortListener } from "./listener.js";
 import { createServerMetrics } from "./metrics.js";
 import type { RateLimiter } from "./rate-limit.js";
@@ -30,6 +31,10 @@ export interface ServerOptions {
   publishTimeoutMs: number;
   shutdownGraceMs: number;
   log: Logger;
+  /** ListJobDeliveries. */
+  deliveries: JobDeliveries;
+  /** POST /svix/operational-webhooks, when JOBHOOKS_SVIX_OPERATIONAL_SECRET is set. */
+  operationalWebhooks?: Parameters<typeof httpEndpoints>[0]["operationalWebhooks"];
 }
 
 export interface RunningServer {
@@ -55,6 +60,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     publishTimeoutMs: o.publishTimeoutMs,
     metrics,
     log: o.log,
+    deliveries: o.deliveries,
   });
 
   // Health follows readiness, so a gRPC load balancer stops routing to a replica that lost NATS.
@@ -79,6 +85,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     fallback: httpEndpoints({
       readiness: o.readiness,
       registry: o.registry,
+      operationalWebhooks: o.operationalWebhooks,
     }) as ConnectNodeAdapterOptions["fallback"],
     requestGate: authGate(o.verifiers, new Set([WebhookService.typeName])),
     interceptors: [rpcTracing(), rpcMetrics(metrics)],

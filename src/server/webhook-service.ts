@@ -17,9 +17,11 @@ import {
 } from "../nats/publish-job-event.js";
 import type { PortalLinks } from "../svix/portal.js";
 import { type Principal, principalOf } from "./auth.js";
+import type { JobDeliveries } from "./list-job-deliveries.js";
 import type { ServerMetrics } from "./metrics.js";
 import { checkPortalLinkRequest } from "./portal-link-request.js";
 import type { RateLimiter } from "./rate-limit.js";
+import { revokePortalSessions } from "./revoke-portal-sessions.js";
 import { badRequest, rateLimited, unavailable } from "./rpc-errors.js";
 
 export interface WebhookServiceOptions {
@@ -34,12 +36,18 @@ export interface WebhookServiceOptions {
   portalRate: RateLimiter;
   metrics: ServerMetrics;
   log: Logger;
+  /** ListJobDeliveries (src/server/list-job-deliveries.ts). */
+  deliveries: JobDeliveries;
 }
 
 const encoder = new TextEncoder();
 
 export function createWebhookService(o: WebhookServiceOptions): ServiceImpl<typeof WebhookService> {
   return {
+    listJobDeliveries: (req, ctx) => o.deliveries.list(req, principalOf(ctx)),
+    revokePortalSessions: (req, ctx) =>
+      revokePortalSessions(req, principalOf(ctx), { portal: o.portal, log: o.log }),
+
     async getPortalLink(req, ctx) {
       const caller = principalOf(ctx);
       const check = checkPortalLinkRequest(req, caller);
@@ -63,7 +71,7 @@ export function createWebhookService(o: WebhookServiceOptions): ServiceImpl<type
         throw new ConnectError("could not open the webhook portal", Code.Internal);
       }
       // The URL logs its reader in: it never goes to the log.
-      o.log.info({ ...logFields, app_id: outcome.appId, read_only: params.readOnly }, "portal link issued");
+      o.log.info({ ...logFields, app_id: outcome.appId, role: params.role }, "portal link issued");
       return create(GetPortalLinkResponseSchema, {
         url: outcome.url,
         expiresAt: timestampFromMs(requestedAt + params.expirySeconds * 1_000),

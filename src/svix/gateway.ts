@@ -3,6 +3,7 @@ import { Svix } from "svix";
 import type { EventTypeDefinition, SvixMessage } from "../events/webhook-payload.js";
 import type { Logger } from "../log/logger.js";
 import { classifySvixError, type SvixFailure } from "./classify.js";
+import { createSvixDeliveries, type SvixDeliveries } from "./deliveries.js";
 import { keepAliveFetch } from "./keep-alive-fetch.js";
 import { createPortalLinks, type PortalLinks } from "./portal.js";
 
@@ -24,7 +25,7 @@ export type MessageOutcome =
   | Exclude<SvixFailure, { kind: "app_missing" } | { kind: "conflict" }>;
 
 /** Also opens portals (PortalLinks): one SDK client, one set of request metrics, for both callers. */
-export interface SvixGateway extends PortalLinks {
+export interface SvixGateway extends PortalLinks, SvixDeliveries {
   /**
    * Creates the tenant's message with an idempotency key made of tenant and event id, so a retry
    * after a lost answer creates nothing new, and eventId = event id, so a later duplicate answers
@@ -133,6 +134,7 @@ export function createSvixGateway(o: SvixGatewayOptions): SvixGateway {
   return {
     sdk,
     ...createPortalLinks({ sdk, timed }),
+    ...createSvixDeliveries({ sdk, timed }),
     async createMessage(tenantId, message) {
       let outcome = await send(tenantId, message, !knownApps.has(tenantId));
       if (typeof outcome !== "string" && outcome.kind === "app_missing") {

@@ -7,12 +7,40 @@ import { classifySvixError } from "./classify.js";
  * single-use app-portal login link for it.
  */
 
+/** What a portal session may do (GetPortalLinkRequest.role). */
+export type PortalRole = "viewer" | "editor" | "admin";
+
+/**
+ * Roles as Svix app-portal capabilities. Editors manage endpoints (URL, headers, event-type filters)
+ * and send test events, but never see or rotate signing secrets; only admins do.
+ */
+export const PORTAL_ROLE_CAPABILITIES: Record<PortalRole, readonly AppPortalCapability[]> = {
+  viewer: [AppPortalCapability.ViewBase],
+  editor: [
+    AppPortalCapability.ViewBase,
+    AppPortalCapability.ManageEndpoint,
+    AppPortalCapability.CreateAttempts,
+  ],
+  admin: [
+    AppPortalCapability.ViewBase,
+    AppPortalCapability.ManageEndpoint,
+    AppPortalCapability.CreateAttempts,
+    AppPortalCapability.ViewEndpointSecret,
+    AppPortalCapability.ManageEndpointSecret,
+  ],
+};
+
 export interface PortalLinkOptions {
   /** 3600 – 604800, as Svix accepts. */
   expirySeconds: number;
-  readOnly: boolean;
+  role: PortalRole;
   sessionId?: string | undefined;
 }
+
+export type RevokeOutcome =
+  | { kind: "revoked" }
+  | { kind: "transient"; retryAfterMs?: number; reason: string }
+  | { kind: "failed"; reason: string };
 
 export type PortalLinkOutcome =
   | { kind: "created"; url: string; appId: string }
@@ -25,6 +53,11 @@ export interface PortalLinks {
   /** The tenant's Svix application id; concurrent first calls share one getOrCreate. */
   ensureApp(tenantId: string): Promise<string>;
   portalLinkFor(tenantId: string, options: PortalLinkOptions): Promise<PortalLinkOutcome>;
+  /**
+   * Ends the tenant's portal sessions now (Svix's expire-all): all of them, or only those opened
+   * with these session ids. A tenant without an application has none: that is revoked too.
+   */
+  revokePortalSessions(tenantId: string, sessionIds: readonly string[]): Promise<RevokeOutcome>;
 }
 
 export interface PortalLinksOptions {
@@ -84,8 +117,8 @@ export function createPortalLinks(o: PortalLinksOptions): PortalLinks {
     const out = await timed(() =>
       o.sdk.authentication.appPortalAccess(tenantId, {
         expiry: options.expirySeconds,
-        // readOnly is deprecated in Svix's API; ViewBase alone is its read-only capability set.
-        ...(options.readOnly ? { capabilities: [AppPortalCapability.ViewBase] } : {}),
+        // readOnly is deprecated in Svix's API; capabilities say what the session may do.
+        capabilities: [...PORTAL_ROLE_CAPABILITIES[options.role]],
         ...(options.sessionId ? { sessionId: svixSessionId(options.sessionId) } : {}),
       }),
     );
@@ -94,6 +127,29 @@ export function createPortalLinks(o: PortalLinksOptions): PortalLinks {
 
   return {
     ensureApp,
+    async revokePortalSessions(tenantId, sessionIds) {
+      try {
+        await timed(() =>
+          o.sdk.authentication.expireAll(tenantId, {
+            // 0: the tokens stop working now, not after Svix's default grace period.
+            expiry: 0,
+            ...(sessionIds.length > 0 ? { sessionIds: sessionIds.map(svixSessionId) } : {}),
+          }),
+        );
+        return { kind: "revoked" };
+      } catch (err) {
+        const failure = classifySvixError(err);
+        if (failure.kind === "app_missing") return { kind: "revoked" };
+        if (failure.kind === "transient") {
+          return {
+            kind: "transient",
+            reason: failure.reason,
+            ...(failure.retryAfterMs === undefined ? {} : { retryAfterMs: failure.retryAfterMs }),
+          };
+        }
+        return { kind: "failed", reason: "reason" in failure ? failure.reason : failure.kind };
+      }
+    },
     async portalLinkFor(tenantId, options) {
       try {
         const appId = await ensureApp(tenantId);

@@ -72,4 +72,20 @@ describe("loadConfig", () => {
   it("lets the local stack run without a Svix token", () => {
     expect(loadConfig({}, { requireSvixToken: false }).svix.token).toBeUndefined();
   });
+
+  it("takes Svix's operational-webhook secret only in its whsec_ form, without echoing it", () => {
+    const secret = `whsec_${Buffer.from("0123456789abcdef0123456789abcdef").toString("base64")}`;
+    const c = loadConfig({ SVIX_TOKEN: "sk_x", JOBHOOKS_SVIX_OPERATIONAL_SECRET: secret });
+    expect(c.svix.operationalSecret).toBe(secret);
+    expect(loadConfig({ SVIX_TOKEN: "sk_x" }).svix.operationalSecret).toBeUndefined();
+    let err: unknown;
+    try {
+      loadConfig({ SVIX_TOKEN: "sk_x", JOBHOOKS_SVIX_OPERATIONAL_SECRET: "hunter2-not-a-secret" });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(String(err)).toContain("JOBHOOKS_SVIX_OPERATIONAL_SECRET");
+    expect(String(err)).not.toContain("hunter2");
+  });
 });

@@ -6,7 +6,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Svix } from "svix";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { BadRequestSchema, RetryInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
-import { WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
+import { PortalRole, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
 import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { openApiKeyStore } from "../../src/nats/api-key-store.js";
@@ -88,12 +88,43 @@ describe("what GetPortalLink asks of Svix", () => {
     expect(expiresAt).toBeLessThanOrEqual(Date.now() + 7_200_000);
   });
 
-  it("without options the link lasts a day, with every capability and no session id", async () => {
+  it("without options the link lasts a day, as the admin role, with no session id", async () => {
     const tenant = uniqueTenant("defaults");
     const before = Date.now();
     const res = await client().getPortalLink({ tenantId: tenant }, { headers: service });
-    expect(portalAccessBodies(tenant)).toEqual([{ expiry: 86_400 }]);
+    expect(portalAccessBodies(tenant)).toEqual([
+      {
+        expiry: 86_400,
+        capabilities: [
+          "ViewBase",
+          "ManageEndpoint",
+          "CreateAttempts",
+          "ViewEndpointSecret",
+          "ManageEndpointSecret",
+        ],
+      },
+    ]);
     expect(timestampMs(res.expiresAt ?? timestampFromMs(0))).toBeGreaterThanOrEqual(before + 86_400_000);
+  });
+
+  it("the editor role manages endpoints and sends test events but never sees signing secrets", async () => {
+    const tenant = uniqueTenant("editor");
+    await client().getPortalLink({ tenantId: tenant, role: PortalRole.EDITOR }, { headers: service });
+    expect(portalAccessBodies(tenant).map((b) => b.capabilities)).toEqual([
+      ["ViewBase", "ManageEndpoint", "CreateAttempts"],
+    ]);
+  });
+
+  it("read_only with the editor role is refused as a contradiction", async () => {
+    const err = await client()
+      .getPortalLink(
+        { tenantId: uniqueTenant("contradiction"), role: PortalRole.EDITOR, readOnly: true },
+        { headers: service },
+      )
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(err).toBeInstanceOf(ConnectError);
+    expect((err as ConnectError).code).toBe(Code.InvalidArgument);
+    expect((err as ConnectError).message).toContain("read_only");
   });
 
   it("a session id longer than Svix's 64 characters is sent as a stable digest", async () => {

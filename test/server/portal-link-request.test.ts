@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { GetPortalLinkRequestSchema } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
+import { GetPortalLinkRequestSchema, PortalRole } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
 import type { Principal } from "../../src/server/auth.js";
 import { checkPortalLinkRequest } from "../../src/server/portal-link-request.js";
 
@@ -13,7 +13,7 @@ describe("checkPortalLinkRequest", () => {
   it("a customer key implies its own tenant, with a one-day link by default", () => {
     expect(checkPortalLinkRequest(req({}), customer)).toEqual({
       kind: "ok",
-      params: { tenantId: "acme", expirySeconds: 86_400, readOnly: false, sessionId: undefined },
+      params: { tenantId: "acme", expirySeconds: 86_400, role: "admin", sessionId: undefined },
     });
     expect(checkPortalLinkRequest(req({ tenantId: "acme" }), customer).kind).toBe("ok");
   });
@@ -71,5 +71,26 @@ describe("checkPortalLinkRequest", () => {
       "expiry",
       "session_id",
     ]);
+  });
+
+  it.each([
+    ["no role, not read-only", {}, "admin"],
+    ["read_only alone", { readOnly: true }, "viewer"],
+    ["viewer", { role: PortalRole.VIEWER }, "viewer"],
+    ["viewer and read_only", { role: PortalRole.VIEWER, readOnly: true }, "viewer"],
+    ["editor", { role: PortalRole.EDITOR }, "editor"],
+    ["admin", { role: PortalRole.ADMIN }, "admin"],
+  ] as const)("%s opens the portal as %s", (_, fields, role) => {
+    const check = checkPortalLinkRequest(req(fields), customer);
+    expect(check.kind === "ok" && check.params.role).toBe(role);
+  });
+
+  it.each([
+    ["editor with read_only", { role: PortalRole.EDITOR, readOnly: true }, "read_only"],
+    ["admin with read_only", { role: PortalRole.ADMIN, readOnly: true }, "read_only"],
+    ["an unknown role", { role: 42 as PortalRole }, "role"],
+  ] as const)("%s is invalid, naming %s", (_, fields, field) => {
+    const check = checkPortalLinkRequest(req(fields), customer);
+    expect(check.kind === "invalid" && check.violations.map((v) => v.field)).toEqual([field]);
   });
 });

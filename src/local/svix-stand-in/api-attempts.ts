@@ -4,9 +4,14 @@ import type { StandInContext } from "./context.js";
 import { notFound } from "./errors.js";
 import { type ApiRequest, json, type RouteDef } from "./router.js";
 import type { AttemptRecord } from "./store.js";
-import { attemptOut, listResponse, pageFrom } from "./wire.js";
+import { attemptOut, endpointOut, listResponse, pageFrom } from "./wire.js";
 
-/** The attempt log, newest first, as the portal and `messageAttempt.listBy*` read it. */
+/**
+ * The attempt log, newest first, as the portal and `messageAttempt.listBy*` read it, and where each
+ * message went (`list-attempted-destinations`: per endpoint status and next attempt).
+ */
+
+const STATUS_TEXT = ["success", "pending", "fail", "sending", "canceled"] as const;
 
 const STATUSES = new Set(["0", "1", "2", "3", "4"]);
 const CODE_CLASSES = new Set(["0", "100", "200", "300", "400", "500"]);
@@ -79,6 +84,39 @@ export const attemptRoutes: RouteDef<StandInContext>[] = [
       return json(
         200,
         listResponse(attempts, (a) => a.id, page, attemptOut),
+      );
+    },
+  },
+  {
+    method: "GET",
+    template: "/api/v1/app/{app_id}/msg/{msg_id}/endpoint",
+    operationId: "v1.message-attempt.list-attempted-destinations",
+    appScoped: true,
+    handle(req, ctx) {
+      const page = pageFrom(req.query, false);
+      const app = appFrom(ctx, req);
+      const msg = ctx.store.findMessage(app.id, req.params.msg_id as string);
+      if (!msg) throw notFound();
+      const destinations = [...(ctx.store.destinations.get(msg.id)?.entries() ?? [])].flatMap(
+        ([endpointId, d]) => {
+          const endpoint = ctx.store.findEndpoint(app.id, endpointId);
+          return endpoint ? [{ endpoint, d }] : [];
+        },
+      );
+      destinations.sort((a, b) => (a.endpoint.id < b.endpoint.id ? -1 : 1));
+      return json(
+        200,
+        listResponse(
+          destinations,
+          ({ endpoint }) => endpoint.id,
+          page,
+          ({ endpoint, d }) => ({
+            ...endpointOut(endpoint),
+            status: d.status,
+            statusText: STATUS_TEXT[d.status],
+            nextAttempt: d.nextAttempt,
+          }),
+        ),
       );
     },
   },

@@ -108,11 +108,13 @@ export const messageRoutes: RouteDef<StandInContext>[] = [
       const page = pageFrom(req.query, true);
       const app = appFrom(ctx, req);
       const channel = req.query?.get("channel");
+      const tag = req.query?.get("tag");
       const eventTypes = req.query?.get("event_types")?.split(",");
       const messages = [...ctx.store.messages.values()].filter(
         (m) =>
           m.appId === app.id &&
           (!channel || (m.channels ?? []).includes(channel)) &&
+          (!tag || (m.tags ?? []).includes(tag)) &&
           (!eventTypes || eventTypes.includes(m.eventType)),
       );
       return json(

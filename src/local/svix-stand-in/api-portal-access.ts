@@ -1,7 +1,8 @@
 import { appOrInline, readApplicationIn } from "./api-applications.js";
 import { FieldChecks, SESSION_ID_PATTERN, UID_PATTERN } from "./checks.js";
 import type { StandInContext } from "./context.js";
-import { json, type RouteDef } from "./router.js";
+import { notFound } from "./errors.js";
+import { json, noContent, type RouteDef } from "./router.js";
 
 /**
  * app-portal-access: a single-use login link to the stand-in's own portal page, plus the session
@@ -70,6 +71,27 @@ export const portalAccessRoutes: RouteDef<StandInContext>[] = [
         sessionId: sessionId ?? null,
       });
       return json(200, { url: `${ctx.publicUrl()}/portal/login/${grant.loginCode}`, token: grant.token });
+    },
+  },
+  {
+    method: "POST",
+    template: "/api/v1/auth/app/{app_id}/expire-all",
+    operationId: "v1.authentication.expire-all",
+    handle(req, ctx) {
+      const checks = new FieldChecks();
+      const loc = ["body"];
+      const body = checks.object(req.body ?? {}, loc);
+      // Svix's grace period before the tokens stop working; scaled like the portal expiry.
+      const expiry = checks.integer(body, "expiry", loc, 0, 259_200) ?? 0;
+      const sessionIds = checks.stringArray(body, "sessionIds", loc, {
+        item: { pattern: SESSION_ID_PATTERN, minLength: 1, maxLength: 64 },
+        maxItems: 1000,
+      });
+      checks.orThrow();
+      const app = ctx.store.findApp(req.params.app_id as string);
+      if (!app) throw notFound();
+      ctx.portal.expireAll(app.id, sessionIds, req.now + expiry * 1000 * ctx.timeScale);
+      return noContent;
     },
   },
 ];

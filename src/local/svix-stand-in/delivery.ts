@@ -1,4 +1,5 @@
 import { newId } from "./ids.js";
+import type { OperationalWebhookSender } from "./operational-webhooks.js";
 import { signatureHeaders } from "./signing.js";
 import type { AttemptRecord, EndpointRecord, MessageRecord, StandInStore } from "./store.js";
 
@@ -20,7 +21,12 @@ export interface DeliveryOptions {
   concurrency: number;
   attemptTimeoutMs: number;
   log?: (obj: Record<string, unknown>, msg: string) => void;
+  /** Sends Svix's operational webhooks (failing, exhausted, recovered, endpoint disabled). */
+  operational?: OperationalWebhookSender;
 }
+
+/** Svix sends `message.attempt.failing` on a message's fourth failed attempt to an endpoint. */
+const FAILING_AT = 4;
 
 interface DeliveryTask {
   msg: MessageRecord;
@@ -76,6 +82,12 @@ export class DeliveryWorker {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly inFlight = new Set<AbortController>();
   private stopped = false;
+  /**
+   * endpointId → when it started failing (first failure since its last success). An endpoint
+   * still failing when a message's whole retry schedule is spent is disabled, the stand-in's
+   * scaled-down version of Svix disabling endpoints that fail for days.
+   */
+  private readonly failingSince = new Map<string, string>();
 
   constructor(
     private readonly store: StandInStore,
@@ -92,8 +104,13 @@ export class DeliveryWorker {
     const endpoints = this.store.endpoints.get(msg.appId);
     if (!endpoints) return;
     for (const endpoint of endpoints.values()) {
-      if (endpointWants(endpoint, msg))
+      if (endpointWants(endpoint, msg)) {
         this.queue.push({ msg, endpointId: endpoint.id, attempt: 0, triggerType });
+        Object.assign(this.store.destination(msg.id, endpoint.id), {
+          status: 1,
+          nextAttempt: new Date().toISOString(),
+        });
+      }
     }
     this.pump();
   }
@@ -127,6 +144,9 @@ export class DeliveryWorker {
     // A deleted or since-disabled endpoint gets no further attempts, as in Svix.
     if (!endpoint || endpoint.disabled || this.stopped) return;
     const started = Date.now();
+    const destination = this.store.destination(task.msg.id, endpoint.id);
+    destination.status = 3;
+    destination.nextAttempt = null;
     endpoint.secrets = endpoint.secrets.filter((s) => s.expiresAt === null || s.expiresAt > started);
     const headers = {
       ...endpoint.headers,
@@ -183,13 +203,63 @@ export class DeliveryWorker {
     this.counters.attempts++;
     if (ok) {
       this.counters.succeeded++;
+      destination.status = 0;
+      this.failingSince.delete(endpoint.id);
+      if (destination.failureReported) this.report("message.attempt.recovered", task, endpoint, record);
       return;
     }
     this.counters.failed++;
-    this.retryLater(task, endpoint);
+    destination.failures++;
+    if (!this.failingSince.has(endpoint.id)) this.failingSince.set(endpoint.id, record.timestamp);
+    const retrying = this.retryLater(task, endpoint);
+    if (retrying) {
+      destination.status = 1;
+      destination.nextAttempt = new Date(Date.now() + retrying).toISOString();
+      if (destination.failures === FAILING_AT) this.report("message.attempt.failing", task, endpoint, record);
+      return;
+    }
+    destination.status = 2;
+    this.report("message.attempt.exhausted", task, endpoint, record);
+    const failSince = this.failingSince.get(endpoint.id);
+    if (failSince !== undefined && !endpoint.disabled) {
+      endpoint.disabled = true;
+      endpoint.updatedAt = new Date().toISOString();
+      this.options.operational?.("endpoint.disabled", {
+        appId: task.msg.appId,
+        appUid: task.msg.appUid,
+        endpointId: endpoint.id,
+        endpointUid: endpoint.uid,
+        failSince,
+        trigger: "automatic",
+      });
+    }
   }
 
-  private retryLater(task: DeliveryTask, endpoint: EndpointRecord): void {
+  /** `message.attempt.*`: the MessageAttempt…EventData shape of openapi.json. */
+  private report(
+    type: "message.attempt.failing" | "message.attempt.exhausted" | "message.attempt.recovered",
+    task: DeliveryTask,
+    endpoint: EndpointRecord,
+    attempt: AttemptRecord,
+  ): void {
+    if (type !== "message.attempt.recovered")
+      this.store.destination(task.msg.id, endpoint.id).failureReported = true;
+    this.options.operational?.(type, {
+      appId: task.msg.appId,
+      appUid: task.msg.appUid,
+      msgId: task.msg.id,
+      msgEventId: task.msg.eventId,
+      endpointId: endpoint.id,
+      lastAttempt: {
+        id: attempt.id,
+        responseStatusCode: attempt.responseStatusCode,
+        timestamp: attempt.timestamp,
+      },
+    });
+  }
+
+  /** Schedules the next try and returns its delay in ms, or 0 when the schedule is spent. */
+  private retryLater(task: DeliveryTask, endpoint: EndpointRecord): number {
     const next = task.attempt + 1;
     const waitSeconds = SVIX_RETRY_SCHEDULE_SECONDS[next];
     if (waitSeconds === undefined) {
@@ -198,7 +268,7 @@ export class DeliveryWorker {
         { app_id: task.msg.appId, msg_id: task.msg.id, endpoint_id: endpoint.id, attempts: next },
         "delivery failed after the last scheduled attempt",
       );
-      return;
+      return 0;
     }
     const timer = setTimeout(
       () => {
@@ -210,5 +280,7 @@ export class DeliveryWorker {
     );
     timer.unref();
     this.timers.add(timer);
+    // At least 1 ms, so a zero-scaled wait still reads as "will retry".
+    return Math.max(1, waitSeconds * 1000 * this.options.timeScale);
   }
 }

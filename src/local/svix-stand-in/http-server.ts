@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { serveAdmin } from "./admin-api.js";
+import { portalTokenMay } from "./capabilities.js";
 import type { StandInContext } from "./context.js";
 import { ApiError, forbidden, invalid, invalidField, payloadTooLarge, unauthorized } from "./errors.js";
 import type { FaultInjector, FaultRule } from "./faults.js";
@@ -123,19 +124,25 @@ export function createRequestListener(
     if (isOrgToken(header)) return { kind: "org" };
     if (header?.startsWith("Bearer appsk_")) {
       const session = ctx.portal.session(header.slice(7), now);
-      if (session) return { kind: "app", appId: session.appId, readOnly: session.readOnly };
+      if (session)
+        return {
+          kind: "app",
+          appId: session.appId,
+          readOnly: session.readOnly,
+          capabilities: session.capabilities,
+        };
     }
     throw unauthorized();
   }
 
-  /** Portal tokens reach only their own app, and only read when the grant is read-only. */
+  /** Portal tokens reach only their own app, and do only what their grant's capabilities allow. */
   function authorize(
     principal: Principal,
     def: RouteDef<StandInContext>,
     params: Record<string, string>,
   ): void {
     if (principal.kind === "org") return;
-    if (!def.appScoped || (principal.readOnly && def.method !== "GET")) throw forbidden();
+    if (!def.appScoped || !portalTokenMay(principal, def)) throw forbidden();
     const appParam = params.app_id;
     if (appParam !== undefined && ctx.store.findApp(appParam)?.id !== principal.appId) throw forbidden();
     if (appParam === undefined && def.method !== "GET") throw forbidden();

@@ -13,6 +13,7 @@ import { ATTEMPT_TIMEOUT_MS, DeliveryWorker } from "./delivery.js";
 import { FaultInjector, type FaultRule, type FaultRuleInput } from "./faults.js";
 import { createRequestListener } from "./http-server.js";
 import { randomBase62 } from "./ids.js";
+import { type OperationalWebhookTarget, operationalWebhookSender } from "./operational-webhooks.js";
 import { PortalSessions } from "./portal-sessions.js";
 import { RequestLog, type RequestLogEntry } from "./request-log.js";
 import { Router } from "./router.js";
@@ -35,6 +36,7 @@ export type { StandInStats } from "./admin-api.js";
 export { SVIX_RETRY_SCHEDULE_SECONDS } from "./delivery.js";
 export type { FaultKind, FaultRule, FaultRuleInput } from "./faults.js";
 export { FaultRuleError } from "./faults.js";
+export type { OperationalEventType, OperationalWebhookTarget } from "./operational-webhooks.js";
 export type { RequestLogEntry } from "./request-log.js";
 export { signatureHeaders, signWebhook } from "./signing.js";
 export type { AppRecord, AttemptRecord, EndpointRecord, EventTypeRecord, MessageRecord } from "./store.js";
@@ -75,6 +77,11 @@ export interface SvixStandInOptions {
   deliveryConcurrency?: number;
   /** Recent requests kept for `state.requests()`; default 10,000 (0 turns the log off). */
   requestLogSize?: number;
+  /**
+   * Where to send Svix's operational webhooks (`endpoint.disabled`, `message.attempt.exhausted`,
+   * `…failing`, `…recovered`), signed with `secret`. Default: none are sent.
+   */
+  operationalWebhook?: OperationalWebhookTarget;
 }
 
 /** Fault injection, the same rules as `POST /_stand-in/faults`. */
@@ -125,7 +132,11 @@ export async function startSvixStandIn(opts: SvixStandInOptions = {}): Promise<S
     // Every SDK POST carries a key (the SDK invents `auto_…` ones), so this grows with traffic.
     maxIdempotencyKeys: Math.max(maxMessages, 10_000),
   });
+  const operational = opts.operationalWebhook
+    ? operationalWebhookSender(opts.operationalWebhook, opts.log)
+    : undefined;
   const delivery = new DeliveryWorker(store, {
+    ...(operational ? { operational: operational.send } : {}),
     enabled: opts.deliver ?? true,
     timeScale,
     concurrency: opts.deliveryConcurrency ?? 16,
@@ -203,6 +214,7 @@ export async function startSvixStandIn(opts: SvixStandInOptions = {}): Promise<S
     state,
     async close() {
       await delivery.stop();
+      operational?.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;

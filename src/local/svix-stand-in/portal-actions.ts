@@ -50,7 +50,12 @@ function call(
       query: null,
       headers: {},
       body,
-      principal: { kind: "app", appId: session.appId, readOnly: session.readOnly },
+      principal: {
+        kind: "app",
+        appId: session.appId,
+        readOnly: session.readOnly,
+        capabilities: session.capabilities,
+      },
       now: Date.now(),
     },
     ctx,

@@ -49,6 +49,24 @@ export class PortalSessions {
     return { ok: true, session: entry.session };
   }
 
+  /**
+   * Svix's expire-all: the app's sessions (or only those granted with one of `sessionIds`) stop
+   * working at `at`. Unused login links of those sessions die with them: they would open one.
+   * Returns how many sessions were cut short.
+   */
+  expireAll(appId: string, sessionIds: readonly string[] | undefined, at: number): number {
+    let expired = 0;
+    for (const session of this.byToken.values()) {
+      if (session.appId !== appId) continue;
+      if (sessionIds && sessionIds.length > 0 && !sessionIds.includes(session.sessionId ?? "")) continue;
+      if (session.expiresAt > at) {
+        session.expiresAt = at;
+        expired++;
+      }
+    }
+    return expired;
+  }
+
   /** A live session for a token (cookie or Bearer); expired ones are forgotten. */
   session(token: string, now: number): PortalSession | undefined {
     const session = this.byToken.get(token);

@@ -9,7 +9,9 @@ import type { Violation } from "./errors.js";
  */
 
 /** Who is calling: the organisation's API token, or an app-portal session token scoped to one app. */
-export type Principal = { kind: "org" } | { kind: "app"; appId: string; readOnly: boolean };
+export type Principal =
+  | { kind: "org" }
+  | { kind: "app"; appId: string; readOnly: boolean; capabilities: readonly string[] };
 
 export interface ApiRequest {
   method: string;

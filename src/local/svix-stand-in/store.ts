@@ -85,6 +85,17 @@ export interface AttemptRecord {
   timestamp: string;
 }
 
+/** One message's delivery to one endpoint: what `list-attempted-destinations` shows. */
+export interface DestinationRecord {
+  status: AttemptStatus;
+  /** ISO time of the next scheduled try, while pending. */
+  nextAttempt: string | null;
+  /** Failed attempts since the last success: a `message.attempt.failing` goes out at the fourth. */
+  failures: number;
+  /** A failing/exhausted operational webhook was sent, so a later success sends `recovered`. */
+  failureReported: boolean;
+}
+
 export interface StoredResponse {
   status: number;
   body: string;
@@ -134,6 +145,8 @@ export class StandInStore {
   /** `${appId} ${eventId}` → msgId: the 409 check on repeated event ids. */
   private readonly msgIdByEventId = new Map<string, string>();
   readonly attempts = new Map<string, AttemptRecord>();
+  /** msgId → endpointId → delivery state; forgotten with the message. */
+  readonly destinations = new Map<string, Map<string, DestinationRecord>>();
   private readonly idempotency = new Map<string, StoredResponse>();
   private readonly messageOrder = new EvictionQueue();
   private readonly attemptOrder = new EvictionQueue();
@@ -202,11 +215,26 @@ export class StandInStore {
       const oldest = this.messages.get(this.messageOrder.shift() as string);
       if (!oldest) continue;
       this.messages.delete(oldest.id);
+      this.destinations.delete(oldest.id);
       const key = `${oldest.appId} ${oldest.eventId}`;
       if (oldest.eventId !== null && this.msgIdByEventId.get(key) === oldest.id)
         this.msgIdByEventId.delete(key);
       this.messagesEvicted++;
     }
+  }
+
+  destination(msgId: string, endpointId: string): DestinationRecord {
+    let byEndpoint = this.destinations.get(msgId);
+    if (!byEndpoint) {
+      byEndpoint = new Map();
+      this.destinations.set(msgId, byEndpoint);
+    }
+    let d = byEndpoint.get(endpointId);
+    if (!d) {
+      d = { status: 1, nextAttempt: null, failures: 0, failureReported: false };
+      byEndpoint.set(endpointId, d);
+    }
+    return d;
   }
 
   addAttempt(attempt: AttemptRecord): void {

@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file jobhooks/v1/webhooks.proto.
  */
 export const file_jobhooks_v1_webhooks: GenFile = /*@__PURE__*/
-  fileDesc("Chpqb2Job29rcy92MS93ZWJob29rcy5wcm90bxILam9iaG9va3MudjEiewoUR2V0UG9ydGFsTGlua1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEikKBmV4cGlyeRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIRCglyZWFkX29ubHkYAyABKAgSEgoKc2Vzc2lvbl9pZBgEIAEoCSJkChVHZXRQb3J0YWxMaW5rUmVzcG9uc2USCwoDdXJsGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmFwcF9pZBgDIAEoCSI+ChZQdWJsaXNoSm9iRXZlbnRSZXF1ZXN0EiQKBWV2ZW50GAEgASgLMhUuam9iaG9va3MudjEuSm9iRXZlbnQiVwoXUHVibGlzaEpvYkV2ZW50UmVzcG9uc2USEAoIZXZlbnRfaWQYASABKAkSFwoPc3RyZWFtX3NlcXVlbmNlGAIgASgEEhEKCWR1cGxpY2F0ZRgDIAEoCCIpCghKb2JFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAki8wIKCEpvYkV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIOCgZqb2JfaWQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuam9iaG9va3MudjEuSm9iU3RhdHVzEi8KC29jY3VycmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCghzZXF1ZW5jZRgGIAEoBEgAiAEBEicKBnJlc3VsdBgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJAoFZXJyb3IYCCABKAsyFS5qb2Job29rcy52MS5Kb2JFcnJvchI1CghtZXRhZGF0YRgJIAMoCzIjLmpvYmhvb2tzLnYxLkpvYkV2ZW50Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgsKCV9zZXF1ZW5jZSqlAQoJSm9iU3RhdHVzEhoKFkpPQl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJKT0JfU1RBVFVTX0NSRUFURUQQARIZChVKT0JfU1RBVFVTX1BST0NFU1NJTkcQAhIYChRKT0JfU1RBVFVTX0NPTVBMRVRFRBADEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAQSGAoUSk9CX1NUQVRVU19DQU5DRUxMRUQQBTLGAQoOV2ViaG9va1NlcnZpY2USVgoNR2V0UG9ydGFsTGluaxIhLmpvYmhvb2tzLnYxLkdldFBvcnRhbExpbmtSZXF1ZXN0GiIuam9iaG9va3MudjEuR2V0UG9ydGFsTGlua1Jlc3BvbnNlElwKD1B1Ymxpc2hKb2JFdmVudBIjLmpvYmhvb2tzLnYxLlB1Ymxpc2hKb2JFdmVudFJlcXVlc3QaJC5qb2Job29rcy52MS5QdWJsaXNoSm9iRXZlbnRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chpqb2Job29rcy92MS93ZWJob29rcy5wcm90bxILam9iaG9va3MudjEiogEKFEdldFBvcnRhbExpbmtSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIpCgZleHBpcnkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEQoJcmVhZF9vbmx5GAMgASgIEhIKCnNlc3Npb25faWQYBCABKAkSJQoEcm9sZRgFIAEoDjIXLmpvYmhvb2tzLnYxLlBvcnRhbFJvbGUiZAoVR2V0UG9ydGFsTGlua1Jlc3BvbnNlEgsKA3VybBgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhcHBfaWQYAyABKAkiPgoWUHVibGlzaEpvYkV2ZW50UmVxdWVzdBIkCgVldmVudBgBIAEoCzIVLmpvYmhvb2tzLnYxLkpvYkV2ZW50IlcKF1B1Ymxpc2hKb2JFdmVudFJlc3BvbnNlEhAKCGV2ZW50X2lkGAEgASgJEhcKD3N0cmVhbV9zZXF1ZW5jZRgCIAEoBBIRCglkdXBsaWNhdGUYAyABKAgiKQoISm9iRXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJIvMCCghKb2JFdmVudBIQCghldmVudF9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDgoGam9iX2lkGAMgASgJEiYKBnN0YXR1cxgEIAEoDjIWLmpvYmhvb2tzLnYxLkpvYlN0YXR1cxIvCgtvY2N1cnJlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoIc2VxdWVuY2UYBiABKARIAIgBARInCgZyZXN1bHQYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiQKBWVycm9yGAggASgLMhUuam9iaG9va3MudjEuSm9iRXJyb3ISNQoIbWV0YWRhdGEYCSADKAsyIy5qb2Job29rcy52MS5Kb2JFdmVudC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUILCglfc2VxdWVuY2UiPQoYTGlzdEpvYkRlbGl2ZXJpZXNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkiWgoZTGlzdEpvYkRlbGl2ZXJpZXNSZXNwb25zZRIqCgZldmVudHMYASADKAsyGi5qb2Job29rcy52MS5FdmVudERlbGl2ZXJ5EhEKCXRydW5jYXRlZBgCIAEoCCKrAgoNRXZlbnREZWxpdmVyeRIQCghldmVudF9pZBgBIAEoCRImCgZzdGF0dXMYAiABKA4yFi5qb2Job29rcy52MS5Kb2JTdGF0dXMSLwoLb2NjdXJyZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGxvY2F0aW9uGAQgASgOMhouam9iaG9va3MudjEuRXZlbnRMb2NhdGlvbhIaChJkZWFkX2xldHRlcl9yZWFzb24YBSABKAkSGgoSZGVhZF9sZXR0ZXJfZGV0YWlsGAYgASgJEhcKD3N2aXhfbWVzc2FnZV9pZBgHIAEoCRIwCgllbmRwb2ludHMYCCADKAsyHS5qb2Job29rcy52MS5FbmRwb2ludERlbGl2ZXJ5IqMCChBFbmRwb2ludERlbGl2ZXJ5EhMKC2VuZHBvaW50X2lkGAEgASgJEgsKA3VybBgCIAEoCRIzCgZzdGF0dXMYAyABKA4yIy5qb2Job29rcy52MS5FbmRwb2ludERlbGl2ZXJ5U3RhdHVzEhwKFGxhc3RfcmVzcG9uc2Vfc3RhdHVzGAQgASgFEhUKDWF0dGVtcHRfY291bnQYBSABKA0SMwoPbGFzdF9hdHRlbXB0X2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhkKEWVuZHBvaW50X2Rpc2FibGVkGAggASgIIkUKG1Jldm9rZVBvcnRhbFNlc3Npb25zUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSEwoLc2Vzc2lvbl9pZHMYAiADKAkiHgocUmV2b2tlUG9ydGFsU2Vzc2lvbnNSZXNwb25zZSqlAQoJSm9iU3RhdHVzEhoKFkpPQl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJKT0JfU1RBVFVTX0NSRUFURUQQARIZChVKT0JfU1RBVFVTX1BST0NFU1NJTkcQAhIYChRKT0JfU1RBVFVTX0NPTVBMRVRFRBADEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAQSGAoUSk9CX1NUQVRVU19DQU5DRUxMRUQQBSpwCgpQb3J0YWxSb2xlEhsKF1BPUlRBTF9ST0xFX1VOU1BFQ0lGSUVEEAASFgoSUE9SVEFMX1JPTEVfVklFV0VSEAESFgoSUE9SVEFMX1JPTEVfRURJVE9SEAISFQoRUE9SVEFMX1JPTEVfQURNSU4QAyqJAQoNRXZlbnRMb2NhdGlvbhIeChpFVkVOVF9MT0NBVElPTl9VTlNQRUNJRklFRBAAEhoKFkVWRU5UX0xPQ0FUSU9OX1dBSVRJTkcQARIaChZFVkVOVF9MT0NBVElPTl9SRUxBWUVEEAISIAocRVZFTlRfTE9DQVRJT05fREVBRF9MRVRURVJFRBADKtsBChZFbmRwb2ludERlbGl2ZXJ5U3RhdHVzEigKJEVORFBPSU5UX0RFTElWRVJZX1NUQVRVU19VTlNQRUNJRklFRBAAEiYKIkVORFBPSU5UX0RFTElWRVJZX1NUQVRVU19TVUNDRUVERUQQARIkCiBFTkRQT0lOVF9ERUxJVkVSWV9TVEFUVVNfUEVORElORxACEiQKIEVORFBPSU5UX0RFTElWRVJZX1NUQVRVU19GQUlMSU5HEAMSIwofRU5EUE9JTlRfREVMSVZFUllfU1RBVFVTX0ZBSUxFRBAEMpcDCg5XZWJob29rU2VydmljZRJWCg1HZXRQb3J0YWxMaW5rEiEuam9iaG9va3MudjEuR2V0UG9ydGFsTGlua1JlcXVlc3QaIi5qb2Job29rcy52MS5HZXRQb3J0YWxMaW5rUmVzcG9uc2USYgoRTGlzdEpvYkRlbGl2ZXJpZXMSJS5qb2Job29rcy52MS5MaXN0Sm9iRGVsaXZlcmllc1JlcXVlc3QaJi5qb2Job29rcy52MS5MaXN0Sm9iRGVsaXZlcmllc1Jlc3BvbnNlEmsKFFJldm9rZVBvcnRhbFNlc3Npb25zEiguam9iaG9va3MudjEuUmV2b2tlUG9ydGFsU2Vzc2lvbnNSZXF1ZXN0Gikuam9iaG9va3MudjEuUmV2b2tlUG9ydGFsU2Vzc2lvbnNSZXNwb25zZRJcCg9QdWJsaXNoSm9iRXZlbnQSIy5qb2Job29rcy52MS5QdWJsaXNoSm9iRXZlbnRSZXF1ZXN0GiQuam9iaG9va3MudjEuUHVibGlzaEpvYkV2ZW50UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * GetPortalLinkRequest asks for a login link to one tenant's webhook portal.
@@ -49,6 +49,15 @@ export type GetPortalLinkRequest = Message<"jobhooks.v1.GetPortalLinkRequest"> &
    * @generated from field: string session_id = 4;
    */
   sessionId: string;
+
+  /**
+   * What the customer may do in the portal. Unspecified: viewer when read_only is set, admin
+   * otherwise (what a link allowed before roles existed). read_only with editor or admin is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: jobhooks.v1.PortalRole role = 5;
+   */
+  role: PortalRole;
 };
 
 /**
@@ -264,6 +273,248 @@ export const JobEventSchema: GenMessage<JobEvent> = /*@__PURE__*/
   messageDesc(file_jobhooks_v1_webhooks, 5);
 
 /**
+ * ListJobDeliveriesRequest names one job.
+ *
+ * @generated from message jobhooks.v1.ListJobDeliveriesRequest
+ */
+export type ListJobDeliveriesRequest = Message<"jobhooks.v1.ListJobDeliveriesRequest"> & {
+  /**
+   * The job's tenant. Required for service tokens; a customer API key implies its own tenant, and
+   * naming another tenant is PERMISSION_DENIED.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The job. Required; same rules as JobEvent.job_id.
+   *
+   * @generated from field: string job_id = 2;
+   */
+  jobId: string;
+};
+
+/**
+ * Describes the message jobhooks.v1.ListJobDeliveriesRequest.
+ * Use `create(ListJobDeliveriesRequestSchema)` to create a new message.
+ */
+export const ListJobDeliveriesRequestSchema: GenMessage<ListJobDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 6);
+
+/**
+ * ListJobDeliveriesResponse lists a job's events, oldest first.
+ *
+ * @generated from message jobhooks.v1.ListJobDeliveriesResponse
+ */
+export type ListJobDeliveriesResponse = Message<"jobhooks.v1.ListJobDeliveriesResponse"> & {
+  /**
+   * The job's events in the order they happened (occurred_at, then acceptance).
+   *
+   * @generated from field: repeated jobhooks.v1.EventDelivery events = 1;
+   */
+  events: EventDelivery[];
+
+  /**
+   * True when the job has more events (or an event more endpoints) than one answer lists.
+   *
+   * @generated from field: bool truncated = 2;
+   */
+  truncated: boolean;
+};
+
+/**
+ * Describes the message jobhooks.v1.ListJobDeliveriesResponse.
+ * Use `create(ListJobDeliveriesResponseSchema)` to create a new message.
+ */
+export const ListJobDeliveriesResponseSchema: GenMessage<ListJobDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 7);
+
+/**
+ * EventDelivery is one event of the job and its delivery.
+ *
+ * @generated from message jobhooks.v1.EventDelivery
+ */
+export type EventDelivery = Message<"jobhooks.v1.EventDelivery"> & {
+  /**
+   * The event's id (the publisher's or the derived `<job_id>.<status>[.<sequence>]`).
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * The status the event reports.
+   *
+   * @generated from field: jobhooks.v1.JobStatus status = 2;
+   */
+  status: JobStatus;
+
+  /**
+   * When the status change happened, when known.
+   *
+   * @generated from field: google.protobuf.Timestamp occurred_at = 3;
+   */
+  occurredAt?: Timestamp | undefined;
+
+  /**
+   * Where the event is in jobhooks.
+   *
+   * @generated from field: jobhooks.v1.EventLocation location = 4;
+   */
+  location: EventLocation;
+
+  /**
+   * Why it was dead-lettered (e.g. `invalid`, `svix_rejected`, `retries_exhausted`), when it was.
+   *
+   * @generated from field: string dead_letter_reason = 5;
+   */
+  deadLetterReason: string;
+
+  /**
+   * The dead letter's detail, one line.
+   *
+   * @generated from field: string dead_letter_detail = 6;
+   */
+  deadLetterDetail: string;
+
+  /**
+   * Svix's message id (msg_...), once relayed.
+   *
+   * @generated from field: string svix_message_id = 7;
+   */
+  svixMessageId: string;
+
+  /**
+   * Its delivery to each endpoint Svix sent it to (at most 50).
+   *
+   * @generated from field: repeated jobhooks.v1.EndpointDelivery endpoints = 8;
+   */
+  endpoints: EndpointDelivery[];
+};
+
+/**
+ * Describes the message jobhooks.v1.EventDelivery.
+ * Use `create(EventDeliverySchema)` to create a new message.
+ */
+export const EventDeliverySchema: GenMessage<EventDelivery> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 8);
+
+/**
+ * EndpointDelivery is one message's delivery to one of the tenant's endpoints.
+ *
+ * @generated from message jobhooks.v1.EndpointDelivery
+ */
+export type EndpointDelivery = Message<"jobhooks.v1.EndpointDelivery"> & {
+  /**
+   * Svix's endpoint id (ep_...).
+   *
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * The endpoint's URL.
+   *
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * How the delivery went.
+   *
+   * @generated from field: jobhooks.v1.EndpointDeliveryStatus status = 3;
+   */
+  status: EndpointDeliveryStatus;
+
+  /**
+   * The HTTP status the endpoint answered on the last attempt; 0 when none arrived (timeout,
+   * connection refused) or no attempt was made yet.
+   *
+   * @generated from field: int32 last_response_status = 4;
+   */
+  lastResponseStatus: number;
+
+  /**
+   * Attempts made so far.
+   *
+   * @generated from field: uint32 attempt_count = 5;
+   */
+  attemptCount: number;
+
+  /**
+   * When the last attempt was made.
+   *
+   * @generated from field: google.protobuf.Timestamp last_attempt_at = 6;
+   */
+  lastAttemptAt?: Timestamp | undefined;
+
+  /**
+   * When Svix will try again, while failing or pending.
+   *
+   * @generated from field: google.protobuf.Timestamp next_attempt_at = 7;
+   */
+  nextAttemptAt?: Timestamp | undefined;
+
+  /**
+   * True when the endpoint is disabled (by the customer, or by Svix after continuous failures).
+   *
+   * @generated from field: bool endpoint_disabled = 8;
+   */
+  endpointDisabled: boolean;
+};
+
+/**
+ * Describes the message jobhooks.v1.EndpointDelivery.
+ * Use `create(EndpointDeliverySchema)` to create a new message.
+ */
+export const EndpointDeliverySchema: GenMessage<EndpointDelivery> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 9);
+
+/**
+ * RevokePortalSessionsRequest names the tenant whose portal sessions end.
+ *
+ * @generated from message jobhooks.v1.RevokePortalSessionsRequest
+ */
+export type RevokePortalSessionsRequest = Message<"jobhooks.v1.RevokePortalSessionsRequest"> & {
+  /**
+   * The tenant. Required.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Only the sessions opened with these GetPortalLinkRequest.session_id values; empty: all of the
+   * tenant's sessions. At most 50.
+   *
+   * @generated from field: repeated string session_ids = 2;
+   */
+  sessionIds: string[];
+};
+
+/**
+ * Describes the message jobhooks.v1.RevokePortalSessionsRequest.
+ * Use `create(RevokePortalSessionsRequestSchema)` to create a new message.
+ */
+export const RevokePortalSessionsRequestSchema: GenMessage<RevokePortalSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 10);
+
+/**
+ * RevokePortalSessionsResponse confirms the sessions were ended.
+ *
+ * @generated from message jobhooks.v1.RevokePortalSessionsResponse
+ */
+export type RevokePortalSessionsResponse = Message<"jobhooks.v1.RevokePortalSessionsResponse"> & {
+};
+
+/**
+ * Describes the message jobhooks.v1.RevokePortalSessionsResponse.
+ * Use `create(RevokePortalSessionsResponseSchema)` to create a new message.
+ */
+export const RevokePortalSessionsResponseSchema: GenMessage<RevokePortalSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 11);
+
+/**
  * JobStatus is the status a job moved to. Each maps to one webhook event type.
  *
  * @generated from enum jobhooks.v1.JobStatus
@@ -319,14 +570,145 @@ export const JobStatusSchema: GenEnum<JobStatus> = /*@__PURE__*/
   enumDesc(file_jobhooks_v1_webhooks, 0);
 
 /**
+ * PortalRole is what a portal session may do, mapped to Svix app-portal capabilities.
+ *
+ * @generated from enum jobhooks.v1.PortalRole
+ */
+export enum PortalRole {
+  /**
+   * Not set: see GetPortalLinkRequest.role.
+   *
+   * @generated from enum value: PORTAL_ROLE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Look only: endpoints, messages, delivery logs (Svix `ViewBase`).
+   *
+   * @generated from enum value: PORTAL_ROLE_VIEWER = 1;
+   */
+  VIEWER = 1,
+
+  /**
+   * Also manage endpoints, their headers and event-type filters, and send test events
+   * (`ViewBase`, `ManageEndpoint`, `CreateAttempts`). Signing secrets stay hidden.
+   *
+   * @generated from enum value: PORTAL_ROLE_EDITOR = 2;
+   */
+  EDITOR = 2,
+
+  /**
+   * Everything, signing secrets included (`ViewEndpointSecret`, `ManageEndpointSecret`).
+   *
+   * @generated from enum value: PORTAL_ROLE_ADMIN = 3;
+   */
+  ADMIN = 3,
+}
+
+/**
+ * Describes the enum jobhooks.v1.PortalRole.
+ */
+export const PortalRoleSchema: GenEnum<PortalRole> = /*@__PURE__*/
+  enumDesc(file_jobhooks_v1_webhooks, 1);
+
+/**
+ * EventLocation is where an event is in jobhooks.
+ *
+ * @generated from enum jobhooks.v1.EventLocation
+ */
+export enum EventLocation {
+  /**
+   * Not known.
+   *
+   * @generated from enum value: EVENT_LOCATION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Stored in NATS (stream JOBS), waiting to be relayed to Svix.
+   *
+   * @generated from enum value: EVENT_LOCATION_WAITING = 1;
+   */
+  WAITING = 1,
+
+  /**
+   * Svix has the message; see the endpoints for its delivery.
+   *
+   * @generated from enum value: EVENT_LOCATION_RELAYED = 2;
+   */
+  RELAYED = 2,
+
+  /**
+   * Moved to the dead-letter stream JOBS_DLQ; see dead_letter_reason.
+   *
+   * @generated from enum value: EVENT_LOCATION_DEAD_LETTERED = 3;
+   */
+  DEAD_LETTERED = 3,
+}
+
+/**
+ * Describes the enum jobhooks.v1.EventLocation.
+ */
+export const EventLocationSchema: GenEnum<EventLocation> = /*@__PURE__*/
+  enumDesc(file_jobhooks_v1_webhooks, 2);
+
+/**
+ * EndpointDeliveryStatus is how delivering one message to one endpoint went.
+ *
+ * @generated from enum jobhooks.v1.EndpointDeliveryStatus
+ */
+export enum EndpointDeliveryStatus {
+  /**
+   * Not known.
+   *
+   * @generated from enum value: ENDPOINT_DELIVERY_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The endpoint answered 2xx.
+   *
+   * @generated from enum value: ENDPOINT_DELIVERY_STATUS_SUCCEEDED = 1;
+   */
+  SUCCEEDED = 1,
+
+  /**
+   * Not attempted yet, or being sent now.
+   *
+   * @generated from enum value: ENDPOINT_DELIVERY_STATUS_PENDING = 2;
+   */
+  PENDING = 2,
+
+  /**
+   * Attempts failed; Svix will try again at next_attempt_at.
+   *
+   * @generated from enum value: ENDPOINT_DELIVERY_STATUS_FAILING = 3;
+   */
+  FAILING = 3,
+
+  /**
+   * Every scheduled attempt failed (or the message was cancelled): Svix has given up.
+   *
+   * @generated from enum value: ENDPOINT_DELIVERY_STATUS_FAILED = 4;
+   */
+  FAILED = 4,
+}
+
+/**
+ * Describes the enum jobhooks.v1.EndpointDeliveryStatus.
+ */
+export const EndpointDeliveryStatusSchema: GenEnum<EndpointDeliveryStatus> = /*@__PURE__*/
+  enumDesc(file_jobhooks_v1_webhooks, 3);
+
+/**
  * WebhookService turns job status changes into customer webhooks.
  *
  * Internal services report job status changes with PublishJobEvent; jobhooks makes each accepted
  * event durable in NATS JetStream and relays it to Svix, which signs it and delivers it to the
  * customer's endpoints. Customers call GetPortalLink to manage those endpoints in Svix's app portal.
  *
- * Authentication: `Authorization: Bearer <credential>`, either a customer API key (GetPortalLink for
- * its own tenant only) or an internal service token (both RPCs, any tenant).
+ * Authentication: `Authorization: Bearer <credential>`, either a customer API key (GetPortalLink and
+ * ListJobDeliveries for its own tenant only) or an internal service token (every RPC, any tenant).
  *
  * Errors: INVALID_ARGUMENT carries a google.rpc.BadRequest detail naming each bad field;
  * UNAUTHENTICATED (no or unknown credential); PERMISSION_DENIED (credential valid, tenant or RPC not
@@ -348,6 +730,32 @@ export const WebhookService: GenService<{
     methodKind: "unary";
     input: typeof GetPortalLinkRequestSchema;
     output: typeof GetPortalLinkResponseSchema;
+  },
+  /**
+   * ListJobDeliveries answers "did the customer get it?" for one job: each of the job's events, in
+   * order, with where it is in jobhooks (waiting in NATS, relayed to Svix, dead-lettered and why)
+   * and, once relayed, its delivery to each of the tenant's endpoints (status, last HTTP answer,
+   * attempts, last and next attempt). A customer API key may ask about its own tenant only; service
+   * tokens about any. A job jobhooks never saw answers an empty list. At most 50 events and 50
+   * endpoints per event are listed (`truncated` says when more exist).
+   *
+   * @generated from rpc jobhooks.v1.WebhookService.ListJobDeliveries
+   */
+  listJobDeliveries: {
+    methodKind: "unary";
+    input: typeof ListJobDeliveriesRequestSchema;
+    output: typeof ListJobDeliveriesResponseSchema;
+  },
+  /**
+   * RevokePortalSessions ends a tenant's open portal sessions at once (all of them, or those opened
+   * with the given session ids): their pages and tokens stop working. Service tokens only.
+   *
+   * @generated from rpc jobhooks.v1.WebhookService.RevokePortalSessions
+   */
+  revokePortalSessions: {
+    methodKind: "unary";
+    input: typeof RevokePortalSessionsRequestSchema;
+    output: typeof RevokePortalSessionsResponseSchema;
   },
   /**
    * PublishJobEvent accepts one job status change. It returns only after NATS JetStream has stored

@@ -1,0 +1,276 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { JetStreamManager } from "@nats-io/jetstream";
+import { deriveEventId } from "../events/event-id.js";
+import { JOB_STATUSES } from "../events/job-status.js";
+import { type FieldViolation, IDENTIFIER, tenantIdProblem } from "../events/validate.js";
+import {
+  EndpointDeliverySchema,
+  EndpointDeliveryStatus,
+  type EventDelivery,
+  EventDeliverySchema,
+  EventLocation,
+  type JobStatus,
+  type ListJobDeliveriesRequest,
+  type ListJobDeliveriesResponse,
+  ListJobDeliveriesResponseSchema,
+} from "../gen/jobhooks/v1/webhooks_pb.js";
+import type { Logger } from "../log/logger.js";
+import {
+  readDeadLetteredJobEvents,
+  readWaitingJobEvents,
+  type StoredJobEvent,
+} from "../nats/job-events-stored.js";
+import type { EndpointDeliveryInfo, MessageDeliveryOutcome, SvixDeliveries } from "../svix/deliveries.js";
+import type { Principal } from "./auth.js";
+import type { RateLimiter } from "./rate-limit.js";
+import { badRequest, rateLimited, unavailable } from "./rpc-errors.js";
+
+/**
+ * ListJobDeliveries: a job's events joined from where jobhooks keeps them (JOBS, JOBS_DLQ) and where
+ * Svix keeps them (message, destinations, attempts). Relayed events have left JOBS (work-queue
+ * retention), so Svix is asked for each event id NATS still knows, the ids derived from each status
+ * (`<job_id>.<status>`), and the messages tagged with the job (`jobTag`), which is how a relayed
+ * event with a publisher-chosen id or a sequence is found once the relay tags its messages.
+ */
+
+/** Events listed per job; documented in the proto. */
+export const MAX_EVENTS_PER_JOB = 50;
+/** Most recent dead letters examined for the job. */
+export const DLQ_SCAN_MAX = 10_000;
+/** Svix lookups in flight per call, so one question cannot take the relay's Svix budget. */
+const SVIX_CONCURRENCY = 4;
+
+export interface JobDeliveriesOptions {
+  jsm: JetStreamManager;
+  subjectPrefix: string;
+  maxPayloadBytes: number;
+  /** Undefined without SVIX_TOKEN: the call answers UNAVAILABLE. */
+  svix: SvixDeliveries | undefined;
+  /** False while the relay's Svix circuit is open: Svix is failing, so we do not add to its load. */
+  svixAvailable: () => boolean;
+  /**
+   * Calls per caller (a customer key; a service token per tenant): one call costs up to a few
+   * dozen Svix requests from the quota the relay needs.
+   */
+  rate: RateLimiter;
+  log: Logger;
+}
+
+export interface JobDeliveries {
+  list(req: ListJobDeliveriesRequest, caller: Principal): Promise<ListJobDeliveriesResponse>;
+}
+
+interface Candidate {
+  eventId: string;
+  status: JobStatus;
+  occurredAt: Date | undefined;
+  storedAt: Date | undefined;
+  stored: StoredJobEvent | undefined;
+  svix?: Extract<MessageDeliveryOutcome, { kind: "found" }>;
+}
+
+export function createJobDeliveries(o: JobDeliveriesOptions): JobDeliveries {
+  return {
+    async list(req, caller) {
+      const { tenantId, jobId } = checkRequest(req, caller);
+      const allowed = o.rate.take(
+        caller.kind === "customer" ? `key:${caller.keyId}` : `service:${caller.name}:${tenantId}`,
+      );
+      if (!allowed.ok) throw rateLimited("too many delivery lookups; retry later", allowed.retryAfterMs);
+      if (!o.svix) throw unavailable("Svix is not configured on this server", 60_000);
+      if (!o.svixAvailable()) throw unavailable("Svix is failing (circuit open); retry shortly", 5_000);
+      const svix = o.svix;
+
+      const lookup = {
+        subjectPrefix: o.subjectPrefix,
+        tenantId,
+        jobId,
+        maxEvents: MAX_EVENTS_PER_JOB,
+        dlqScanMax: DLQ_SCAN_MAX,
+        maxPayloadBytes: o.maxPayloadBytes,
+      };
+      let waiting: Awaited<ReturnType<typeof readWaitingJobEvents>>;
+      let dead: Awaited<ReturnType<typeof readDeadLetteredJobEvents>>;
+      try {
+        [waiting, dead] = await Promise.all([
+          readWaitingJobEvents(o.jsm, lookup),
+          readDeadLetteredJobEvents(o.jsm, lookup),
+        ]);
+      } catch (err) {
+        o.log.warn({ err, tenant: tenantId, job_id: jobId }, "job deliveries: NATS lookup failed");
+        throw unavailable("event store (NATS JetStream) unavailable; retry shortly", 1_000);
+      }
+
+      const candidates = new Map<string, Candidate>();
+      let anonymous = 0;
+      // Dead letters last: between the dead-letter publish and the ack an event is in both
+      // streams, and it is dead-lettered.
+      for (const e of [...waiting.events, ...dead.events]) {
+        // A dead letter whose body could not be read has no event id; it is still listed.
+        const key = e.eventId || `\u0000${anonymous++}`;
+        candidates.set(key, {
+          eventId: e.eventId,
+          status: e.status,
+          occurredAt: e.occurredAt,
+          storedAt: e.storedAt,
+          stored: e,
+        });
+      }
+      // Messages the relay tagged with the job: found even when their ids cannot be derived.
+      const tagged = await svix.jobMessages(tenantId, jobId);
+      if (tagged.kind === "transient") {
+        throw unavailable("Svix is unavailable; retry shortly", tagged.retryAfterMs ?? 1_000);
+      }
+      if (tagged.kind === "failed") {
+        o.log.error(
+          { tenant: tenantId, job_id: jobId, reason: tagged.reason },
+          "job deliveries: Svix refused",
+        );
+        throw new ConnectError("could not read deliveries from Svix", Code.Internal);
+      }
+      for (const m of tagged.messages) {
+        const status = JOB_STATUSES.find((s) => s.eventType === m.eventType)?.status;
+        if (status === undefined || candidates.has(m.eventId)) continue;
+        candidates.set(m.eventId, {
+          eventId: m.eventId,
+          status,
+          occurredAt: undefined,
+          storedAt: undefined,
+          stored: undefined,
+        });
+      }
+      for (const s of JOB_STATUSES) {
+        const eventId = deriveEventId(jobId, s.status, undefined);
+        if (!candidates.has(eventId)) {
+          candidates.set(eventId, {
+            eventId,
+            status: s.status,
+            occurredAt: undefined,
+            storedAt: undefined,
+            stored: undefined,
+          });
+        }
+      }
+
+      // Only events NATS no longer holds are looked up at Svix (at most 50 tagged + 5 derived ids,
+      // three requests each): a waiting event has not been relayed (short of a crash between
+      // Svix's answer and the ack, which the relay's next attempt settles as "already sent"), and
+      // a dead letter never reached Svix or was refused by it.
+      const toAsk = [...candidates.values()].filter((c) => c.eventId !== "" && !c.stored);
+      const outcomes = await mapLimited(toAsk, SVIX_CONCURRENCY, (c) =>
+        svix.messageDeliveries(tenantId, c.eventId),
+      );
+      let truncated = waiting.truncated || dead.truncated || tagged.truncated;
+      toAsk.forEach((c, i) => {
+        const outcome = outcomes[i] as MessageDeliveryOutcome;
+        if (outcome.kind === "transient") {
+          throw unavailable("Svix is unavailable; retry shortly", outcome.retryAfterMs ?? 1_000);
+        }
+        if (outcome.kind === "failed") {
+          o.log.error(
+            { tenant: tenantId, job_id: jobId, reason: outcome.reason },
+            "job deliveries: Svix refused",
+          );
+          throw new ConnectError("could not read deliveries from Svix", Code.Internal);
+        }
+        if (outcome.kind === "found") {
+          c.svix = outcome;
+          truncated ||= outcome.truncated;
+        }
+      });
+
+      const known = [...candidates.values()].filter((c) => c.stored || c.svix);
+      known.sort((a, b) => timeOf(a) - timeOf(b) || a.status - b.status);
+      truncated ||= known.length > MAX_EVENTS_PER_JOB;
+      return create(ListJobDeliveriesResponseSchema, {
+        events: known.slice(0, MAX_EVENTS_PER_JOB).map(toEventDelivery),
+        truncated,
+      });
+    },
+  };
+}
+
+function checkRequest(req: ListJobDeliveriesRequest, caller: Principal): { tenantId: string; jobId: string } {
+  let tenantId = req.tenantId;
+  if (caller.kind === "customer") {
+    if (tenantId !== "" && tenantId !== caller.tenantId) {
+      throw new ConnectError("this API key may read only its own tenant's deliveries", Code.PermissionDenied);
+    }
+    tenantId = caller.tenantId;
+  }
+  const violations: FieldViolation[] = [];
+  const tenantProblem = tenantIdProblem(tenantId);
+  if (tenantProblem) {
+    violations.push({
+      field: "tenant_id",
+      description: tenantId === "" ? "is required for service callers" : tenantProblem,
+    });
+  }
+  if (!IDENTIFIER.test(req.jobId)) {
+    violations.push({
+      field: "job_id",
+      description: req.jobId === "" ? "is required" : "must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'",
+    });
+  }
+  if (violations.length > 0) throw badRequest(Code.InvalidArgument, violations);
+  return { tenantId, jobId: req.jobId };
+}
+
+/** When the status change happened, else when jobhooks or Svix took it. */
+function timeOf(c: Candidate): number {
+  return (c.occurredAt ?? c.storedAt ?? c.svix?.timestamp ?? new Date(0)).getTime();
+}
+
+function toEventDelivery(c: Candidate): EventDelivery {
+  const location = c.svix
+    ? EventLocation.RELAYED
+    : c.stored?.where === "dead_lettered"
+      ? EventLocation.DEAD_LETTERED
+      : EventLocation.WAITING;
+  return create(EventDeliverySchema, {
+    eventId: c.eventId,
+    status: c.status,
+    ...(c.occurredAt ? { occurredAt: timestampFromDate(c.occurredAt) } : {}),
+    location,
+    deadLetterReason: c.stored?.deadReason ?? "",
+    deadLetterDetail: c.stored?.deadDetail ?? "",
+    svixMessageId: c.svix?.msgId ?? "",
+    endpoints: (c.svix?.endpoints ?? []).map(toEndpointDelivery),
+  });
+}
+
+const STATUS: Record<EndpointDeliveryInfo["state"], EndpointDeliveryStatus> = {
+  succeeded: EndpointDeliveryStatus.SUCCEEDED,
+  pending: EndpointDeliveryStatus.PENDING,
+  failing: EndpointDeliveryStatus.FAILING,
+  failed: EndpointDeliveryStatus.FAILED,
+};
+
+function toEndpointDelivery(e: EndpointDeliveryInfo) {
+  return create(EndpointDeliverySchema, {
+    endpointId: e.endpointId,
+    url: e.url,
+    status: STATUS[e.state],
+    lastResponseStatus: e.lastResponseStatus,
+    attemptCount: e.attemptCount,
+    ...(e.lastAttemptAt ? { lastAttemptAt: timestampFromDate(e.lastAttemptAt) } : {}),
+    ...(e.nextAttemptAt ? { nextAttemptAt: timestampFromDate(e.nextAttemptAt) } : {}),
+    endpointDisabled: e.disabled,
+  });
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time, results in input order. */
+async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}

@@ -1,0 +1,135 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { Counter, type Registry } from "prom-client";
+import { Webhook } from "svix";
+import type { Logger } from "../log/logger.js";
+
+/**
+ * `POST /svix/operational-webhooks`: Svix tells us about the tenants' endpoints (`endpoint.disabled`,
+ * `message.attempt.exhausted`, `…failing`, `…recovered`). A request is believed only with a valid
+ * Standard Webhooks signature made with the operational-webhook secret, fresh within Svix's
+ * 5-minute tolerance (the SDK's verifier checks both); then its body goes, unchanged, to NATS as
+ * `jobhooks.ops.<tenant>.<type>` for internal services to react to, and is counted by type.
+ */
+
+export const OPS_SUBJECT_PREFIX = "jobhooks.ops";
+/** Svix's operational payloads are a few hundred bytes; anything near this is not one. */
+const MAX_BODY_BYTES = 64 * 1024;
+
+type Req = IncomingMessage | Http2ServerRequest;
+type Res = ServerResponse | Http2ServerResponse;
+
+export interface OperationalWebhooksOptions {
+  /** `whsec_…`, from Svix's operational-webhook endpoint settings. */
+  secret: string;
+  /** Core NATS publish (no stream captures `jobhooks.ops.>`: listeners react live). */
+  publish(subject: string, body: Uint8Array): void;
+  /** False while NATS is down: answer 503 so Svix retries later instead of losing the event. */
+  connected(): boolean;
+  registry: Registry;
+  log: Logger;
+}
+
+/** `jobhooks.ops.<tenant>.<type>`: dots in the type (and anything else not a token char) become `_`. */
+export function opsSubject(tenant: string, type: string): string {
+  const token = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, "_") || "_";
+  return `${OPS_SUBJECT_PREFIX}.${token(tenant)}.${token(type)}`;
+}
+
+export function operationalWebhooks(o: OperationalWebhooksOptions): (req: Req, res: Res) => void {
+  const verifier = new Webhook(o.secret);
+  const received = new Counter({
+    name: "jobhooks_svix_operational_webhooks_total",
+    help: "Svix operational webhooks received (signature verified) and published to NATS, by type",
+    labelNames: ["type"] as const,
+    registers: [o.registry],
+  });
+  const rejected = new Counter({
+    name: "jobhooks_svix_operational_webhooks_rejected_total",
+    help: "Operational webhook requests refused: signature (401), malformed (400), too_large (413), nats_unavailable (503)",
+    labelNames: ["reason"] as const,
+    registers: [o.registry],
+  });
+
+  return (req, res) => {
+    readBody(req, MAX_BODY_BYTES).then(
+      (body) => {
+        if (body === undefined) {
+          rejected.inc({ reason: "too_large" });
+          return send(res, 413, "payload too large\n");
+        }
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v;
+        try {
+          verifier.verify(body, headers);
+        } catch {
+          // Nothing about the request is logged beyond the fact: it may be an attacker's probe.
+          rejected.inc({ reason: "signature" });
+          o.log.warn("operational webhook refused: missing, stale or invalid signature");
+          return send(res, 401, "invalid signature\n");
+        }
+        const event = parseEvent(body);
+        if (!event) {
+          rejected.inc({ reason: "malformed" });
+          return send(res, 400, "not an operational webhook\n");
+        }
+        if (!o.connected()) {
+          rejected.inc({ reason: "nats_unavailable" });
+          return send(res, 503, "NATS unavailable; retry\n");
+        }
+        const subject = opsSubject(event.tenant, event.type);
+        o.publish(subject, body);
+        received.inc({ type: event.type });
+        o.log.info({ type: event.type, tenant: event.tenant, subject }, "operational webhook");
+        return send(res, 204, "");
+      },
+      (err: unknown) => {
+        o.log.warn({ err }, "operational webhook: request body unreadable");
+        if (!res.headersSent) send(res, 400, "unreadable body\n");
+      },
+    );
+  };
+}
+
+/** `{type, data: {appUid?, appId?}}`: the tenant is the app's uid (our tenant id), else its id. */
+function parseEvent(body: Buffer): { type: string; tenant: string } | undefined {
+  try {
+    const parsed = JSON.parse(body.toString("utf8")) as { type?: unknown; data?: Record<string, unknown> };
+    if (typeof parsed.type !== "string" || parsed.type === "") return undefined;
+    const data = parsed.data ?? {};
+    const tenant =
+      typeof data.appUid === "string" && data.appUid !== ""
+        ? data.appUid
+        : typeof data.appId === "string"
+          ? data.appId
+          : "_";
+    return { type: parsed.type, tenant };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The whole body, or undefined when it is over `max` bytes (the rest is not read). */
+function readBody(req: Req, max: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.byteLength;
+      if (size > max) {
+        over = true;
+        return;
+      }
+      if (!over) chunks.push(chunk);
+    });
+    req.on("end", () => resolve(over ? undefined : Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+function send(res: Res, status: number, body: string): void {
+  const r = res as ServerResponse;
+  r.writeHead(status, { "content-type": "text/plain", "cache-control": "no-store" });
+  r.end(body);
+}

@@ -1,0 +1,61 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { type FieldViolation, tenantIdProblem } from "../events/validate.js";
+import {
+  type RevokePortalSessionsRequest,
+  type RevokePortalSessionsResponse,
+  RevokePortalSessionsResponseSchema,
+} from "../gen/jobhooks/v1/webhooks_pb.js";
+import type { Logger } from "../log/logger.js";
+import type { PortalLinks } from "../svix/portal.js";
+import type { Principal } from "./auth.js";
+import { badRequest, unavailable } from "./rpc-errors.js";
+
+/**
+ * RevokePortalSessions: the platform ends a customer's portal sessions (a user left the customer's
+ * company, a laptop was lost). Service tokens only: a customer key that leaked must not be able to
+ * lock its tenant's admins out, nor anyone else's.
+ */
+
+const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
+/** Svix takes up to 1000; a handful is what a revocation names. */
+export const MAX_REVOKED_SESSION_IDS = 50;
+
+export async function revokePortalSessions(
+  req: RevokePortalSessionsRequest,
+  caller: Principal,
+  o: { portal: PortalLinks | undefined; log: Logger },
+): Promise<RevokePortalSessionsResponse> {
+  if (caller.kind !== "service") {
+    throw new ConnectError("RevokePortalSessions is for internal services only", Code.PermissionDenied);
+  }
+  const violations: FieldViolation[] = [];
+  const tenantProblem = tenantIdProblem(req.tenantId);
+  if (tenantProblem) violations.push({ field: "tenant_id", description: tenantProblem });
+  if (req.sessionIds.length > MAX_REVOKED_SESSION_IDS) {
+    violations.push({ field: "session_ids", description: `at most ${MAX_REVOKED_SESSION_IDS} per call` });
+  }
+  req.sessionIds.forEach((id, i) => {
+    if (!SESSION_ID.test(id)) {
+      violations.push({
+        field: `session_ids[${i}]`,
+        description: "must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'",
+      });
+    }
+  });
+  if (violations.length > 0) throw badRequest(Code.InvalidArgument, violations);
+  if (!o.portal) throw unavailable("the webhook portal is not configured on this server", 60_000);
+
+  const outcome = await o.portal.revokePortalSessions(req.tenantId, req.sessionIds);
+  const logFields = { tenant: req.tenantId, caller: caller.name, sessions: req.sessionIds.length || "all" };
+  if (outcome.kind === "transient") {
+    o.log.warn({ ...logFields, reason: outcome.reason }, "portal revocation failed: Svix unavailable");
+    throw unavailable("the webhook portal is unavailable; retry shortly", outcome.retryAfterMs ?? 1_000);
+  }
+  if (outcome.kind === "failed") {
+    o.log.error({ ...logFields, reason: outcome.reason }, "portal revocation failed: Svix refused");
+    throw new ConnectError("could not revoke the portal sessions", Code.Internal);
+  }
+  o.log.info(logFields, "portal sessions revoked");
+  return create(RevokePortalSessionsResponseSchema, {});
+}
