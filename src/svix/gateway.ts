@@ -3,7 +3,7 @@ import { Svix } from "svix";
 import type { EventTypeDefinition, SvixMessage } from "../events/webhook-payload.js";
 import type { Logger } from "../log/logger.js";
 import { classifySvixError, type SvixFailure } from "./classify.js";
-import { createSvixDeliveries, type SvixDeliveries } from "./deliveries.js";
+import { createSvixDeliveries, jobTag, type SvixDeliveries } from "./deliveries.js";
 import { keepAliveFetch } from "./keep-alive-fetch.js";
 import { createPortalLinks, type PortalLinks } from "./portal.js";
 
@@ -89,6 +89,9 @@ export function createSvixGateway(o: SvixGatewayOptions): SvixGateway {
             eventType: message.eventType,
             eventId: message.eventId,
             payload: message.payload as unknown as Record<string, unknown>,
+            // ListJobDeliveries finds a job's messages by this tag when their event ids are the
+            // publisher's own (not derivable from the job id).
+            tags: [jobTag(message.payload.data.job_id)],
             ...(inlineApp ? { application: { uid: tenantId, name: tenantId } } : {}),
           },
           { idempotencyKey: svixIdempotencyKey(tenantId, message.eventId) },

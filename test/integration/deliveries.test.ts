@@ -14,7 +14,6 @@ import {
 import { freePort } from "../../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { openApiKeyStore } from "../../src/nats/api-key-store.js";
-import { jobTag } from "../../src/svix/deliveries.js";
 import { type RelayStack, startRelayStack } from "../support/relay-stack.js";
 import { SERVICE_TOKEN } from "../support/service.js";
 import { sdkFor, startWebhookReceiver, type WebhookReceiver, waitFor } from "../svix-stand-in/support.js";
@@ -187,18 +186,29 @@ describe("ListJobDeliveries", () => {
   });
 
   it("finds a relayed event whose id it cannot derive through the job's tag on the Svix message", async () => {
-    // What a relay that tags its messages leaves at Svix: a publisher-chosen id, a sequence.
-    await svix.message.create(TENANT, {
-      eventType: "job.processing",
+    // A publisher-chosen id and a sequence: neither can be derived from the job id once the event
+    // has left NATS, so only the tag the relay puts on the Svix message leads to it.
+    await publish(TENANT, "job_tagged", JobStatus.PROCESSING, {
       eventId: "publisher-chosen-7",
-      payload: { type: "job.processing", data: { job_id: "job_tagged", status: "processing", sequence: 7 } },
-      tags: [jobTag("job_tagged")],
+      sequence: 7n,
     });
-    const res = await client().listJobDeliveries(
-      { tenantId: TENANT, jobId: "job_tagged" },
-      { headers: service },
+    await waitFor(
+      () => stack.svix.state.messages(TENANT).some((m) => m.eventId === "publisher-chosen-7"),
+      20_000,
+      "the relayed message at Svix",
     );
-    expect(res.events.map((e) => [e.eventId, e.status, e.location])).toEqual([
+    const events = await eventually(
+      async () => {
+        const res = await client().listJobDeliveries(
+          { tenantId: TENANT, jobId: "job_tagged" },
+          { headers: service },
+        );
+        return res.events[0]?.location === EventLocation.RELAYED ? res.events : undefined;
+      },
+      20_000,
+      "the event listed as relayed",
+    );
+    expect(events.map((e) => [e.eventId, e.status, e.location])).toEqual([
       ["publisher-chosen-7", JobStatus.PROCESSING, EventLocation.RELAYED],
     ]);
   });
