@@ -54,7 +54,11 @@ const trimmed = {
   webhooks: spec.webhooks,
   components: {
     securitySchemes: spec.components.securitySchemes,
-    schemas: Object.fromEntries(Object.keys(schemas).sort().map((k) => [k, schemas[k]])),
+    schemas: Object.fromEntries(
+      Object.keys(schemas)
+        .sort()
+        .map((k) => [k, schemas[k]]),
+    ),
   },
 };
 writeFileSync(target, `${JSON.stringify(trimmed, null, 2)}\n`);
