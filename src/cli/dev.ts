@@ -2,10 +2,13 @@ import type { Command } from "commander";
 import { pino } from "pino";
 import { type LogLevel, loadConfig } from "../config/config.js";
 import { tenantIdProblem } from "../events/validate.js";
-import { startDevStack } from "../local/dev-stack.js";
+import { portOrFree, startDevStack } from "../local/dev-stack.js";
 import { devStackBanner } from "../local/dev-stack-banner.js";
 import { createLogger } from "../log/logger.js";
 import { guardProcess, onShutdown, UsageError } from "./process.js";
+
+/** The example receiver's default port, which the banner's endpoint URL uses when it is free. */
+const RECEIVER_PORT = 3000;
 
 /** `jobhooks dev`: the local stack in the foreground (DESIGN.md "Local stack"). */
 export function registerDev(program: Command): void {
@@ -32,6 +35,12 @@ export function registerDev(program: Command): void {
         const stack = await starting.catch(() => undefined);
         await stack?.stop();
       });
-      process.stdout.write(devStackBanner(await starting));
+      // Closing the terminal (SIGHUP) stops the stack like Ctrl-C does; a second signal of any of
+      // these exits at once, and the stack's 'exit' handler still kills nats-server and deletes
+      // the temp dir.
+      process.on("SIGHUP", () => process.emit("SIGTERM", "SIGTERM"));
+      const stack = await starting;
+      const receiverPort = await portOrFree(RECEIVER_PORT);
+      process.stdout.write(devStackBanner(stack, { logLevel: level, receiverPort }));
     });
 }

@@ -90,6 +90,8 @@ export interface NatsServer {
   readonly storeDir: string;
   readonly name: string;
   readonly running: boolean;
+  /** The server process's id while it runs (a watchdog kills it if its owner dies). */
+  readonly pid: number | undefined;
   /** Stops gracefully (SIGTERM, then SIGKILL) and keeps the store for restart(). */
   stop(): Promise<void>;
   /** Crashes the server (SIGKILL): JetStream recovers from its file store on restart(). */
@@ -154,6 +156,9 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     name,
     get running() {
       return !!child && child.exitCode === null && child.signalCode === null;
+    },
+    get pid() {
+      return child?.pid;
     },
     stop: () => terminate("SIGTERM"),
     kill: () => terminate("SIGKILL"),

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findNatsServer, freePort } from "../../src/local/nats-server.js";
 import { signatureHeaders } from "../../src/local/svix-stand-in/signing.js";
 import { publishToNats, waitFor } from "../support/publish.js";
+import { type Child, startChild } from "./child.js";
 
 // What a newcomer does on day one: `jobhooks dev`, the two example receivers, endpoints added in the
 // portal page with a real browser, events of all five types, and the portal's delivery log.
@@ -32,49 +33,6 @@ function missingPrerequisite(): string | undefined {
 
 const skipReason = missingPrerequisite();
 if (skipReason) console.warn(`skipping the local-stack end-to-end test: ${skipReason}`);
-
-/** A child process whose stdout lines are kept; stop() ends it (SIGTERM, then SIGKILL) and says how. */
-interface Child {
-  proc: ChildProcess;
-  lines: string[];
-  stderr: () => string;
-  exited: Promise<number | null>;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
-}
-
-function startChild(command: string, args: string[], env: Record<string, string> = {}): Child {
-  const proc = spawn(command, args, {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const lines: string[] = [];
-  let partial = "";
-  let stderr = "";
-  proc.stdout?.on("data", (chunk: Buffer) => {
-    const parts = (partial + chunk.toString()).split("\n");
-    partial = parts.pop() ?? "";
-    lines.push(...parts);
-  });
-  proc.stderr?.on("data", (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-20_000);
-  });
-  const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
-  return {
-    proc,
-    lines,
-    stderr: () => stderr,
-    exited,
-    async stop(signal = "SIGTERM") {
-      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
-      proc.kill(signal);
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
-}
 
 interface ReceiverLine {
   msg: string;
