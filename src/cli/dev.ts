@@ -19,10 +19,10 @@ export function registerDev(program: Command): void {
     .action(async (opts: { tenant: string }) => {
       const problem = tenantIdProblem(opts.tenant);
       if (problem) throw new UsageError(`--tenant ${problem}`);
-      // Only LOG_LEVEL is read: the stack chooses its own addresses, tokens and stores. Start-up
-      // logs dozens of info lines a newcomer need not read, so the default is quieter than serve's.
+      // Only LOG_LEVEL is read: the stack chooses its own addresses, tokens and stores. The default
+      // is serve's (info), so a refused credential or a dead letter shows up here as in production.
       const level: LogLevel = loadConfig(
-        { LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" },
+        { LOG_LEVEL: process.env.LOG_LEVEL },
         { requireSvixToken: false },
       ).log.level;
       // Logs go to stderr, so stdout carries just the banner a newcomer (or a script) reads.
