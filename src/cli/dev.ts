@@ -21,10 +21,8 @@ export function registerDev(program: Command): void {
       if (problem) throw new UsageError(`--tenant ${problem}`);
       // Only LOG_LEVEL is read: the stack chooses its own addresses, tokens and stores. The default
       // is serve's (info), so a refused credential or a dead letter shows up here as in production.
-      const level: LogLevel = loadConfig(
-        { LOG_LEVEL: process.env.LOG_LEVEL },
-        { requireSvixToken: false },
-      ).log.level;
+      const level: LogLevel = loadConfig({ LOG_LEVEL: process.env.LOG_LEVEL }, { requireSvixToken: false })
+        .log.level;
       // Logs go to stderr, so stdout carries just the banner a newcomer (or a script) reads.
       const log = createLogger(level, pino.destination({ fd: 2, sync: false }));
       guardProcess(log);
