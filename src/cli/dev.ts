@@ -10,7 +10,7 @@ import { guardProcess, onShutdown, UsageError } from "./process.js";
 /** The example receiver's default port, which the banner's endpoint URL uses when it is free. */
 const RECEIVER_PORT = 3000;
 
-/** `jobhooks dev`: the local stack in the foreground (DESIGN.md "Local stack"). */
+/** `jobhooks dev`: the local stack in the foreground (README "Two commands"). */
 export function registerDev(program: Command): void {
   program
     .command("dev")
