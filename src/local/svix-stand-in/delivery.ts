@@ -98,6 +98,13 @@ export class DeliveryWorker {
     this.pump();
   }
 
+  /** One more (manual) delivery of a message to one endpoint, as Svix's resend does. */
+  resend(msg: MessageRecord, endpointId: string): void {
+    if (!this.options.enabled || this.stopped) return;
+    this.queue.push({ msg, endpointId, attempt: 0, triggerType: 1 });
+    this.pump();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     for (const timer of this.timers) clearTimeout(timer);
@@ -178,6 +185,7 @@ export class DeliveryWorker {
       status: ok ? 0 : 2,
       triggerType: task.triggerType,
       timestamp: new Date(started).toISOString(),
+      requestHeaders: headers,
     };
     this.store.addAttempt(record);
     this.counters.attempts++;
@@ -186,10 +194,12 @@ export class DeliveryWorker {
       return;
     }
     this.counters.failed++;
-    this.retryLater(task, endpoint);
+    const retryAt = this.retryLater(task, endpoint);
+    record.nextAttempt = retryAt === undefined ? null : new Date(retryAt).toISOString();
   }
 
-  private retryLater(task: DeliveryTask, endpoint: EndpointRecord): void {
+  /** Schedules the next attempt and returns when it runs; undefined when the schedule is exhausted. */
+  private retryLater(task: DeliveryTask, endpoint: EndpointRecord): number | undefined {
     const next = task.attempt + 1;
     const waitSeconds = SVIX_RETRY_SCHEDULE_SECONDS[next];
     if (waitSeconds === undefined) {
@@ -198,17 +208,16 @@ export class DeliveryWorker {
         { app_id: task.msg.appId, msg_id: task.msg.id, endpoint_id: endpoint.id, attempts: next },
         "delivery failed after the last scheduled attempt",
       );
-      return;
+      return undefined;
     }
-    const timer = setTimeout(
-      () => {
-        this.timers.delete(timer);
-        this.queue.push({ ...task, attempt: next });
-        this.pump();
-      },
-      waitSeconds * 1000 * this.options.timeScale,
-    );
+    const delayMs = waitSeconds * 1000 * this.options.timeScale;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.queue.push({ ...task, attempt: next });
+      this.pump();
+    }, delayMs);
     timer.unref();
     this.timers.add(timer);
+    return Date.now() + delayMs;
   }
 }
