@@ -10,15 +10,30 @@ export interface Child {
   lines: string[];
   stderr: () => string;
   exited: Promise<number | null>;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  stop(sig?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function startChild(command: string, args: string[], env: Record<string, string> = {}): Child {
+/** `group`: its own process group, so stop() also ends what it started (a shell line, npx). */
+export function startChild(
+  command: string,
+  args: string[],
+  env: Record<string, string> = {},
+  opts: { group?: boolean } = {},
+): Child {
   const proc = spawn(command, args, {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
+    detached: opts.group ?? false,
   });
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      if (opts.group && proc.pid !== undefined) process.kill(-proc.pid, sig);
+      else proc.kill(sig);
+    } catch {
+      // already gone
+    }
+  };
   const lines: string[] = [];
   let partial = "";
   let stderr = "";
@@ -36,10 +51,10 @@ export function startChild(command: string, args: string[], env: Record<string, 
     lines,
     stderr: () => stderr,
     exited,
-    async stop(signal = "SIGTERM") {
+    async stop(sig = "SIGTERM") {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
-      proc.kill(signal);
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
+      signal(sig);
+      const timer = setTimeout(() => signal("SIGKILL"), 20_000);
       const code = await exited;
       clearTimeout(timer);
       return code;
