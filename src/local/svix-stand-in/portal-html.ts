@@ -42,7 +42,7 @@ code{font:.85rem ui-monospace,monospace;background:#eef0f3;padding:0 .2rem;borde
 .actions form{display:flex;flex-wrap:wrap;gap:.5rem;align-items:flex-end;margin:0}
 label{font-weight:600;display:block}
 input,select,textarea,button{font:inherit}
-input[type=url],input[type=text],textarea,select{width:100%;padding:.45rem;border:1px solid #8a93a0;border-radius:6px;background:#fff}
+input[type=url],input[type=text],input[type=password],textarea,select{width:100%;padding:.45rem;border:1px solid #8a93a0;border-radius:6px;background:#fff}
 textarea{min-height:4.5rem}
 .field{margin:.75rem 0}.hint{font-weight:400;color:#555d69;font-size:.9rem}
 fieldset{border:1px solid #d0d5dd;border-radius:6px;margin:.75rem 0;padding:.5rem .75rem}
