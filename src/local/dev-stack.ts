@@ -137,6 +137,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       },
     });
 
+    let natsPid: number | undefined;
     const storeDir = path.join(dir, "nats");
     await mkdir(storeDir);
     const nats = await startNatsServer({
@@ -145,12 +146,20 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       serverName: "jobhooks-dev",
       // Its own process group, so a Ctrl-C reaches only us and the service drains before NATS stops.
       detached: true,
+      // Watched from the moment it exists: a kill -9 while it starts up must not leave it running.
+      onSpawn: (pid) => {
+        natsPid = pid;
+        leftovers.pids.add(pid);
+        watchdog.watchPid(pid);
+      },
+    }).catch((err: unknown) => {
+      // A server that failed to start was killed (or exited): its pid may be reused, so forget it.
+      if (natsPid !== undefined) {
+        leftovers.pids.delete(natsPid);
+        watchdog.forgetPid(natsPid);
+      }
+      throw err;
     });
-    const natsPid = nats.pid;
-    if (natsPid !== undefined) {
-      leftovers.pids.add(natsPid);
-      watchdog.watchPid(natsPid);
-    }
     undo.push({
       what: "nats-server",
       run: async () => {

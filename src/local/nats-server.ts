@@ -82,6 +82,8 @@ export interface NatsServerOptions {
    * the local stack wants it to reach only itself, so it can drain the service before NATS goes away.
    */
   detached?: boolean;
+  /** Told each server process's pid as soon as it is spawned, before it is healthy (a watchdog needs it). */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface NatsServer {
@@ -130,6 +132,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     output = "";
     const proc = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], detached: opts.detached ?? false });
     child = proc;
+    if (proc.pid !== undefined) opts.onSpawn?.(proc.pid);
     const keep = (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-8_000);
     };
