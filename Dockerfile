@@ -12,7 +12,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build
+# tsconfig.build.json compiles production code only: the local stack and the Svix stand-in
+# (src/local/, `jobhooks dev`, `jobhooks svix-stand-in`) run from a clone and stay out of dist/.
+RUN npm run build && test ! -e dist/local && test ! -e dist/cli/local.js
 
 # Runtime: production dependencies and the compiled code only.
 FROM node:${NODE_VERSION}-slim AS runtime

@@ -1,3 +1,4 @@
+import { createInterface } from "node:readline/promises";
 import express from "express";
 import { Webhook } from "svix";
 
@@ -7,6 +8,8 @@ import { Webhook } from "svix";
  * `webhook-id` as already handled (Svix retries until it sees a 2xx, so a delivery can arrive twice).
  *
  *   WEBHOOK_SECRET=whsec_... PORT=3000 npx tsx server.ts
+ *
+ * Without WEBHOOK_SECRET, in a terminal, it asks for the secret: the command then works as pasted.
  */
 
 interface JobWebhook {
@@ -15,7 +18,16 @@ interface JobWebhook {
   data: { job_id: string; status: string; sequence?: number | string; [field: string]: unknown };
 }
 
-const secret = process.env.WEBHOOK_SECRET;
+/** Pasted at a prompt rather than typed into the command line, where `<…>` or `…` would mislead bash. */
+async function askForSecret(): Promise<string | undefined> {
+  if (!process.stdin.isTTY) return undefined;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  const answer = await rl.question("Paste the endpoint's signing secret (whsec_…, from the portal): ");
+  rl.close();
+  return answer.trim() || undefined;
+}
+
+const secret = process.env.WEBHOOK_SECRET || (await askForSecret());
 if (!secret) {
   console.error("WEBHOOK_SECRET is required: the endpoint's signing secret (whsec_…) from the portal");
   process.exit(2);

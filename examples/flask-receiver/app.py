@@ -136,6 +136,9 @@ def create_app(secret):
 
 if __name__ == "__main__":
     secret = os.environ.get("WEBHOOK_SECRET")
+    if not secret and sys.stdin.isatty():
+        # Pasted at a prompt, so the command works as pasted from the README.
+        secret = input("Paste the endpoint's signing secret (whsec_…, from the portal): ").strip()
     if not secret:
         sys.exit("WEBHOOK_SECRET is required: the endpoint's signing secret (whsec_…) from the portal")
     host = os.environ.get("HOST", "127.0.0.1")

@@ -2,12 +2,15 @@ import type { Command } from "commander";
 import { pino } from "pino";
 import { type LogLevel, loadConfig } from "../config/config.js";
 import { tenantIdProblem } from "../events/validate.js";
-import { startDevStack } from "../local/dev-stack.js";
+import { portOrFree, startDevStack } from "../local/dev-stack.js";
 import { devStackBanner } from "../local/dev-stack-banner.js";
 import { createLogger } from "../log/logger.js";
 import { guardProcess, onShutdown, UsageError } from "./process.js";
 
-/** `jobhooks dev`: the local stack in the foreground (DESIGN.md "Local stack"). */
+/** The example receiver's default port, which the banner's endpoint URL uses when it is free. */
+const RECEIVER_PORT = 3000;
+
+/** `jobhooks dev`: the local stack in the foreground (README "Two commands"). */
 export function registerDev(program: Command): void {
   program
     .command("dev")
@@ -16,12 +19,10 @@ export function registerDev(program: Command): void {
     .action(async (opts: { tenant: string }) => {
       const problem = tenantIdProblem(opts.tenant);
       if (problem) throw new UsageError(`--tenant ${problem}`);
-      // Only LOG_LEVEL is read: the stack chooses its own addresses, tokens and stores. Start-up
-      // logs dozens of info lines a newcomer need not read, so the default is quieter than serve's.
-      const level: LogLevel = loadConfig(
-        { LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" },
-        { requireSvixToken: false },
-      ).log.level;
+      // Only LOG_LEVEL is read: the stack chooses its own addresses, tokens and stores. The default
+      // is serve's (info), so a refused credential or a dead letter shows up here as in production.
+      const level: LogLevel = loadConfig({ LOG_LEVEL: process.env.LOG_LEVEL }, { requireSvixToken: false })
+        .log.level;
       // Logs go to stderr, so stdout carries just the banner a newcomer (or a script) reads.
       const log = createLogger(level, pino.destination({ fd: 2, sync: false }));
       guardProcess(log);
@@ -32,6 +33,12 @@ export function registerDev(program: Command): void {
         const stack = await starting.catch(() => undefined);
         await stack?.stop();
       });
-      process.stdout.write(devStackBanner(await starting));
+      // Closing the terminal (SIGHUP) stops the stack like Ctrl-C does; a second signal of any of
+      // these exits at once, and the stack's 'exit' handler still kills nats-server and deletes
+      // the temp dir.
+      process.on("SIGHUP", () => process.emit("SIGTERM", "SIGTERM"));
+      const stack = await starting;
+      const receiverPort = await portOrFree(RECEIVER_PORT);
+      process.stdout.write(devStackBanner(stack, { logLevel: level, receiverPort }));
     });
 }

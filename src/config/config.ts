@@ -1,7 +1,7 @@
 import { z } from "zod";
 
 /**
- * The service's whole configuration, from the environment (DESIGN.md "Configuration").
+ * The service's whole configuration, from the environment (README "Configuration").
  * loadConfig reports every bad variable at once, so an operator fixes a deployment in one pass.
  */
 export interface Config {

@@ -4,7 +4,7 @@ import { eventTypeOf, JOB_STATUSES, type JobEventType, statusName } from "./job-
 import { LIMITS } from "./validate.js";
 
 /**
- * What a customer's endpoint receives, in the Standard Webhooks shape (DESIGN.md):
+ * What a customer's endpoint receives, in the Standard Webhooks shape (docs/receiving-webhooks.md):
  * `{ type, timestamp, data: { job_id, status, sequence?, result?, error?, metadata } }`.
  */
 export interface WebhookPayload {

@@ -20,42 +20,50 @@ export function devStackExports(stack: DevStack): Record<string, string> {
   };
 }
 
-export function devStackBanner(stack: DevStack): string {
+export interface BannerOptions {
+  /** The logs' destination and level, said once so nobody looks for them elsewhere. */
+  logLevel: string;
+  /** Where the example receiver will listen: 3000 unless that port is taken. */
+  receiverPort: number;
+}
+
+/** The steps of a first day, in the order they are done; every command carries the ports in use. */
+export function devStackBanner(stack: DevStack, opts: BannerOptions): string {
   const t = stack.tenant;
   const exports = Object.entries(devStackExports(stack))
-    .map(([name, value]) => `  export ${name}=${value}`)
+    .map(([name, value]) => `     export ${name}=${value}`)
     .join("\n");
   const event = `{"event":{"tenantId":"${t}","jobId":"job_1","status":"JOB_STATUS_COMPLETED","sequence":"1","result":{"pages":12}}}`;
+  const receiverUrl = `http://127.0.0.1:${opts.receiverPort}/webhook`;
+  const receiverEnv = opts.receiverPort === 3000 ? "" : `PORT=${opts.receiverPort} `;
+  const notes = stack.notes.map((note) => `  note: ${note}\n`).join("");
   return `
-jobhooks dev: the local stack is up. Ctrl-C stops all of it.
-
+jobhooks dev: the local stack is up. Ctrl-C stops all of it and deletes its temporary files.
+${notes}
   service   ${stack.serviceUrl}   gRPC, gRPC-Web, Connect; /healthz /readyz /metrics
   NATS      ${stack.natsUrl}   JetStream, temporary store
   Svix      ${stack.svixUrl}   stand-in: signs and delivers webhooks
   tenant    ${t}
+  logs      JSON lines on stderr at ${opts.logLevel} (e.g. LOG_LEVEL=debug npm run dev)
 
-1. Open the webhook portal of tenant "${t}" (the link logs in once):
-  ${stack.portalUrl}
-  Add an endpoint there. To watch signatures being verified, run a receiver example, e.g.
-    cd examples/express-receiver && npm install && WEBHOOK_SECRET=<the endpoint's secret> npx tsx server.ts
-  and use http://127.0.0.1:3000/webhook as the endpoint URL (see examples/*/README.md).
-
-2. Paste these into a shell:
+1. Open tenant "${t}"'s webhook portal (the link logs in once; step 5 shows how to get another):
+     ${stack.portalUrl}
+2. Add an endpoint there with the URL ${receiverUrl}
+3. Copy its signing secret: "Reveal secret", then "Copy".
+4. In a second terminal, at the repository root, start a receiver that verifies every signature
+   (it asks for the secret):
+     ${receiverEnv}npx tsx examples/express-receiver/server.ts
+5. In a third terminal, paste these lines, then publish a job event:
 ${exports}
-
-3. Publish a job event as an internal service (Connect JSON):
-  curl -sS $JOBHOOKS_URL/${RPC}/PublishJobEvent \\
-    -H "Authorization: Bearer $SERVICE_TOKEN" -H 'content-type: application/json' \\
-    -d '${event}'
-  The same event over NATS (with the NATS CLI, https://github.com/nats-io/natscli):
-  nats --server $NATS_URL pub jobs.${t}.job_1.completed '{"sequence":"1","result":{"pages":12}}'
-  Both carry event id job_1.completed.1, so the endpoint receives it once.
-
-4. A new portal link, as the customer does it (tenant "${t}"'s API key):
-  curl -sS $JOBHOOKS_URL/${RPC}/GetPortalLink \\
-    -H "Authorization: Bearer $API_KEY" -H 'content-type: application/json' -d '{}'
-
-The portal lists every message with its delivery attempts and refreshes by itself.
-Logs are JSON lines on stderr (LOG_LEVEL=info for more).
+     curl -sS $JOBHOOKS_URL/${RPC}/PublishJobEvent \\
+       -H "Authorization: Bearer $SERVICE_TOKEN" -H 'content-type: application/json' \\
+       -d '${event}'
+   The receiver logs "processed"; the portal shows the message and its delivery attempts.
+   The same event over NATS (with the NATS CLI, https://github.com/nats-io/natscli):
+     nats --server $NATS_URL pub jobs.${t}.job_1.completed '{"sequence":"1","result":{"pages":12}}'
+   Both carry event id job_1.completed.1, so the endpoint receives it once.
+   A new portal link, as the customer gets one (tenant "${t}"'s API key):
+     curl -sS $JOBHOOKS_URL/${RPC}/GetPortalLink \\
+       -H "Authorization: Bearer $API_KEY" -H 'content-type: application/json' -d '{}'
 `;
 }

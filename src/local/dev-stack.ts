@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { rmSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -9,11 +10,14 @@ import { startJobhooks } from "../main.js";
 import { createDemoApiKey } from "./demo-api-key.js";
 import { freePort, startNatsServer } from "./nats-server.js";
 import { startSvixStandIn } from "./svix-stand-in/index.js";
+import { startWatchdog } from "./watchdog.js";
 
 /**
  * The local stack behind `jobhooks dev`: nats-server, the Svix stand-in and the service, all on
- * loopback, plus a demo tenant to try them with. Everything it creates (processes, temp dirs) is
- * undone by stop(), also when start-up fails half-way.
+ * loopback, plus a demo tenant to try them with. Everything it creates (processes, one temp dir
+ * holding the NATS store and the service-tokens file) is undone by stop(), also when start-up fails
+ * half-way; when the process ends without stop() (a second Ctrl-C, a crash) an 'exit' handler kills
+ * nats-server and deletes the dir synchronously, and after `kill -9` a watchdog process does it.
  */
 
 export const DEV_PORTS = { nats: 4222, svix: 8071, service: 8080 } as const;
@@ -43,19 +47,40 @@ export interface DevStack {
   apiKey: string;
   /** A single-use login link to the demo tenant's portal. */
   portalUrl: string;
-  /** Stops everything in reverse start order and deletes the temp dirs; safe to call twice. */
+  /** Preferred ports that were taken, said out loud: "8080 is taken — … using 42889". */
+  notes: string[];
+  /** Stops everything in reverse start order and deletes the temp dir; safe to call twice. */
   stop(): Promise<void>;
 }
 
+const PORT_NAMES: Record<keyof typeof DEV_PORTS, string> = {
+  nats: "NATS",
+  svix: "the Svix stand-in",
+  service: "the service",
+};
+
 /** The preferred port when nothing listens on it, else a random free one. */
-async function portOrFree(preferred: number): Promise<number> {
-  const free = await new Promise<boolean>((resolve) => {
+export async function portOrFree(preferred: number): Promise<number> {
+  return (await isFree(preferred)) ? preferred : freePort();
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
     const probe = net.createServer();
     probe.unref();
     probe.once("error", () => resolve(false));
-    probe.listen(preferred, "127.0.0.1", () => probe.close(() => resolve(true)));
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
   });
-  return free ? preferred : freePort();
+}
+
+/** Like portOrFree, with a note saying so when the preferred port was taken. */
+async function devPort(which: keyof typeof DEV_PORTS, preferred: number, notes: string[]): Promise<number> {
+  if (await isFree(preferred)) return preferred;
+  const port = await freePort();
+  notes.push(
+    `${preferred} is taken — is another \`jobhooks dev\` running? using ${port} for ${PORT_NAMES[which]}`,
+  );
+  return port;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -86,23 +111,63 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     return stopping;
   };
 
+  const notes: string[] = [];
+  const watchdog = startWatchdog();
+  undo.push({ what: "watchdog", run: async () => watchdog.close() });
+  // What must not outlive this process even when stop() never runs: the 'exit' handler can only
+  // run synchronous code, so it signals and deletes without waiting.
+  const leftovers = { pids: new Set<number>(), dirs: new Set<string>() };
+  const cleanUpNow = () => {
+    for (const pid of leftovers.pids) signal(pid, "SIGKILL");
+    for (const dir of leftovers.dirs) rmSync(dir, { recursive: true, force: true });
+  };
+  process.once("exit", cleanUpNow);
+  undo.push({ what: "exit handler", run: async () => void process.off("exit", cleanUpNow) });
+
   try {
     const dir = await mkdtemp(path.join(tmpdir(), "jobhooks-dev-"));
-    undo.push({ what: "temp dir", run: () => rm(dir, { recursive: true, force: true }) });
-
-    const nats = await startNatsServer({
-      port: await portOrFree(ports.nats),
-      serverName: "jobhooks-dev",
-      detached: true,
+    leftovers.dirs.add(dir);
+    watchdog.watchDir(dir);
+    undo.push({
+      what: "temp dir",
+      run: async () => {
+        await rm(dir, { recursive: true, force: true });
+        leftovers.dirs.delete(dir);
+        watchdog.forgetDir(dir);
+      },
     });
-    // Detached, it would outlive a crash of this process; kill() signals synchronously, as 'exit' needs.
-    const killNats = () => void nats.kill();
-    process.once("exit", killNats);
+
+    let natsPid: number | undefined;
+    const storeDir = path.join(dir, "nats");
+    await mkdir(storeDir);
+    const nats = await startNatsServer({
+      port: await devPort("nats", ports.nats, notes),
+      storeDir,
+      serverName: "jobhooks-dev",
+      // Its own process group, so a Ctrl-C reaches only us and the service drains before NATS stops.
+      detached: true,
+      // Watched from the moment it exists: a kill -9 while it starts up must not leave it running.
+      onSpawn: (pid) => {
+        natsPid = pid;
+        leftovers.pids.add(pid);
+        watchdog.watchPid(pid);
+      },
+    }).catch((err: unknown) => {
+      // A server that failed to start was killed (or exited): its pid may be reused, so forget it.
+      if (natsPid !== undefined) {
+        leftovers.pids.delete(natsPid);
+        watchdog.forgetPid(natsPid);
+      }
+      throw err;
+    });
     undo.push({
       what: "nats-server",
       run: async () => {
-        process.off("exit", killNats);
         await nats.dispose();
+        if (natsPid !== undefined) {
+          leftovers.pids.delete(natsPid);
+          watchdog.forgetPid(natsPid);
+        }
       },
     });
 
@@ -110,11 +175,12 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     const apiKey = await createDemoApiKey(nats.url, tenant);
 
     const standInLog = log.child({ component: "svix-stand-in" });
-    const servicePort = (await portOrFree(ports.service)) || (await freePort());
+    // Chosen before the stand-in starts, so the stand-in knows where to send operational webhooks.
+    const servicePort = await devPort("service", ports.service, notes);
     // Svix's operational webhooks (endpoint disabled, attempts exhausted) go to the service.
     const opsSecret = `whsec_${randomBytes(24).toString("base64")}`;
     const standIn = await startSvixStandIn({
-      port: await portOrFree(ports.svix),
+      port: await devPort("svix", ports.svix, notes),
       log: (obj, msg) => standInLog.warn(obj, msg),
       operationalWebhook: {
         url: `http://127.0.0.1:${servicePort}/svix/operational-webhooks`,
@@ -163,11 +229,20 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
       serviceToken,
       apiKey,
       portalUrl,
+      notes,
       stop,
     };
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
   }
 }
 

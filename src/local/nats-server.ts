@@ -82,6 +82,8 @@ export interface NatsServerOptions {
    * the local stack wants it to reach only itself, so it can drain the service before NATS goes away.
    */
   detached?: boolean;
+  /** Told each server process's pid as soon as it is spawned, before it is healthy (a watchdog needs it). */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface NatsServer {
@@ -90,6 +92,8 @@ export interface NatsServer {
   readonly storeDir: string;
   readonly name: string;
   readonly running: boolean;
+  /** The server process's id while it runs (a watchdog kills it if its owner dies). */
+  readonly pid: number | undefined;
   /** Stops gracefully (SIGTERM, then SIGKILL) and keeps the store for restart(). */
   stop(): Promise<void>;
   /** Crashes the server (SIGKILL): JetStream recovers from its file store on restart(). */
@@ -128,6 +132,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     output = "";
     const proc = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], detached: opts.detached ?? false });
     child = proc;
+    if (proc.pid !== undefined) opts.onSpawn?.(proc.pid);
     const keep = (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-8_000);
     };
@@ -154,6 +159,9 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     name,
     get running() {
       return !!child && child.exitCode === null && child.signalCode === null;
+    },
+    get pid() {
+      return child?.pid;
     },
     stop: () => terminate("SIGTERM"),
     kill: () => terminate("SIGKILL"),

@@ -5,7 +5,7 @@ import { tenantIdProblem } from "../events/validate.js";
 import { apiKeyDigest, generateApiKey, isApiKeyId } from "../server/api-key.js";
 
 /**
- * Customer API keys in the NATS KV bucket `jobhooks_api_keys` (DESIGN.md "Authentication"). An
+ * Customer API keys in the NATS KV bucket `jobhooks_api_keys` (README "Commands", `jobhooks keys`). An
  * entry's name is the SHA-256 of the key and its value holds only the key's id, tenant and creation
  * time: a copy of the bucket lets nobody call jobhooks.
  */

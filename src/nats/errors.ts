@@ -2,7 +2,7 @@ import { JetStreamApiError, JetStreamError } from "@nats-io/jetstream";
 import { errors } from "@nats-io/transport-node";
 
 /**
- * What a NATS failure means for the caller, decided in one place (STYLE.md "classify at the edge"):
+ * What a NATS failure means for the caller, decided in one place, at the edge:
  * `transient` clears up by itself (a disconnect, a leader election, a slow server) and is worth
  * retrying; `full` clears up when the stream drains, later than a caller's retries should wait;
  * `too_large` and `permanent` never will.

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { Logger } from "../log/logger.js";
 
 /** Who is calling: an internal service (any tenant, every RPC) or a customer (its own tenant). */
 export type Principal =
@@ -101,6 +102,7 @@ function sha256(s: string): Buffer {
 export function authGate(
   verifiers: readonly CredentialVerifier[],
   protectedServices: ReadonlySet<string>,
+  log?: Logger,
 ): (ctx: HandlerContext) => Promise<void> {
   return async (ctx) => {
     if (!protectedServices.has(ctx.service.typeName)) return;
@@ -118,6 +120,8 @@ export function authGate(
         return;
       }
     }
+    // Which call was refused, never the credential (nor a part of it).
+    log?.info({ procedure: ctx.method.name }, "credential refused: unknown or revoked");
     throw new ConnectError("unknown or revoked credential", Code.Unauthenticated);
   };
 }

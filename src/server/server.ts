@@ -87,7 +87,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       registry: o.registry,
       operationalWebhooks: o.operationalWebhooks,
     }) as ConnectNodeAdapterOptions["fallback"],
-    requestGate: authGate(o.verifiers, new Set([WebhookService.typeName])),
+    requestGate: authGate(o.verifiers, new Set([WebhookService.typeName]), o.log),
     interceptors: [rpcTracing(), rpcMetrics(metrics)],
     // Refuse pathological bodies before parsing them; the precise per-event limit (with the field
     // that is too large) is checked after decoding.

@@ -109,6 +109,15 @@ export function createWebhookService(o: WebhookServiceOptions): ServiceImpl<type
           signal: ctx.signal,
         });
         o.metrics.published.inc({ outcome: stored.duplicate ? "duplicate" : "stored" });
+        o.log.debug(
+          {
+            tenant: event.tenantId,
+            event_id: event.eventId,
+            stream_seq: String(stored.streamSequence),
+            duplicate: stored.duplicate,
+          },
+          "event published",
+        );
         return create(PublishJobEventResponseSchema, {
           eventId: event.eventId,
           streamSequence: stored.streamSequence,

@@ -1,8 +1,8 @@
 import { ApiException } from "svix";
 
 /**
- * Every outcome of a Svix call reduced to what the caller does next (STYLE.md "classify at the
- * edge"); the relay switches on these, never on HTTP status codes.
+ * Every outcome of a Svix call reduced to what the caller does next, classified at
+ * the edge; the relay switches on these, never on HTTP status codes.
  */
 export type SvixFailure =
   /** Svix already has this message (its eventId exists): the event is delivered. */

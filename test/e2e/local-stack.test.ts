@@ -1,18 +1,20 @@
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findNatsServer, freePort } from "../../src/local/nats-server.js";
 import { signatureHeaders } from "../../src/local/svix-stand-in/signing.js";
 import { publishToNats, waitFor } from "../support/publish.js";
+import { bannerExports, type Child, root, startChild } from "./child.js";
 
-// What a newcomer does on day one: `jobhooks dev`, the two example receivers, endpoints added in the
-// portal page with a real browser, events of all five types, and the portal's delivery log.
+// What a newcomer does on day one: `jobhooks dev`, then the banner's steps as printed (portal link,
+// endpoint, copied secret, the receiver command, the publish lines run by bash), the two example
+// receivers, events of all five types, and what the portal shows of them, with a real browser.
+// Screenshots go to artifacts/e2e/ (git-ignored), with first-day.json: seconds from starting
+// `jobhooks dev` to the first verified webhook for this scripted user.
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const PYTHON = "/usr/bin/python3";
 const ARTIFACTS = path.join(root, "artifacts/e2e");
@@ -32,49 +34,6 @@ function missingPrerequisite(): string | undefined {
 
 const skipReason = missingPrerequisite();
 if (skipReason) console.warn(`skipping the local-stack end-to-end test: ${skipReason}`);
-
-/** A child process whose stdout lines are kept; stop() ends it (SIGTERM, then SIGKILL) and says how. */
-interface Child {
-  proc: ChildProcess;
-  lines: string[];
-  stderr: () => string;
-  exited: Promise<number | null>;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
-}
-
-function startChild(command: string, args: string[], env: Record<string, string> = {}): Child {
-  const proc = spawn(command, args, {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const lines: string[] = [];
-  let partial = "";
-  let stderr = "";
-  proc.stdout?.on("data", (chunk: Buffer) => {
-    const parts = (partial + chunk.toString()).split("\n");
-    partial = parts.pop() ?? "";
-    lines.push(...parts);
-  });
-  proc.stderr?.on("data", (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-20_000);
-  });
-  const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
-  return {
-    proc,
-    lines,
-    stderr: () => stderr,
-    exited,
-    async stop(signal = "SIGTERM") {
-      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
-      proc.kill(signal);
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
-}
 
 interface ReceiverLine {
   msg: string;
@@ -114,29 +73,28 @@ async function untilListening(url: string): Promise<void> {
 
 describe.skipIf(skipReason !== undefined)("the local stack, end to end", () => {
   let dev: Child;
+  let devStartedAt = 0;
   let env: Record<string, string> = {};
+  let banner = "";
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
-  const receivers: Record<"express" | "flask", { port: number; url: string; secret: string; child?: Child }> =
-    {
-      express: { port: 0, url: "", secret: "" },
-      flask: { port: 0, url: "", secret: "" },
-    };
+  const receivers: Record<"express" | "flask", { url: string; secret: string; child?: Child }> = {
+    express: { url: "", secret: "" },
+    flask: { url: "", secret: "" },
+  };
 
   beforeAll(async () => {
     await mkdir(ARTIFACTS, { recursive: true });
+    devStartedAt = Date.now();
     dev = startChild(process.execPath, ["--import", "tsx", "src/cli.ts", "dev"], { LOG_LEVEL: "warn" });
     const ready = await waitFor(() => dev.lines.some((l) => l.includes("export SVIX_TOKEN=")), 90_000);
     if (!ready) throw new Error(`jobhooks dev did not come up:\n${dev.lines.join("\n")}\n${dev.stderr()}`);
-    for (const line of dev.lines) {
-      const m = /^\s*export ([A-Z_]+)=(\S+)$/.exec(line);
-      if (m) env[m[1] as string] = m[2] as string;
-    }
-    for (const name of ["express", "flask"] as const) {
-      receivers[name].port = await freePort();
-      receivers[name].url = `http://127.0.0.1:${receivers[name].port}/webhook`;
-    }
+    // The banner's last line, so every step is there before the test reads them.
+    await waitFor(() => dev.lines.some((l) => l.includes("GetPortalLink")), 5_000);
+    banner = dev.lines.join("\n");
+    env = bannerExports(dev.lines);
+    receivers.flask.url = `http://127.0.0.1:${await freePort()}/webhook`;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -151,6 +109,7 @@ describe.skipIf(skipReason !== undefined)("the local stack, end to end", () => {
       ],
     });
     context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: env.SVIX_URL as string });
     page = await context.newPage();
   }, 120_000);
 
@@ -160,65 +119,122 @@ describe.skipIf(skipReason !== undefined)("the local stack, end to end", () => {
     await dev?.stop();
   }, 60_000);
 
-  /** The way a customer gets there: GetPortalLink with the tenant's API key. */
-  async function portalLink(): Promise<string> {
-    const res = await fetch(`${env.JOBHOOKS_URL}/${RPC}/GetPortalLink`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${env.API_KEY}`, "content-type": "application/json" },
-      body: "{}",
-    });
-    expect(res.status).toBe(200);
-    return ((await res.json()) as { url: string }).url;
+  /** The endpoint's card on the portal page. */
+  const cardOf = (url: string) => page.locator("article", { hasText: url }).first();
+
+  /** "Reveal secret", then "Copy": the secret as the clipboard has it. */
+  async function copySecret(url: string): Promise<string> {
+    await cardOf(url).getByRole("link", { name: "Reveal secret" }).click();
+    await cardOf(url).getByRole("button", { name: "Copy the signing secret" }).click();
+    await expect
+      .poll(() => cardOf(url).getByRole("button", { name: "Copy the signing secret" }).textContent())
+      .toBe("Copied");
+    const copied = String(await page.evaluate("navigator.clipboard.readText()"));
+    expect(copied).toBe(await cardOf(url).locator("code[data-secret]").textContent());
+    return copied;
   }
 
-  async function addEndpoint(name: "express" | "flask", eventTypes: string[]): Promise<void> {
+  async function addEndpoint(
+    url: string,
+    fields: { description: string; eventTypes: string[]; headers?: string; basicAuth?: [string, string] },
+  ): Promise<void> {
     const form = page.locator("form[action='/portal/endpoints']");
-    await form.getByLabel("Endpoint URL").fill(receivers[name].url);
-    await form.getByLabel("Description").fill(`${name} receiver`);
-    for (const type of eventTypes) await form.getByRole("checkbox", { name: type }).check();
-    await form.getByLabel("Custom headers").fill(`X-Receiver: ${name}`);
+    await form.getByLabel("Endpoint URL").fill(url);
+    await form.getByLabel("Description").fill(fields.description);
+    for (const type of fields.eventTypes) await form.getByRole("checkbox", { name: type }).check();
+    if (fields.headers) await form.getByLabel("Custom headers").fill(fields.headers);
+    if (fields.basicAuth) {
+      await form.getByLabel("User name").fill(fields.basicAuth[0]);
+      await form.getByLabel("Password").fill(fields.basicAuth[1]);
+    }
     await form.getByRole("button", { name: "Add endpoint" }).click();
     await expect.poll(() => page.getByRole("status").textContent()).toContain("added");
-    const card = page.locator("article", { hasText: receivers[name].url });
-    await card.getByRole("link", { name: "Reveal secret" }).click();
-    receivers[name].secret =
-      (await page.locator(`article:has-text("${receivers[name].url}") code[data-secret]`).textContent()) ??
-      "";
-    expect(receivers[name].secret).toMatch(/^whsec_/);
   }
 
-  it("prints where everything is and the commands to try it", () => {
-    const banner = dev.lines.join("\n");
+  it("prints the first day in the order it is done, with commands that run as pasted", () => {
     expect(env).toMatchObject({ JOBHOOKS_URL: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) });
     expect(env.SERVICE_TOKEN).toBeTruthy();
     expect(env.API_KEY).toBeTruthy();
     expect(env.NATS_URL).toMatch(/^nats:\/\/127\.0\.0\.1:\d+$/);
-    expect(banner).toMatch(/\/portal\/login\/\w+/);
-    expect(banner).toContain("PublishJobEvent");
+    const order = [
+      /\/portal\/login\/\w+/,
+      /Add an endpoint/,
+      /Copy its signing secret/,
+      /examples\/express-receiver\/server\.ts/,
+      /export JOBHOOKS_URL=/,
+      /PublishJobEvent/,
+    ].map((re) => banner.search(re));
+    expect(order.every((at) => at >= 0)).toBe(true);
+    expect([...order].sort((x, y) => x - y)).toEqual(order);
+    expect(banner).not.toMatch(/npm install|<[a-z][^>]*>/);
     expect(banner).toContain("nats --server $NATS_URL pub jobs.demo.job_1.completed");
   });
 
-  it("a newcomer adds an endpoint per receiver in the portal page, each with its own event types", async () => {
-    await page.goto(await portalLink());
+  it("a scripted newcomer follows the banner to a verified webhook at the Express receiver", async () => {
+    const link = /(http:\/\/\S+\/portal\/login\/\w+)/.exec(banner)?.[1] as string;
+    receivers.express.url = /Add an endpoint there with the URL (\S+)/.exec(banner)?.[1] as string;
+    const receiverCommand = (/\(it asks for the secret\):\n\s*(.+)\n/.exec(banner)?.[1] ?? "").trim();
+    expect(receiverCommand).toMatch(/npx tsx examples\/express-receiver\/server\.ts$/);
+
+    await page.goto(link);
     await expect.poll(() => page.getByRole("heading", { level: 1 }).textContent()).toContain("demo");
     await page.screenshot({ path: path.join(ARTIFACTS, "portal-empty.png"), fullPage: true });
-    await addEndpoint("express", ["job.completed", "job.failed"]);
-    await addEndpoint("flask", ["job.created", "job.processing", "job.completed", "job.cancelled"]);
-    await page.screenshot({ path: path.join(ARTIFACTS, "portal-endpoints.png"), fullPage: true });
+    await addEndpoint(receivers.express.url, {
+      description: "express receiver",
+      eventTypes: ["job.completed", "job.failed"],
+      headers: "X-Receiver: express",
+    });
+    receivers.express.secret = await copySecret(receivers.express.url);
+    expect(receivers.express.secret).toMatch(/^whsec_/);
 
+    // The command as printed, from the repository root; the secret as the prompt would take it.
     receivers.express.child = startChild(
-      process.execPath,
-      ["--import", "tsx", "examples/express-receiver/server.ts"],
-      {
-        WEBHOOK_SECRET: receivers.express.secret,
-        PORT: String(receivers.express.port),
-      },
+      "bash",
+      ["-c", receiverCommand],
+      { WEBHOOK_SECRET: receivers.express.secret },
+      { group: true },
     );
+    await untilListening(receivers.express.url);
+
+    const publishLines = banner.slice(
+      banner.indexOf("     export JOBHOOKS_URL="),
+      banner.indexOf("   The receiver logs"),
+    );
+    const published = spawnSync("bash", ["-c", publishLines], {
+      cwd: root,
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    expect(published.stdout).toContain('"eventId":"job_1.completed.1"');
+
+    const express = receivers.express.child;
+    expect(await waitFor(() => processed(express).includes("job.completed job_1"), 30_000)).toBe(true);
+    const seconds = (Date.now() - devStartedAt) / 1000;
+    console.log(`first verified webhook ${seconds.toFixed(1)} s after starting jobhooks dev`);
+    await writeFile(
+      path.join(ARTIFACTS, "first-day.json"),
+      `${JSON.stringify({ secondsFromDevToFirstVerifiedWebhook: seconds, at: new Date().toISOString() })}\n`,
+    );
+  }, 120_000);
+
+  it("a second endpoint with basic auth shows its credentials masked, and its receiver starts", async () => {
+    await addEndpoint(receivers.flask.url, {
+      description: "flask receiver",
+      eventTypes: ["job.created", "job.processing", "job.completed", "job.cancelled"],
+      headers: "X-Receiver: flask",
+      basicAuth: ["hooks", "flask-password"],
+    });
+    const card = (await cardOf(receivers.flask.url).textContent()) ?? "";
+    expect(card).toContain("Authorization: Basic •••");
+    expect(card).toContain("X-Receiver: •••");
+    expect(card).not.toContain("flask-password");
+    receivers.flask.secret = await copySecret(receivers.flask.url);
+    await page.screenshot({ path: path.join(ARTIFACTS, "portal-endpoints.png"), fullPage: true });
     receivers.flask.child = startChild(PYTHON, ["examples/flask-receiver/app.py"], {
       WEBHOOK_SECRET: receivers.flask.secret,
-      PORT: String(receivers.flask.port),
+      PORT: new URL(receivers.flask.url).port,
     });
-    await Promise.all([untilListening(receivers.express.url), untilListening(receivers.flask.url)]);
+    await untilListening(receivers.flask.url);
   }, 90_000);
 
   it("each receiver verifies and logs exactly the events its filter allows", async () => {
@@ -246,10 +262,10 @@ describe.skipIf(skipReason !== undefined)("the local stack, end to end", () => {
     ]);
     const express = receivers.express.child as Child;
     const flask = receivers.flask.child as Child;
-    await waitFor(() => processed(express).length >= 2 && processed(flask).length >= 4, 30_000);
+    await waitFor(() => processed(express).length >= 3 && processed(flask).length >= 4, 30_000);
     // Anything the filters let through by mistake would arrive alongside; give it a moment to show.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    expect(processed(express)).toEqual(["job.completed job_a", "job.failed job_b"]);
+    expect(processed(express)).toEqual(["job.completed job_1", "job.completed job_a", "job.failed job_b"]);
     expect(processed(flask)).toEqual([
       "job.cancelled job_c",
       "job.completed job_a",
@@ -293,16 +309,29 @@ describe.skipIf(skipReason !== undefined)("the local stack, end to end", () => {
     }
   });
 
-  it("the portal page lists every delivery attempt without being reloaded", async () => {
-    // The page was last loaded before any event: its own refresh must bring the five messages in.
-    await expect.poll(() => page.locator("[data-message]").count(), { timeout: 15_000 }).toBe(5);
+  it("the portal lists every message with its payload and attempts per endpoint, without a reload", async () => {
+    // The page was last loaded before most events: its own refresh must bring the messages in. The
+    // last (oldest) is the first day's job_1.completed.
+    await expect.poll(() => page.locator("[data-message]").count(), { timeout: 15_000 }).toBe(6);
     const text = (await page.locator("#activity").textContent()) ?? "";
     for (const type of ["job.created", "job.processing", "job.completed", "job.failed", "job.cancelled"])
       expect(text).toContain(type);
-    const rows = page.locator("#activity tbody tr");
-    await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(6);
-    for (const row of await rows.all())
-      expect(await row.textContent()).toMatch(/127\.0\.0\.1:\d+\/webhook200\s*succeeded\d+ ms/);
+    const groups = page.locator("#activity section.attempts");
+    await expect.poll(() => groups.count(), { timeout: 10_000 }).toBe(7);
+    for (const group of await groups.all()) {
+      expect(await group.locator("h4").textContent()).toMatch(/127\.0\.0\.1:\d+\/webhook · succeeded/);
+      expect(await group.locator("tbody tr").first().textContent()).toMatch(/200\s*succeeded\d+ ms/);
+    }
+    const first = page.locator("[data-message]").last();
+    await first.locator("summary", { hasText: "Payload" }).click();
+    expect(await first.locator("details.payload pre").textContent()).toContain('"job_id": "job_1"');
+    await first.locator("summary", { hasText: "Request headers" }).first().click();
+    const sent = (await first.locator("details[open]").last().textContent()) ?? "";
+    expect(sent).toContain("webhook-signature: v1,");
+    expect(sent).toContain("X-Receiver: •••");
+    // An opened payload stays open across the page's refresh.
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
+    expect(await first.locator("details.payload").getAttribute("open")).not.toBeNull();
     await page.screenshot({ path: path.join(ARTIFACTS, "portal-attempts.png"), fullPage: true });
 
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
@@ -316,17 +345,59 @@ describe.skipIf(skipReason !== undefined)("the local stack, end to end", () => {
     await phone.close();
   }, 60_000);
 
-  it("a test event sent from the portal reaches that endpoint", async () => {
-    const card = page.locator("article", { hasText: receivers.express.url });
-    await card.getByLabel("Test event type").selectOption("job.processing");
-    await card.getByRole("button", { name: "Send test event" }).click();
+  it("a test event is chosen among the endpoint's own event types and reaches that endpoint", async () => {
+    const select = cardOf(receivers.express.url).getByLabel("Test event type");
+    expect(await select.locator("option").allTextContents()).toEqual(["job.completed", "job.failed"]);
+    await select.selectOption("job.failed");
+    await cardOf(receivers.express.url).getByRole("button", { name: "Send test event" }).click();
+    await expect.poll(() => page.getByRole("status").textContent()).toContain("Test event job.failed sent");
+    const express = receivers.express.child as Child;
+    // The example payload's job, sent to this endpoint only.
+    expect(await waitFor(() => processed(express).includes("job.failed job_123"), 10_000)).toBe(true);
+    expect(processed(receivers.flask.child as Child)).not.toContain("job.failed job_123");
+  });
+
+  it("resend delivers a message to one endpoint again, with the same webhook-id", async () => {
+    const message = page.locator("[data-message]").last();
+    const msgId = (await message.getAttribute("data-message")) as string;
+    await message.getByRole("button", { name: `Resend ${msgId} to ${receivers.express.url}` }).click();
+    await expect.poll(() => page.getByRole("status").textContent()).toContain(`Message ${msgId} sent again`);
+    const express = receivers.express.child as Child;
+    // The receiver de-duplicates on webhook-id, which a resend keeps, as Svix's does.
+    expect(
+      await waitFor(
+        () => receiverLog(express).some((l) => l.msg === "duplicate" && l.webhook_id === msgId),
+        10_000,
+      ),
+    ).toBe(true);
+    await expect
+      .poll(() => page.locator(`[data-message="${msgId}"]`).textContent(), { timeout: 10_000 })
+      .toContain("(manual)");
+  });
+
+  it("an endpoint that does not answer shows as failing, with the time of the next attempt", async () => {
+    const dead = `http://127.0.0.1:${await freePort()}/webhook`;
+    await addEndpoint(dead, { description: "nobody listens", eventTypes: ["job.cancelled"] });
+    await cardOf(dead).getByRole("button", { name: "Send test event" }).click();
     await expect
       .poll(() => page.getByRole("status").textContent())
-      .toContain("Test event job.processing sent");
-    const express = receivers.express.child as Child;
-    // The example payload's job; sent to this endpoint even though its filter leaves job.processing out.
-    expect(await waitFor(() => processed(express).includes("job.processing job_123"), 10_000)).toBe(true);
-    expect(processed(receivers.flask.child as Child)).not.toContain("job.processing job_123");
+      .toContain("Test event job.cancelled sent");
+    const group = page.locator(`section.attempts`, { hasText: dead }).first();
+    await expect
+      .poll(() => group.locator("h4").textContent(), { timeout: 15_000 })
+      .toMatch(/failing next attempt \d{4}-/);
+    await page.screenshot({ path: path.join(ARTIFACTS, "portal-failing.png"), fullPage: true });
+  }, 60_000);
+
+  it("a login link opened a second time, elsewhere, says how to get a new one", async () => {
+    const link = /(http:\/\/\S+\/portal\/login\/\w+)/.exec(banner)?.[1] as string;
+    const elsewhere = await browser.newContext();
+    const other = await elsewhere.newPage();
+    await other.goto(link);
+    expect(await other.getByRole("heading", { level: 1 }).textContent()).toBe("Link already used");
+    expect(await other.locator("main").textContent()).toContain("GetPortalLink");
+    await other.screenshot({ path: path.join(ARTIFACTS, "portal-link-used.png"), fullPage: true });
+    await elsewhere.close();
   });
 
   it("Ctrl-C stops the whole stack and exits 0", async () => {

@@ -13,7 +13,10 @@ import type { RequestLogEntry } from "../../src/local/svix-stand-in/index.js";
  */
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const SPEC_PATH = process.env.SVIX_OPENAPI ?? path.resolve(repoRoot, "../shared/svix/openapi.json");
+// Svix's published description, trimmed to the operations the stand-in serves (SOURCE.md beside it
+// says where from and how to regenerate it). SVIX_OPENAPI points at another copy, e.g. the whole file.
+const SPEC_PATH =
+  process.env.SVIX_OPENAPI ?? path.resolve(repoRoot, "test/fixtures/svix-openapi/openapi.json");
 const ID_BASE = "https://svix.stand-in.test/schemas/";
 
 // ajv-formats ships CommonJS: depending on the loader its default import is the plugin or wraps it.

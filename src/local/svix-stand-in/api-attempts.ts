@@ -120,4 +120,18 @@ export const attemptRoutes: RouteDef<StandInContext>[] = [
       );
     },
   },
+  {
+    method: "POST",
+    template: "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
+    operationId: "v1.message-attempt.resend",
+    appScoped: true,
+    handle(req, ctx) {
+      const app = appFrom(ctx, req);
+      const msg = ctx.store.findMessage(app.id, req.params.msg_id as string);
+      const endpoint = ctx.store.findEndpoint(app.id, req.params.endpoint_id as string);
+      if (!msg || !endpoint) throw notFound();
+      ctx.delivery.resend(msg, endpoint.id);
+      return json(202, {});
+    },
+  },
 ];

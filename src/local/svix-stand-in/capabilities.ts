@@ -17,6 +17,7 @@ const REQUIRED: Record<string, Capability> = {
   "v1.endpoint.get-secret": "ViewEndpointSecret",
   "v1.endpoint.rotate-secret": "ManageEndpointSecret",
   "v1.endpoint.send-example": "CreateAttempts",
+  "v1.message-attempt.resend": "CreateAttempts",
 };
 
 export function portalTokenMay(

@@ -115,6 +115,13 @@ export class DeliveryWorker {
     this.pump();
   }
 
+  /** One more (manual) delivery of a message to one endpoint, as Svix's resend does. */
+  resend(msg: MessageRecord, endpointId: string): void {
+    if (!this.options.enabled || this.stopped) return;
+    this.queue.push({ msg, endpointId, attempt: 0, triggerType: 1 });
+    this.pump();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     for (const timer of this.timers) clearTimeout(timer);
@@ -198,6 +205,7 @@ export class DeliveryWorker {
       status: ok ? 0 : 2,
       triggerType: task.triggerType,
       timestamp: new Date(started).toISOString(),
+      requestHeaders: headers,
     };
     this.store.addAttempt(record);
     this.counters.attempts++;
@@ -212,6 +220,7 @@ export class DeliveryWorker {
     destination.failures++;
     if (!this.failingSince.has(endpoint.id)) this.failingSince.set(endpoint.id, record.timestamp);
     const retrying = this.retryLater(task, endpoint);
+    record.nextAttempt = retrying ? new Date(Date.now() + retrying).toISOString() : null;
     if (retrying) {
       destination.status = 1;
       destination.nextAttempt = new Date(Date.now() + retrying).toISOString();
@@ -270,17 +279,15 @@ export class DeliveryWorker {
       );
       return 0;
     }
-    const timer = setTimeout(
-      () => {
-        this.timers.delete(timer);
-        this.queue.push({ ...task, attempt: next });
-        this.pump();
-      },
-      waitSeconds * 1000 * this.options.timeScale,
-    );
+    const delayMs = waitSeconds * 1000 * this.options.timeScale;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.queue.push({ ...task, attempt: next });
+      this.pump();
+    }, delayMs);
     timer.unref();
     this.timers.add(timer);
     // At least 1 ms, so a zero-scaled wait still reads as "will retry".
-    return Math.max(1, waitSeconds * 1000 * this.options.timeScale);
+    return Math.max(1, delayMs);
   }
 }

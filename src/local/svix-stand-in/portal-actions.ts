@@ -1,3 +1,4 @@
+import { attemptRoutes } from "./api-attempts.js";
 import { endpointRoutes } from "./api-endpoints.js";
 import { sendExampleRoutes } from "./api-send-example.js";
 import type { StandInContext } from "./context.js";
@@ -25,13 +26,16 @@ export interface EndpointForm {
   description: string;
   eventTypes: string[];
   headers: string;
+  /** Basic auth: stored as the `Authorization: Basic …` header Svix sends. The password is never shown again. */
+  basicUser: string;
+  basicPassword: string;
 }
 
 export type ActionOutcome =
   | { ok: true; notice: string; anchor: string }
   | { ok: false; status: number; error: string; form?: EndpointForm };
 
-const routes: RouteDef<StandInContext>[] = [...endpointRoutes, ...sendExampleRoutes];
+const routes: RouteDef<StandInContext>[] = [...endpointRoutes, ...sendExampleRoutes, ...attemptRoutes];
 
 function call(
   ctx: StandInContext,
@@ -91,7 +95,21 @@ function endpointFormOf(form: URLSearchParams): EndpointForm {
     description: (form.get("description") ?? "").trim(),
     eventTypes: form.getAll("eventTypes").filter((t) => t !== ""),
     headers: form.get("headers") ?? "",
+    basicUser: (form.get("basicUser") ?? "").trim(),
+    basicPassword: form.get("basicPassword") ?? "",
   };
+}
+
+/** The custom headers plus basic auth, or why they cannot be sent. */
+function headersOf(fields: EndpointForm): { headers: Record<string, string> } | { error: string } {
+  const parsed = parseHeaderLines(fields.headers);
+  if ("error" in parsed || (fields.basicUser === "" && fields.basicPassword === "")) return parsed;
+  if (fields.basicUser === "") return { error: "basic auth: enter a user name (or clear the password)" };
+  if (fields.basicUser.includes(":")) return { error: "basic auth: a user name cannot contain a colon" };
+  if (Object.keys(parsed.headers).some((name) => name.toLowerCase() === "authorization"))
+    return { error: "basic auth: remove the Authorization custom header, or leave basic auth empty" };
+  const credentials = Buffer.from(`${fields.basicUser}:${fields.basicPassword}`, "utf8").toString("base64");
+  return { headers: { ...parsed.headers, Authorization: `Basic ${credentials}` } };
 }
 
 const NOT_ALLOWED: ActionOutcome = {
@@ -101,7 +119,8 @@ const NOT_ALLOWED: ActionOutcome = {
 };
 
 /**
- * Runs one form post: `create`, or `disable` / `enable` / `delete` / `send-example` of one endpoint.
+ * Runs one form post: `create`, or `disable` / `enable` / `delete` / `send-example` / `resend` (of
+ * the message the form names) of one endpoint.
  * Never throws for a refused input: the outcome says what to show.
  */
 export function runPortalAction(
@@ -118,7 +137,7 @@ export function runPortalAction(
       if (!can(session, "ManageEndpoint")) return NOT_ALLOWED;
       if (fields.url === "")
         return { ok: false, status: 400, error: "url: enter the endpoint's URL", form: fields };
-      const parsed = parseHeaderLines(fields.headers);
+      const parsed = headersOf(fields);
       if ("error" in parsed) return { ok: false, status: 400, error: parsed.error, form: fields };
       try {
         const created = call(
@@ -163,6 +182,12 @@ export function runPortalAction(
           notice: `Test event ${eventType} sent; its attempt appears under Messages.`,
           anchor,
         };
+      }
+      case "resend": {
+        if (!can(session, "CreateAttempts")) return NOT_ALLOWED;
+        const msgId = form.get("msgId") ?? "";
+        call(ctx, session, "v1.message-attempt.resend", { ...params, msg_id: msgId });
+        return { ok: true, notice: `Message ${msgId} sent again to this endpoint.`, anchor: `msg-${msgId}` };
       }
       default:
         return { ok: false, status: 404, error: "Unknown action." };

@@ -85,16 +85,29 @@ function sameOrigin(req: IncomingMessage): boolean {
   }
 }
 
-function login(res: ServerResponse, code: string, ctx: StandInContext, now: number): void {
+/** Where a new link comes from; the stand-in serves jobhooks, so it says how jobhooks gives one. */
+const NEW_LINK =
+  "Get a new link the way you got this one: from the application that gave it to you. With jobhooks, " +
+  "that is GetPortalLink with your API key (`jobhooks dev` prints the curl command under step 5).";
+
+function login(
+  req: IncomingMessage,
+  res: ServerResponse,
+  code: string,
+  ctx: StandInContext,
+  now: number,
+): void {
   const outcome = ctx.portal.login(code, now);
   if (!outcome.ok) {
-    const [status, text] =
+    // The same browser re-opening its own link (a reload, the link pasted again) is already logged in.
+    if (outcome.reason === "used" && sessionFromCookie(req, ctx, now)) return redirect(res, "/portal");
+    const [status, title, text] =
       outcome.reason === "used"
-        ? [403, "This login link was already used. Ask for a new one."]
+        ? [403, "Link already used", `Each portal link logs in once, and this one was used. ${NEW_LINK}`]
         : outcome.reason === "expired"
-          ? [403, "This login link has expired. Ask for a new one."]
-          : [404, "Unknown login link."];
-    send(res, status, notePage("Login refused", text));
+          ? [403, "Link expired", `This portal link has expired. ${NEW_LINK}`]
+          : [404, "Unknown link", `This is not a portal link this server issued. ${NEW_LINK}`];
+    send(res, status, notePage(title, text));
     return;
   }
   const maxAge = Math.max(0, Math.floor((outcome.session.expiresAt - now) / 1000));
@@ -126,14 +139,15 @@ export async function servePortal(
   const loginMatch = /^\/portal\/login\/([A-Za-z0-9]+)$/.exec(path);
   if (loginMatch) {
     if (!read) return send(res, 405, notePage("Method not allowed", "Open the link."), { allow: "GET" });
-    return login(res, loginMatch[1] as string, ctx, now);
+    return login(req, res, loginMatch[1] as string, ctx, now);
   }
   const action = /^\/portal\/endpoints(?:\/([A-Za-z0-9_-]+)\/([a-z-]+))?$/.exec(path);
   const known = path === "/portal" || path === "/portal/" || path === "/portal/activity" || action;
   if (!known) return send(res, 404, notePage("Not found", "There is no such page."));
 
   const session = sessionFromCookie(req, ctx, now);
-  if (!session) return send(res, 401, notePage("Not logged in", "Open a fresh portal link."));
+  if (!session)
+    return send(res, 401, notePage("Not logged in", `This page needs a portal link. ${NEW_LINK}`));
 
   if (action) {
     if (method !== "POST")

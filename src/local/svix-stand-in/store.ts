@@ -83,6 +83,10 @@ export interface AttemptRecord {
   /** 0 Scheduled (normal delivery and retries), 1 Manual (send-example, resend). */
   triggerType: 0 | 1;
   timestamp: string;
+  /** The headers this attempt sent (custom ones included; the portal masks their values). */
+  requestHeaders?: Record<string, string>;
+  /** After a failure: when the next scheduled attempt runs, or null when none will (exhausted). */
+  nextAttempt?: string | null;
 }
 
 /** One message's delivery to one endpoint: what `list-attempted-destinations` shows. */
