@@ -29,6 +29,10 @@ export const LIMITS = {
   errorMessageChars: 4096,
 } as const;
 
+/** The valid statuses as a caller types them: the enum names (JSON, gRPC) and the subject tokens. */
+const STATUS_CHOICES =
+  "one of JOB_STATUS_CREATED, JOB_STATUS_PROCESSING, JOB_STATUS_COMPLETED, JOB_STATUS_FAILED, JOB_STATUS_CANCELLED (1-5; NATS subjects use created, processing, completed, failed, cancelled)";
+
 // Timestamp's documented range: 0001-01-01 to 9999-12-31.
 const MIN_SECONDS = -62_135_596_800n;
 const MAX_SECONDS = 253_402_300_799n;
@@ -62,9 +66,9 @@ export function validateJobEvent(input: JobEvent, opts: ValidateOptions = {}): V
 
   const name = statusName(input.status);
   if (input.status === JobStatus.UNSPECIFIED) {
-    bad("status", "is required: one of created, processing, completed, failed, cancelled");
+    bad("status", `is required: ${STATUS_CHOICES}`);
   } else if (!name) {
-    bad("status", `unknown status ${input.status}: one of created, processing, completed, failed, cancelled`);
+    bad("status", `unknown status ${input.status}: ${STATUS_CHOICES}`);
   }
 
   if (input.status === JobStatus.FAILED) {

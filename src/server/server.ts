@@ -9,7 +9,7 @@ import { rpcTracing } from "../tracing/spans.js";
 import { authGate, type CredentialVerifier } from "./auth.js";
 import { createHealth, overallHealth } from "./health.js";
 import { httpEndpoints, type Readiness } from "./http-endpoints.js";
-import { withJsonFieldErrors } from "./json-field-errors.js";
+import { markDecoded, withJsonFieldErrors } from "./json-field-errors.js";
 import { listenOnePort, type OnePortListener } from "./listener.js";
 import { createServerMetrics } from "./metrics.js";
 import type { RateLimiter } from "./rate-limit.js";
@@ -31,6 +31,9 @@ export interface ServerOptions {
   shutdownGraceMs: number;
   log: Logger;
 }
+
+/** Largest request body: a PublishJobEvents batch in all (16 MiB). */
+export const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 
 export interface RunningServer {
   readonly url: string;
@@ -68,22 +71,22 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const healthTimer = setInterval(syncHealth, 1_000);
   healthTimer.unref();
 
-  const readMaxBytes = o.maxPayloadBytes * 4 + 64 * 1024;
+  // A whole PublishJobEvents batch; each event's own limit (with the field that is too large) is
+  // checked after decoding. Only read once the request gate has authenticated the caller.
+  const readMaxBytes = MAX_REQUEST_BYTES;
   const handler = connectNodeAdapter({
     routes(router) {
       router.service(WebhookService, service);
       health.registerOn(router);
       registerReflection(router);
-      withJsonFieldErrors(router, readMaxBytes);
+      withJsonFieldErrors(router);
     },
     fallback: httpEndpoints({
       readiness: o.readiness,
       registry: o.registry,
     }) as ConnectNodeAdapterOptions["fallback"],
     requestGate: authGate(o.verifiers, new Set([WebhookService.typeName])),
-    interceptors: [rpcTracing(), rpcMetrics(metrics)],
-    // Refuse pathological bodies before parsing them; the precise per-event limit (with the field
-    // that is too large) is checked after decoding.
+    interceptors: [markDecoded(), rpcTracing(), rpcMetrics(metrics)],
     readMaxBytes,
     shutdownSignal: shutdown.signal,
   });

@@ -1,12 +1,15 @@
 import { create, toJsonString } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { AnySchema, anyPack, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { type FieldViolation, validateJobEvent } from "../events/validate.js";
+import { type Status, StatusSchema } from "../gen/google/rpc/status_pb.js";
 import {
   GetPortalLinkResponseSchema,
   type JobEvent,
   JobEventSchema,
   PublishJobEventResponseSchema,
+  PublishJobEventResultSchema,
+  PublishJobEventsResponseSchema,
   type WebhookService,
 } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { Logger } from "../log/logger.js";
@@ -72,64 +75,134 @@ export function createWebhookService(o: WebhookServiceOptions): ServiceImpl<type
     },
 
     async publishJobEvent(req, ctx) {
-      const principal = principalOf(ctx);
-      if (principal.kind !== "service") {
-        throw new ConnectError("PublishJobEvent is for internal services only", Code.PermissionDenied);
-      }
+      requireService(ctx, "PublishJobEvent");
       if (!req.event) {
         o.metrics.published.inc({ outcome: "invalid" });
-        throw badRequest(Code.InvalidArgument, [{ field: "event", description: "is required" }]);
+        throw badRequest(Code.InvalidArgument, [{ field: "event", description: missingEventHint }]);
       }
-      const result = validateJobEvent(req.event);
-      if (!result.ok) {
-        o.metrics.published.inc({ outcome: "invalid" });
-        throw badRequest(Code.InvalidArgument, result.violations, "event.");
+      const outcome = await publishOne(req.event, "event.", ctx);
+      if (outcome.error) throw outcome.error;
+      return create(PublishJobEventResponseSchema, outcome.stored);
+    },
+
+    async publishJobEvents(req, ctx) {
+      requireService(ctx, "PublishJobEvents");
+      const count = req.events.length;
+      if (count === 0) {
+        throw badRequest(Code.InvalidArgument, [
+          { field: "events", description: "must hold 1 to 1000 events" },
+        ]);
       }
-      const event = result.event;
-      const body = encoder.encode(toJsonString(JobEventSchema, event));
-      if (body.byteLength > o.maxPayloadBytes) {
-        o.metrics.published.inc({ outcome: "too_large" });
-        throw badRequest(
+      if (count > MAX_BATCH_EVENTS) {
+        throw badRequest(Code.ResourceExhausted, [
+          { field: "events", description: `holds ${count} events; at most ${MAX_BATCH_EVENTS} per call` },
+        ]);
+      }
+      // Every event is validated and published at once: the NATS connection pipelines the
+      // publishes in call order, so a batch costs about one JetStream round trip, not one per event.
+      const outcomes = await Promise.all(req.events.map((e, i) => publishOne(e, `events[${i}].`, ctx)));
+      return create(PublishJobEventsResponseSchema, {
+        results: outcomes.map((r) =>
+          r.error
+            ? create(PublishJobEventResultSchema, { eventId: r.eventId, error: toStatus(r.error) })
+            : create(PublishJobEventResultSchema, r.stored),
+        ),
+      });
+    },
+  };
+
+  type Outcome =
+    | { error?: undefined; stored: { eventId: string; streamSequence: bigint; duplicate: boolean } }
+    | { error: ConnectError; eventId: string };
+
+  /** Validates, stores and counts one event; never throws (a batch needs every outcome). */
+  async function publishOne(input: JobEvent, prefix: string, ctx: HandlerContext): Promise<Outcome> {
+    const result = validateJobEvent(input);
+    if (!result.ok) {
+      o.metrics.published.inc({ outcome: "invalid" });
+      return { error: badRequest(Code.InvalidArgument, result.violations, prefix), eventId: input.eventId };
+    }
+    const event = result.event;
+    const body = encoder.encode(toJsonString(JobEventSchema, event));
+    if (body.byteLength > o.maxPayloadBytes) {
+      o.metrics.published.inc({ outcome: "too_large" });
+      return {
+        error: badRequest(
           Code.ResourceExhausted,
           [oversize(event, body.byteLength, o.maxPayloadBytes)],
-          "event.",
-        );
-      }
-      try {
-        const stored = await o.publisher.publish(event, body, {
-          budgetMs: budget(ctx, o.publishTimeoutMs),
-          signal: ctx.signal,
-        });
-        o.metrics.published.inc({ outcome: stored.duplicate ? "duplicate" : "stored" });
-        return create(PublishJobEventResponseSchema, {
+          prefix,
+        ),
+        eventId: event.eventId,
+      };
+    }
+    try {
+      const stored = await o.publisher.publish(event, body, {
+        budgetMs: budget(ctx, o.publishTimeoutMs),
+        signal: ctx.signal,
+      });
+      o.metrics.published.inc({ outcome: stored.duplicate ? "duplicate" : "stored" });
+      return {
+        stored: {
           eventId: event.eventId,
           streamSequence: stored.streamSequence,
           duplicate: stored.duplicate,
-        });
-      } catch (err) {
-        if (err instanceof PublishUnavailableError) {
-          o.metrics.published.inc({ outcome: "unavailable" });
-          throw unavailable(
+        },
+      };
+    } catch (err) {
+      if (err instanceof PublishUnavailableError) {
+        o.metrics.published.inc({ outcome: "unavailable" });
+        return {
+          error: unavailable(
             "event store (NATS JetStream) unavailable; retry with the same event_id",
             err.retryAfterMs,
-          );
-        }
-        if (err instanceof PublishRejectedError && err.tooLarge) {
-          o.metrics.published.inc({ outcome: "too_large" });
-          throw badRequest(
+          ),
+          eventId: event.eventId,
+        };
+      }
+      if (err instanceof PublishRejectedError && err.tooLarge) {
+        o.metrics.published.inc({ outcome: "too_large" });
+        return {
+          error: badRequest(
             Code.ResourceExhausted,
             [oversize(event, body.byteLength, o.maxPayloadBytes)],
-            "event.",
-          );
-        }
-        o.log.error(
-          { err, tenant: event.tenantId, job_id: event.jobId, event_id: event.eventId },
-          "publish failed",
-        );
-        throw new ConnectError("could not store the event", Code.Internal);
+            prefix,
+          ),
+          eventId: event.eventId,
+        };
       }
-    },
-  };
+      o.log.error(
+        { err, tenant: event.tenantId, job_id: event.jobId, event_id: event.eventId },
+        "publish failed",
+      );
+      return { error: new ConnectError("could not store the event", Code.Internal), eventId: event.eventId };
+    }
+  }
+}
+
+/** Most events in one PublishJobEvents call. */
+export const MAX_BATCH_EVENTS = 1_000;
+
+/** What a body without the `event` wrapper most likely means, said where the caller will read it. */
+const missingEventHint =
+  'is required: the event\'s fields go inside "event": {...}, e.g. {"event": {"tenantId": "demo", "jobId": "job_1", "status": "JOB_STATUS_CREATED"}}';
+
+function requireService(ctx: HandlerContext, rpc: string): void {
+  if (principalOf(ctx).kind !== "service") {
+    throw new ConnectError(`${rpc} is for internal services only`, Code.PermissionDenied);
+  }
+}
+
+/** A refused event of a batch as google.rpc.Status, with the same details the unary RPC sends. */
+function toStatus(err: ConnectError): Status {
+  return create(StatusSchema, {
+    code: err.code,
+    message: err.rawMessage,
+    details: err.details.map((d) =>
+      "desc" in d
+        ? anyPack(d.desc, create(d.desc, d.value as never))
+        : create(AnySchema, { typeUrl: `type.googleapis.com/${d.type}`, value: d.value }),
+    ),
+  });
 }
 
 /**

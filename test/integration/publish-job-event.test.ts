@@ -93,7 +93,8 @@ describe("one port, every protocol", () => {
   });
 
   it("a @grpc/grpc-js client built from the repo's .proto publishes an event", async () => {
-    const def = protoLoader.loadSync(path.resolve("proto/jobhooks/v1/webhooks.proto"), {
+    const def = protoLoader.loadSync("jobhooks/v1/webhooks.proto", {
+      includeDirs: [path.resolve("proto")],
       keepCase: false,
       longs: String,
       enums: String,

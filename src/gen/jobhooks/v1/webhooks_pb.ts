@@ -6,13 +6,15 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Status } from "../../google/rpc/status_pb.js";
+import { file_google_rpc_status } from "../../google/rpc/status_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file jobhooks/v1/webhooks.proto.
  */
 export const file_jobhooks_v1_webhooks: GenFile = /*@__PURE__*/
-  fileDesc("Chpqb2Job29rcy92MS93ZWJob29rcy5wcm90bxILam9iaG9va3MudjEiewoUR2V0UG9ydGFsTGlua1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEikKBmV4cGlyeRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIRCglyZWFkX29ubHkYAyABKAgSEgoKc2Vzc2lvbl9pZBgEIAEoCSJkChVHZXRQb3J0YWxMaW5rUmVzcG9uc2USCwoDdXJsGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmFwcF9pZBgDIAEoCSI+ChZQdWJsaXNoSm9iRXZlbnRSZXF1ZXN0EiQKBWV2ZW50GAEgASgLMhUuam9iaG9va3MudjEuSm9iRXZlbnQiVwoXUHVibGlzaEpvYkV2ZW50UmVzcG9uc2USEAoIZXZlbnRfaWQYASABKAkSFwoPc3RyZWFtX3NlcXVlbmNlGAIgASgEEhEKCWR1cGxpY2F0ZRgDIAEoCCIpCghKb2JFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAki8wIKCEpvYkV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIOCgZqb2JfaWQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuam9iaG9va3MudjEuSm9iU3RhdHVzEi8KC29jY3VycmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCghzZXF1ZW5jZRgGIAEoBEgAiAEBEicKBnJlc3VsdBgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJAoFZXJyb3IYCCABKAsyFS5qb2Job29rcy52MS5Kb2JFcnJvchI1CghtZXRhZGF0YRgJIAMoCzIjLmpvYmhvb2tzLnYxLkpvYkV2ZW50Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgsKCV9zZXF1ZW5jZSqlAQoJSm9iU3RhdHVzEhoKFkpPQl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJKT0JfU1RBVFVTX0NSRUFURUQQARIZChVKT0JfU1RBVFVTX1BST0NFU1NJTkcQAhIYChRKT0JfU1RBVFVTX0NPTVBMRVRFRBADEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAQSGAoUSk9CX1NUQVRVU19DQU5DRUxMRUQQBTLGAQoOV2ViaG9va1NlcnZpY2USVgoNR2V0UG9ydGFsTGluaxIhLmpvYmhvb2tzLnYxLkdldFBvcnRhbExpbmtSZXF1ZXN0GiIuam9iaG9va3MudjEuR2V0UG9ydGFsTGlua1Jlc3BvbnNlElwKD1B1Ymxpc2hKb2JFdmVudBIjLmpvYmhvb2tzLnYxLlB1Ymxpc2hKb2JFdmVudFJlcXVlc3QaJC5qb2Job29rcy52MS5QdWJsaXNoSm9iRXZlbnRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chpqb2Job29rcy92MS93ZWJob29rcy5wcm90bxILam9iaG9va3MudjEiewoUR2V0UG9ydGFsTGlua1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEikKBmV4cGlyeRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIRCglyZWFkX29ubHkYAyABKAgSEgoKc2Vzc2lvbl9pZBgEIAEoCSJkChVHZXRQb3J0YWxMaW5rUmVzcG9uc2USCwoDdXJsGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmFwcF9pZBgDIAEoCSI+ChZQdWJsaXNoSm9iRXZlbnRSZXF1ZXN0EiQKBWV2ZW50GAEgASgLMhUuam9iaG9va3MudjEuSm9iRXZlbnQiVwoXUHVibGlzaEpvYkV2ZW50UmVzcG9uc2USEAoIZXZlbnRfaWQYASABKAkSFwoPc3RyZWFtX3NlcXVlbmNlGAIgASgEEhEKCWR1cGxpY2F0ZRgDIAEoCCJAChdQdWJsaXNoSm9iRXZlbnRzUmVxdWVzdBIlCgZldmVudHMYASADKAsyFS5qb2Job29rcy52MS5Kb2JFdmVudCJPChhQdWJsaXNoSm9iRXZlbnRzUmVzcG9uc2USMwoHcmVzdWx0cxgBIAMoCzIiLmpvYmhvb2tzLnYxLlB1Ymxpc2hKb2JFdmVudFJlc3VsdCJ4ChVQdWJsaXNoSm9iRXZlbnRSZXN1bHQSEAoIZXZlbnRfaWQYASABKAkSFwoPc3RyZWFtX3NlcXVlbmNlGAIgASgEEhEKCWR1cGxpY2F0ZRgDIAEoCBIhCgVlcnJvchgEIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzIikKCEpvYkVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCSLzAgoISm9iRXZlbnQSEAoIZXZlbnRfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg4KBmpvYl9pZBgDIAEoCRImCgZzdGF0dXMYBCABKA4yFi5qb2Job29rcy52MS5Kb2JTdGF0dXMSLwoLb2NjdXJyZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKCHNlcXVlbmNlGAYgASgESACIAQESJwoGcmVzdWx0GAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIkCgVlcnJvchgIIAEoCzIVLmpvYmhvb2tzLnYxLkpvYkVycm9yEjUKCG1ldGFkYXRhGAkgAygLMiMuam9iaG9va3MudjEuSm9iRXZlbnQuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCwoJX3NlcXVlbmNlKqUBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKEkpPQl9TVEFUVVNfQ1JFQVRFRBABEhkKFUpPQl9TVEFUVVNfUFJPQ0VTU0lORxACEhgKFEpPQl9TVEFUVVNfQ09NUExFVEVEEAMSFQoRSk9CX1NUQVRVU19GQUlMRUQQBBIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAFMqcCCg5XZWJob29rU2VydmljZRJWCg1HZXRQb3J0YWxMaW5rEiEuam9iaG9va3MudjEuR2V0UG9ydGFsTGlua1JlcXVlc3QaIi5qb2Job29rcy52MS5HZXRQb3J0YWxMaW5rUmVzcG9uc2USXAoPUHVibGlzaEpvYkV2ZW50EiMuam9iaG9va3MudjEuUHVibGlzaEpvYkV2ZW50UmVxdWVzdBokLmpvYmhvb2tzLnYxLlB1Ymxpc2hKb2JFdmVudFJlc3BvbnNlEl8KEFB1Ymxpc2hKb2JFdmVudHMSJC5qb2Job29rcy52MS5QdWJsaXNoSm9iRXZlbnRzUmVxdWVzdBolLmpvYmhvb2tzLnYxLlB1Ymxpc2hKb2JFdmVudHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_status]);
 
 /**
  * GetPortalLinkRequest asks for a login link to one tenant's webhook portal.
@@ -151,6 +153,94 @@ export const PublishJobEventResponseSchema: GenMessage<PublishJobEventResponse> 
   messageDesc(file_jobhooks_v1_webhooks, 3);
 
 /**
+ * PublishJobEventsRequest carries a batch of job status changes.
+ *
+ * @generated from message jobhooks.v1.PublishJobEventsRequest
+ */
+export type PublishJobEventsRequest = Message<"jobhooks.v1.PublishJobEventsRequest"> & {
+  /**
+   * The events to store and deliver: 1 to 1,000, at most 256 KiB each as JSON (by default) and
+   * 16 MiB in all. Stored in this order.
+   *
+   * @generated from field: repeated jobhooks.v1.JobEvent events = 1;
+   */
+  events: JobEvent[];
+};
+
+/**
+ * Describes the message jobhooks.v1.PublishJobEventsRequest.
+ * Use `create(PublishJobEventsRequestSchema)` to create a new message.
+ */
+export const PublishJobEventsRequestSchema: GenMessage<PublishJobEventsRequest> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 4);
+
+/**
+ * PublishJobEventsResponse has one result per event of the request, in the same order.
+ *
+ * @generated from message jobhooks.v1.PublishJobEventsResponse
+ */
+export type PublishJobEventsResponse = Message<"jobhooks.v1.PublishJobEventsResponse"> & {
+  /**
+   * results[i] is the outcome of events[i].
+   *
+   * @generated from field: repeated jobhooks.v1.PublishJobEventResult results = 1;
+   */
+  results: PublishJobEventResult[];
+};
+
+/**
+ * Describes the message jobhooks.v1.PublishJobEventsResponse.
+ * Use `create(PublishJobEventsResponseSchema)` to create a new message.
+ */
+export const PublishJobEventsResponseSchema: GenMessage<PublishJobEventsResponse> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 5);
+
+/**
+ * PublishJobEventResult is the outcome of one event of a batch.
+ *
+ * @generated from message jobhooks.v1.PublishJobEventResult
+ */
+export type PublishJobEventResult = Message<"jobhooks.v1.PublishJobEventResult"> & {
+  /**
+   * The event's id: the caller's, or the derived `<job_id>.<status>[.<sequence>]` (empty when the
+   * event was refused before an id could be derived).
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * The JetStream stream sequence that stores the event; 0 when it was refused.
+   *
+   * @generated from field: uint64 stream_sequence = 2;
+   */
+  streamSequence: bigint;
+
+  /**
+   * True when this event_id was already stored within the de-duplication window.
+   *
+   * @generated from field: bool duplicate = 3;
+   */
+  duplicate: boolean;
+
+  /**
+   * Set when this event was refused and not stored: the code (INVALID_ARGUMENT, RESOURCE_EXHAUSTED,
+   * UNAVAILABLE, INTERNAL), a message and a google.rpc.BadRequest naming the field
+   * (`events[3].status`), or RetryInfo. Unset when the event was stored.
+   *
+   * @generated from field: google.rpc.Status error = 4;
+   */
+  error?: Status | undefined;
+};
+
+/**
+ * Describes the message jobhooks.v1.PublishJobEventResult.
+ * Use `create(PublishJobEventResultSchema)` to create a new message.
+ */
+export const PublishJobEventResultSchema: GenMessage<PublishJobEventResult> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 6);
+
+/**
  * JobError describes why a job failed.
  *
  * @generated from message jobhooks.v1.JobError
@@ -176,7 +266,7 @@ export type JobError = Message<"jobhooks.v1.JobError"> & {
  * Use `create(JobErrorSchema)` to create a new message.
  */
 export const JobErrorSchema: GenMessage<JobError> = /*@__PURE__*/
-  messageDesc(file_jobhooks_v1_webhooks, 4);
+  messageDesc(file_jobhooks_v1_webhooks, 7);
 
 /**
  * JobEvent is one status change of one job, as it reaches the customer's webhook.
@@ -261,7 +351,7 @@ export type JobEvent = Message<"jobhooks.v1.JobEvent"> & {
  * Use `create(JobEventSchema)` to create a new message.
  */
 export const JobEventSchema: GenMessage<JobEvent> = /*@__PURE__*/
-  messageDesc(file_jobhooks_v1_webhooks, 5);
+  messageDesc(file_jobhooks_v1_webhooks, 8);
 
 /**
  * JobStatus is the status a job moved to. Each maps to one webhook event type.
@@ -361,6 +451,29 @@ export const WebhookService: GenService<{
     methodKind: "unary";
     input: typeof PublishJobEventRequestSchema;
     output: typeof PublishJobEventResponseSchema;
+  },
+  /**
+   * PublishJobEvents accepts 1 to 1,000 job status changes in one call, for publishers with many
+   * (schedulers, batch jobs). Each event gets the same authentication, validation, de-duplication
+   * and durability promise as PublishJobEvent.
+   *
+   * Partial failure: the call answers OK when the batch itself was acceptable (size bounds,
+   * credential), even if some events were refused. Each event has its own result, in the order of
+   * the request: a result without `error` means JetStream stored the event (or had it already:
+   * `duplicate`); a result with `error` means that event was NOT stored and carries the code and a
+   * google.rpc.BadRequest naming the field (INVALID_ARGUMENT, RESOURCE_EXHAUSTED) or RetryInfo
+   * (UNAVAILABLE: publish that event again with the same event_id). Other events of the batch are
+   * stored regardless; events of one job keep their order only when the earlier ones succeeded.
+   * The whole call fails (no event stored) only for UNAUTHENTICATED, PERMISSION_DENIED, and
+   * INVALID_ARGUMENT/RESOURCE_EXHAUSTED on the batch itself (no events, more than 1,000, or the
+   * request over its size limit).
+   *
+   * @generated from rpc jobhooks.v1.WebhookService.PublishJobEvents
+   */
+  publishJobEvents: {
+    methodKind: "unary";
+    input: typeof PublishJobEventsRequestSchema;
+    output: typeof PublishJobEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_jobhooks_v1_webhooks, 0);
