@@ -1,6 +1,8 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { FailedAuthLimiter } from "./auth-failures.js";
+import { rateLimited } from "./rpc-errors.js";
 
 /** Who is calling: an internal service (any tenant, every RPC) or a customer (its own tenant). */
 export type Principal =
@@ -59,22 +61,33 @@ function sha256(s: string): Buffer {
   return createHash("sha256").update(s, "utf8").digest();
 }
 
+/** The client's address, set per request by the server (connectNodeAdapter's contextValues). */
+export const clientAddressKey = createContextKey<string>("unknown", { description: "client address" });
+
 /**
  * The request gate: runs on headers only, before the body is read, so an unauthenticated caller
  * cannot make the server parse anything. Health and reflection stay open (probes carry no key).
+ * An address with too many failed attempts is refused before any verifier runs.
  */
 export function authGate(
   verifiers: readonly CredentialVerifier[],
   protectedServices: ReadonlySet<string>,
+  failures?: FailedAuthLimiter,
 ): (ctx: HandlerContext) => Promise<void> {
   return async (ctx) => {
     if (!protectedServices.has(ctx.service.typeName)) return;
+    const address = ctx.values.get(clientAddressKey);
+    const waitMs = failures?.blockedForMs(address) ?? 0;
+    if (waitMs > 0)
+      throw rateLimited("too many failed authentications from this address; retry later", waitMs);
+    const refuse = (message: string) => {
+      failures?.failed(address);
+      return new ConnectError(message, Code.Unauthenticated);
+    };
     const header = ctx.requestHeader.get("authorization");
-    if (!header)
-      throw new ConnectError("missing credential: send Authorization: Bearer <token>", Code.Unauthenticated);
+    if (!header) throw refuse("missing credential: send Authorization: Bearer <token>");
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m)
-      throw new ConnectError("malformed Authorization header: expected Bearer <token>", Code.Unauthenticated);
+    if (!m) throw refuse("malformed Authorization header: expected Bearer <token>");
     const credential = m[1] as string;
     for (const verify of verifiers) {
       const principal = await verify(credential);
@@ -83,7 +96,7 @@ export function authGate(
         return;
       }
     }
-    throw new ConnectError("unknown or revoked credential", Code.Unauthenticated);
+    throw refuse("unknown or revoked credential");
   };
 }
 

@@ -1,4 +1,4 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
 import { WebhookService } from "../gen/jobhooks/v1/webhooks_pb.js";
@@ -6,7 +6,8 @@ import type { Logger } from "../log/logger.js";
 import type { JobEventPublisher } from "../nats/publish-job-event.js";
 import type { PortalLinks } from "../svix/portal.js";
 import { rpcTracing } from "../tracing/spans.js";
-import { authGate, type CredentialVerifier } from "./auth.js";
+import { authGate, type CredentialVerifier, clientAddressKey } from "./auth.js";
+import { createFailedAuthLimiter, type FailedAuthLimiterOptions } from "./auth-failures.js";
 import { createHealth, overallHealth } from "./health.js";
 import { httpEndpoints, type Readiness } from "./http-endpoints.js";
 import { markDecoded, withJsonFieldErrors } from "./json-field-errors.js";
@@ -29,6 +30,12 @@ export interface ServerOptions {
   maxPayloadBytes: number;
   publishTimeoutMs: number;
   shutdownGraceMs: number;
+  /** Failed authentications allowed per client address. */
+  authFailures?: FailedAuthLimiterOptions;
+  /** Connections open at once (JOBHOOKS_MAX_CONNECTIONS). */
+  maxConnections?: number;
+  /** Longest a unary RPC may take, whatever deadline the client set (JOBHOOKS_RPC_DEADLINE_MS). */
+  rpcDeadlineMs?: number;
   log: Logger;
 }
 
@@ -50,12 +57,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const metrics = createServerMetrics(o.registry);
   const health = createHealth();
   const shutdown = new AbortController();
+  const rpcDeadlineMs = o.rpcDeadlineMs ?? 30_000;
   const service = createWebhookService({
     publisher: o.publisher,
     portal: o.portal,
     portalRate: o.portalRate,
     maxPayloadBytes: o.maxPayloadBytes,
-    publishTimeoutMs: o.publishTimeoutMs,
+    // Publishing gives up (UNAVAILABLE, retry) just before the RPC deadline would cut it off.
+    publishTimeoutMs: Math.min(o.publishTimeoutMs, Math.max(50, rpcDeadlineMs - 250)),
     metrics,
     log: o.log,
   });
@@ -85,13 +94,27 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       readiness: o.readiness,
       registry: o.registry,
     }) as ConnectNodeAdapterOptions["fallback"],
-    requestGate: authGate(o.verifiers, new Set([WebhookService.typeName])),
-    interceptors: [markDecoded(), rpcTracing(), rpcMetrics(metrics)],
+    requestGate: authGate(
+      o.verifiers,
+      new Set([WebhookService.typeName]),
+      createFailedAuthLimiter(o.authFailures),
+    ),
+    contextValues: (req) =>
+      createContextValues().set(clientAddressKey, req.socket?.remoteAddress ?? "unknown"),
+    interceptors: [markDecoded(), unaryDeadline(rpcDeadlineMs), rpcTracing(), rpcMetrics(metrics)],
     readMaxBytes,
+    // Connect's default ignores unknown keys and enum names it does not know, turning
+    // "status": "finished" into no status at all; refuse them instead, naming the field.
+    jsonOptions: { ignoreUnknownFields: false },
     shutdownSignal: shutdown.signal,
   });
 
-  const listener: OnePortListener = await listenOnePort({ host: o.host, port: o.port, handler });
+  const listener: OnePortListener = await listenOnePort({
+    host: o.host,
+    port: o.port,
+    handler,
+    ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}),
+  });
   o.log.info({ url: listener.url }, "listening");
 
   let closing: Promise<void> | undefined;
@@ -107,6 +130,29 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       })();
       return closing;
     },
+  };
+}
+
+/**
+ * A server-side deadline for unary RPCs, so no call holds a connection slot and its memory longer
+ * than this, whatever (or whether) the client asked. Streams (health Watch) are not cut.
+ */
+function unaryDeadline(ms: number): Interceptor {
+  return (next) => async (req) => {
+    if (req.stream) return next(req);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(new ConnectError(`no answer within the server's ${ms} ms deadline`, Code.DeadlineExceeded)),
+        ms,
+      );
+    });
+    try {
+      return await Promise.race([next(req), expired]);
+    } finally {
+      clearTimeout(timer);
+    }
   };
 }
 
