@@ -1,7 +1,9 @@
+import { createRegistry } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
 import { ProxyTracerProvider, trace } from "@opentelemetry/api";
 import type { Registry } from "prom-client";
+import { BadRequestSchema, RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { WebhookService } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { Logger } from "../log/logger.js";
 import type { JobEventPublisher } from "../nats/publish-job-event.js";
@@ -111,7 +113,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     readMaxBytes,
     // Connect's default ignores unknown keys and enum names it does not know, turning
     // "status": "finished" into no status at all; refuse them instead, naming the field.
-    jsonOptions: { ignoreUnknownFields: false },
+    // The registry lets a PublishJobEvents result's google.rpc.Status carry its details in JSON.
+    jsonOptions: { ignoreUnknownFields: false, registry: createRegistry(BadRequestSchema, RetryInfoSchema) },
     shutdownSignal: shutdown.signal,
   });
 
