@@ -68,16 +68,18 @@ async function explainRejections(
   const mark = { decoded: false };
   const contextValues = req.contextValues ?? createContextValues();
   contextValues.set(decodedKey, mark);
-  const seen: Uint8Array[] = [];
+  const body = { chunks: [] as Uint8Array[], complete: false };
   const res = await inner({
     ...req,
     contextValues,
-    body: noting(req.body as AsyncIterable<Uint8Array>, seen),
+    body: noting(req.body as AsyncIterable<Uint8Array>, body),
   });
-  if (mark.decoded || res.status !== codeToHttpStatus(Code.InvalidArgument) || seen.length === 0) {
+  // Only a body Connect read in full and could not decode is explained; a request refused before
+  // (a bad timeout header) or while reading it (too large) keeps Connect's answer.
+  if (mark.decoded || !body.complete || res.status !== codeToHttpStatus(Code.InvalidArgument)) {
     return res;
   }
-  const violations = explainBody(inner.method.input, Buffer.concat(seen));
+  const violations = explainBody(inner.method.input, Buffer.concat(body.chunks));
   if (violations.length === 0) return res;
   return jsonError(res.status, badRequest(Code.InvalidArgument, violations));
 }
@@ -134,11 +136,15 @@ function isByteStream(body: UniversalServerRequest["body"]): body is AsyncIterab
 }
 
 /** Passes the body through unchanged, keeping the chunks in case they must be explained. */
-async function* noting(body: AsyncIterable<Uint8Array>, seen: Uint8Array[]): AsyncIterable<Uint8Array> {
+async function* noting(
+  body: AsyncIterable<Uint8Array>,
+  seen: { chunks: Uint8Array[]; complete: boolean },
+): AsyncIterable<Uint8Array> {
   for await (const chunk of body) {
-    seen.push(chunk);
+    seen.chunks.push(chunk);
     yield chunk;
   }
+  seen.complete = true;
 }
 
 async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
