@@ -65,18 +65,16 @@ function sha256(s: string): Buffer {
 export const clientAddressKey = createContextKey<string>("unknown", { description: "client address" });
 
 /**
- * The request gate: runs on headers only, before the body is read, so an unauthenticated caller
- * cannot make the server parse anything. Health and reflection stay open (probes carry no key).
- * An address with too many failed attempts is refused before any verifier runs.
+ * Resolves a request's Authorization header to a principal, or throws UNAUTHENTICATED (or
+ * RESOURCE_EXHAUSTED for an address with too many failed attempts, before any verifier runs).
  */
-export function authGate(
+export type Authenticator = (authorization: string | null | undefined, address: string) => Promise<Principal>;
+
+export function createAuthenticator(
   verifiers: readonly CredentialVerifier[],
-  protectedServices: ReadonlySet<string>,
   failures?: FailedAuthLimiter,
-): (ctx: HandlerContext) => Promise<void> {
-  return async (ctx) => {
-    if (!protectedServices.has(ctx.service.typeName)) return;
-    const address = ctx.values.get(clientAddressKey);
+): Authenticator {
+  return async (header, address) => {
     const waitMs = failures?.blockedForMs(address) ?? 0;
     if (waitMs > 0)
       throw rateLimited("too many failed authentications from this address; retry later", waitMs);
@@ -84,19 +82,33 @@ export function authGate(
       failures?.failed(address);
       return new ConnectError(message, Code.Unauthenticated);
     };
-    const header = ctx.requestHeader.get("authorization");
     if (!header) throw refuse("missing credential: send Authorization: Bearer <token>");
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!m) throw refuse("malformed Authorization header: expected Bearer <token>");
     const credential = m[1] as string;
     for (const verify of verifiers) {
       const principal = await verify(credential);
-      if (principal) {
-        ctx.values.set(principalKey, principal);
-        return;
-      }
+      if (principal) return principal;
     }
     throw refuse("unknown or revoked credential");
+  };
+}
+
+/**
+ * The request gate: runs on headers only, before the body is read, so an unauthenticated caller
+ * cannot make the server parse anything. Health and reflection stay open (probes carry no key).
+ */
+export function authGate(
+  authenticate: Authenticator,
+  protectedServices: ReadonlySet<string>,
+): (ctx: HandlerContext) => Promise<void> {
+  return async (ctx) => {
+    if (!protectedServices.has(ctx.service.typeName)) return;
+    const principal = await authenticate(
+      ctx.requestHeader.get("authorization"),
+      ctx.values.get(clientAddressKey),
+    );
+    ctx.values.set(principalKey, principal);
   };
 }
 

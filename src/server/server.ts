@@ -9,8 +9,9 @@ import type { Logger } from "../log/logger.js";
 import type { JobEventPublisher } from "../nats/publish-job-event.js";
 import type { PortalLinks } from "../svix/portal.js";
 import { rpcTracing } from "../tracing/spans.js";
-import { authGate, type CredentialVerifier, clientAddressKey } from "./auth.js";
+import { authGate, type CredentialVerifier, clientAddressKey, createAuthenticator } from "./auth.js";
 import { createFailedAuthLimiter, type FailedAuthLimiterOptions } from "./auth-failures.js";
+import { withGrpcFastPath } from "./grpc-fast-path.js";
 import { createHealth, overallHealth } from "./health.js";
 import { httpEndpoints, type Readiness } from "./http-endpoints.js";
 import { markDecoded, withJsonFieldErrors } from "./json-field-errors.js";
@@ -86,9 +87,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // A whole PublishJobEvents batch; each event's own limit (with the field that is too large) is
   // checked after decoding. Only read once the request gate has authenticated the caller.
   const readMaxBytes = MAX_REQUEST_BYTES;
+  const authenticate = createAuthenticator(o.verifiers, createFailedAuthLimiter(o.authFailures));
+  const record = rpcRecorder(metrics);
   const handler = connectNodeAdapter({
     routes(router) {
-      router.service(WebhookService, service);
+      router.service(WebhookService, service.impl);
       health.registerOn(router);
       registerReflection(router);
       withJsonFieldErrors(router);
@@ -97,18 +100,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       readiness: o.readiness,
       registry: o.registry,
     }) as ConnectNodeAdapterOptions["fallback"],
-    requestGate: authGate(
-      o.verifiers,
-      new Set([WebhookService.typeName]),
-      createFailedAuthLimiter(o.authFailures),
-    ),
+    requestGate: authGate(authenticate, new Set([WebhookService.typeName])),
     contextValues: (req) =>
       createContextValues().set(clientAddressKey, req.socket?.remoteAddress ?? "unknown"),
     interceptors: [
       markDecoded(),
       unaryDeadline(rpcDeadlineMs),
       whenTracing(rpcTracing()),
-      rpcMetrics(metrics),
+      rpcMetrics(record),
     ],
     readMaxBytes,
     // Connect's default ignores unknown keys and enum names it does not know, turning
@@ -121,7 +120,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const listener: OnePortListener = await listenOnePort({
     host: o.host,
     port: o.port,
-    handler,
+    handler: withGrpcFastPath(handler, {
+      authenticate,
+      publish: service.publishJobEvent,
+      readMaxBytes,
+      rpcDeadlineMs,
+      record,
+      enabled: () => !tracingOn(),
+    }),
     ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}),
   });
   o.log.info({ url: listener.url }, "listening");
@@ -165,31 +171,36 @@ function unaryDeadline(ms: number): Interceptor {
   };
 }
 
+const noopTracerProvider = new ProxyTracerProvider().getDelegate();
+
+/** Whether a tracer provider is registered (an SDK started, or a test's); checked per call. */
+function tracingOn(): boolean {
+  const provider = trace.getTracerProvider();
+  return provider instanceof ProxyTracerProvider ? provider.getDelegate() !== noopTracerProvider : true;
+}
+
 /**
  * Skips the span interceptor while no tracer provider is registered (tracing off, the default):
  * extracting the caller's context and starting a no-op span cost ~3% of a publish and record
  * nothing. Checked per call, so a provider registered later (an SDK, a test) is used at once.
  */
 function whenTracing(traced: Interceptor): Interceptor {
-  const noop = new ProxyTracerProvider().getDelegate();
   return (next) => {
     const withSpan = traced(next);
-    return (req) => {
-      const provider = trace.getTracerProvider();
-      const on = provider instanceof ProxyTracerProvider ? provider.getDelegate() !== noop : true;
-      return on ? withSpan(req) : next(req);
-    };
+    return (req) => (tracingOn() ? withSpan(req) : next(req));
   };
 }
+
+type RpcRecorder = (method: string, code: string, seconds: number) => void;
 
 /**
  * Counts and times RPCs. The labelled children are looked up once per method and code, not on
  * every call (prom-client hashes the label object each time it is given one).
  */
-function rpcMetrics(metrics: ReturnType<typeof createServerMetrics>): Interceptor {
+function rpcRecorder(metrics: ReturnType<typeof createServerMetrics>): RpcRecorder {
   const timers = new Map<string, { observe(seconds: number): void }>();
   const counters = new Map<string, { inc(): void }>();
-  const count = (method: string, code: string) => {
+  return (method, code, seconds) => {
     const key = `${method} ${code}`;
     let c = counters.get(key);
     if (!c) {
@@ -197,24 +208,27 @@ function rpcMetrics(metrics: ReturnType<typeof createServerMetrics>): Intercepto
       counters.set(key, c);
     }
     c.inc();
+    let t = timers.get(method);
+    if (!t) {
+      t = metrics.rpcSeconds.labels(method);
+      timers.set(method, t);
+    }
+    t.observe(seconds);
   };
+}
+
+function rpcMetrics(record: RpcRecorder): Interceptor {
   return (next) => async (req) => {
     const method = `${req.service.typeName}/${req.method.name}`;
-    let timer = timers.get(method);
-    if (!timer) {
-      timer = metrics.rpcSeconds.labels(method);
-      timers.set(method, timer);
-    }
     const started = performance.now();
+    let code = "ok";
     try {
-      const res = await next(req);
-      count(method, "ok");
-      return res;
+      return await next(req);
     } catch (err) {
-      count(method, Code[ConnectError.from(err).code] ?? "unknown");
+      code = Code[ConnectError.from(err).code] ?? "unknown";
       throw err;
     } finally {
-      timer.observe((performance.now() - started) / 1_000);
+      record(method, code, (performance.now() - started) / 1_000);
     }
   };
 }

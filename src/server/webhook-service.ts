@@ -7,6 +7,8 @@ import {
   GetPortalLinkResponseSchema,
   type JobEvent,
   JobEventSchema,
+  type PublishJobEventRequest,
+  type PublishJobEventResponse,
   PublishJobEventResponseSchema,
   PublishJobEventResultSchema,
   PublishJobEventsResponseSchema,
@@ -41,8 +43,22 @@ export interface WebhookServiceOptions {
 
 const encoder = new TextEncoder();
 
-export function createWebhookService(o: WebhookServiceOptions): ServiceImpl<typeof WebhookService> {
-  return {
+export interface WebhookServiceHandlers {
+  impl: ServiceImpl<typeof WebhookService>;
+  /**
+   * PublishJobEvent for an authenticated caller, without a Connect handler context: what the gRPC
+   * fast path calls. Throws ConnectError as the RPC does.
+   */
+  publishJobEvent(
+    principal: Principal,
+    req: PublishJobEventRequest,
+    timeoutMs: number | undefined,
+    signal: AbortSignal,
+  ): Promise<PublishJobEventResponse>;
+}
+
+export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHandlers {
+  const impl: ServiceImpl<typeof WebhookService> = {
     async getPortalLink(req, ctx) {
       const caller = principalOf(ctx);
       const check = checkPortalLinkRequest(req, caller);
@@ -74,19 +90,12 @@ export function createWebhookService(o: WebhookServiceOptions): ServiceImpl<type
       });
     },
 
-    async publishJobEvent(req, ctx) {
-      requireService(ctx, "PublishJobEvent");
-      if (!req.event) {
-        o.metrics.published.inc({ outcome: "invalid" });
-        throw badRequest(Code.InvalidArgument, [{ field: "event", description: missingEventHint }]);
-      }
-      const outcome = await publishOne(req.event, "event.", ctx);
-      if (outcome.error) throw outcome.error;
-      return create(PublishJobEventResponseSchema, outcome.stored);
+    publishJobEvent(req, ctx) {
+      return publishUnary(principalOf(ctx), req, ctx.timeoutMs(), ctx.signal);
     },
 
     async publishJobEvents(req, ctx) {
-      requireService(ctx, "PublishJobEvents");
+      requireService(principalOf(ctx), "PublishJobEvents");
       const count = req.events.length;
       if (count === 0) {
         throw badRequest(Code.InvalidArgument, [
@@ -100,7 +109,10 @@ export function createWebhookService(o: WebhookServiceOptions): ServiceImpl<type
       }
       // Every event is validated and published at once: the NATS connection pipelines the
       // publishes in call order, so a batch costs about one JetStream round trip, not one per event.
-      const outcomes = await Promise.all(req.events.map((e, i) => publishOne(e, `events[${i}].`, ctx)));
+      const budgetMs = budget(ctx.timeoutMs(), o.publishTimeoutMs);
+      const outcomes = await Promise.all(
+        req.events.map((e, i) => publishOne(e, `events[${i}].`, budgetMs, ctx.signal)),
+      );
       return create(PublishJobEventsResponseSchema, {
         results: outcomes.map((r) =>
           r.error
@@ -111,12 +123,35 @@ export function createWebhookService(o: WebhookServiceOptions): ServiceImpl<type
     },
   };
 
+  async function publishUnary(
+    principal: Principal,
+    req: PublishJobEventRequest,
+    timeoutMs: number | undefined,
+    signal: AbortSignal,
+  ): Promise<PublishJobEventResponse> {
+    requireService(principal, "PublishJobEvent");
+    if (!req.event) {
+      o.metrics.published.inc({ outcome: "invalid" });
+      throw badRequest(Code.InvalidArgument, [{ field: "event", description: missingEventHint }]);
+    }
+    const outcome = await publishOne(req.event, "event.", budget(timeoutMs, o.publishTimeoutMs), signal);
+    if (outcome.error) throw outcome.error;
+    return create(PublishJobEventResponseSchema, outcome.stored);
+  }
+
+  return { impl, publishJobEvent: publishUnary };
+
   type Outcome =
     | { error?: undefined; stored: { eventId: string; streamSequence: bigint; duplicate: boolean } }
     | { error: ConnectError; eventId: string };
 
   /** Validates, stores and counts one event; never throws (a batch needs every outcome). */
-  async function publishOne(input: JobEvent, prefix: string, ctx: HandlerContext): Promise<Outcome> {
+  async function publishOne(
+    input: JobEvent,
+    prefix: string,
+    budgetMs: number,
+    signal: AbortSignal,
+  ): Promise<Outcome> {
     const result = validateJobEvent(input);
     if (!result.ok) {
       o.metrics.published.inc({ outcome: "invalid" });
@@ -136,10 +171,7 @@ export function createWebhookService(o: WebhookServiceOptions): ServiceImpl<type
       };
     }
     try {
-      const stored = await o.publisher.publish(event, body, {
-        budgetMs: budget(ctx, o.publishTimeoutMs),
-        signal: ctx.signal,
-      });
+      const stored = await o.publisher.publish(event, body, { budgetMs, signal });
       o.metrics.published.inc({ outcome: stored.duplicate ? "duplicate" : "stored" });
       return {
         stored: {
@@ -186,8 +218,8 @@ export const MAX_BATCH_EVENTS = 1_000;
 const missingEventHint =
   'is required: the event\'s fields go inside "event": {...}, e.g. {"event": {"tenantId": "demo", "jobId": "job_1", "status": "JOB_STATUS_CREATED"}}';
 
-function requireService(ctx: HandlerContext, rpc: string): void {
-  if (principalOf(ctx).kind !== "service") {
+function requireService(principal: Principal, rpc: string): void {
+  if (principal.kind !== "service") {
     throw new ConnectError(`${rpc} is for internal services only`, Code.PermissionDenied);
   }
 }
@@ -218,8 +250,7 @@ function callerName(caller: Principal): string {
 }
 
 /** Leaves the caller time to receive our answer before its own deadline fires. */
-function budget(ctx: HandlerContext, maxMs: number): number {
-  const t = ctx.timeoutMs();
+function budget(t: number | undefined, maxMs: number): number {
   return t === undefined ? maxMs : Math.max(0, Math.min(maxMs, t - Math.min(250, t / 10)));
 }
 
