@@ -56,28 +56,30 @@ async function main(): Promise<void> {
   try {
     const jobhooksPort = await freePort();
     children.push(
-      await startChild(
-        [...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []), "dist/cli.js", "serve"],
-        {
-          JOBHOOKS_ADDR: `127.0.0.1:${jobhooksPort}`,
-          NATS_URL: nats.url,
-          SVIX_TOKEN: "testsk_unused",
-          JOBHOOKS_SERVICE_TOKENS_FILE: tokensFile,
-          JOBHOOKS_RELAY_ENABLED: "false",
-          LOG_LEVEL: "warn",
-        },
-        `http://127.0.0.1:${jobhooksPort}/readyz`,
-      ),
+      (
+        await startChild(
+          [...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []), "dist/cli.js", "serve"],
+          {
+            JOBHOOKS_ADDR: `127.0.0.1:${jobhooksPort}`,
+            NATS_URL: nats.url,
+            SVIX_TOKEN: "testsk_unused",
+            JOBHOOKS_SERVICE_TOKENS_FILE: tokensFile,
+            JOBHOOKS_RELAY_ENABLED: "false",
+            LOG_LEVEL: "warn",
+          },
+          `http://127.0.0.1:${jobhooksPort}/readyz`,
+        )
+      ).child,
     );
-    const minimalPort = await freePort();
-    children.push(
-      await startChild(
-        ["--import", "tsx", "bench/publish.ts", "minimal-server", nats.url, String(minimalPort)],
-        {},
-        undefined,
-        "minimal server listening",
-      ),
+    // Port 0: the server says which port it got (a port picked here could be taken meanwhile).
+    const minimal = await startChild(
+      ["--import", "tsx", "bench/publish.ts", "minimal-server", nats.url, "0"],
+      {},
+      undefined,
+      "minimal server listening on ",
     );
+    children.push(minimal.child);
+    const minimalPort = Number(/listening on (\d+)/.exec(minimal.output())?.[1]);
     const jobhooks = `127.0.0.1:${jobhooksPort}`;
     const nc = await connect({ servers: nats.url });
     const js = jetstream(nc);
@@ -291,12 +293,12 @@ async function runMinimalServer(natsUrl: string, port: number): Promise<void> {
       );
     },
   });
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err) =>
-      err ? reject(err) : resolve(),
+  const bound = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
     ),
   );
-  console.log("minimal server listening");
+  console.log(`minimal server listening on ${bound}`);
   process.once("SIGTERM", () => {
     server.forceShutdown();
     void nc.close().then(() => process.exit(0));
@@ -308,7 +310,7 @@ async function startChild(
   env: Record<string, string>,
   readyUrl?: string,
   readyLine?: string,
-): Promise<ChildProcess> {
+): Promise<{ child: ChildProcess; output: () => string }> {
   const child = spawn(process.execPath, args, {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -328,7 +330,7 @@ async function startChild(
           () => false,
         )
       : output.includes(readyLine ?? "");
-    if (ready) return child;
+    if (ready) return { child, output: () => output };
     await new Promise((r) => setTimeout(r, 100));
   }
   child.kill("SIGKILL");
