@@ -1,4 +1,5 @@
 import * as http from "node:http";
+import * as http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
 import { SERVICE_TOKEN, startTestService, type TestService } from "../support/service.js";
@@ -99,5 +100,34 @@ describe("authentication comes before parsing", () => {
     expect(body.message).toMatch(
       /^event\.status: "finished" is not a valid value: one of "JOB_STATUS_CREATED"/,
     );
+  });
+
+  it("an anonymous gRPC call is answered UNAUTHENTICATED before its message has arrived", async () => {
+    const session = http2.connect(svc.url);
+    try {
+      const answer = await new Promise<http2.IncomingHttpHeaders | "no answer">((resolve) => {
+        const timer = setTimeout(() => resolve("no answer"), 5_000);
+        const stream = session.request({
+          ":method": "POST",
+          ":path": path,
+          "content-type": "application/grpc",
+          te: "trailers",
+        });
+        stream.on("response", (headers) => {
+          clearTimeout(timer);
+          resolve(headers);
+        });
+        stream.on("error", () => {});
+        // A frame header announcing a 1 MB message, and only a little of it.
+        const prefix = Buffer.alloc(5);
+        prefix.writeUInt32BE(1_000_000, 1);
+        stream.write(Buffer.concat([prefix, Buffer.alloc(100)]));
+      });
+      expect(answer).not.toBe("no answer");
+      if (answer === "no answer") return;
+      expect(answer["grpc-status"]).toBe("16");
+    } finally {
+      session.destroy();
+    }
   });
 });
