@@ -421,7 +421,10 @@ export const JobStatusSchema: GenEnum<JobStatus> = /*@__PURE__*/
  * Errors: INVALID_ARGUMENT carries a google.rpc.BadRequest detail naming each bad field;
  * UNAUTHENTICATED (no or unknown credential); PERMISSION_DENIED (credential valid, tenant or RPC not
  * allowed); UNAVAILABLE (NATS or Svix unreachable: retry with the same request);
- * RESOURCE_EXHAUSTED (request over the size limit, 256 KiB by default); DEADLINE_EXCEEDED.
+ * RESOURCE_EXHAUSTED (request over the size limit, 256 KiB per event by default; or too many failed
+ * authentications from one address, with RetryInfo); DEADLINE_EXCEEDED (the caller's deadline, or
+ * the server's own, 30 s by default). Connect JSON is decoded strictly: an unknown key or enum name is
+ * INVALID_ARGUMENT naming the field.
  *
  * @generated from service jobhooks.v1.WebhookService
  */
