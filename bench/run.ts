@@ -2,10 +2,13 @@
  * `npm run bench -- <name>`: benchmarks, printed as tables. Not tests: timing goals live here.
  *   relay           the relay against a bare consume+POST+ack baseline (BENCH_SCALE=0.1 for a quick run)
  *   svix-stand-in   message.create throughput of the Svix stand-in
+ *   publish         PublishJobEvent(s) over gRPC and Connect JSON beside a minimal grpc-js server
+ *                   and raw JetStream publishes (BENCH_SCALE enlarges, BENCH_PROFILE=1 profiles)
  */
 const which = process.argv[2] ?? "relay";
 const benches: Record<string, () => Promise<unknown>> = {
   relay: () => import("./relay.js"),
+  publish: () => import("./publish.js"),
   "svix-stand-in": async () => {
     const { runSvixStandInBench } = await import("./svix-stand-in.js");
     const rows = await runSvixStandInBench(Number(process.argv[3] ?? 5));

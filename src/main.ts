@@ -164,6 +164,8 @@ async function wire(
     maxPayloadBytes: config.server.maxPayloadBytes,
     publishTimeoutMs: config.server.publishTimeoutMs,
     shutdownGraceMs: config.server.shutdownGraceMs,
+    maxConnections: config.server.maxConnections,
+    rpcDeadlineMs: config.server.rpcDeadlineMs,
     log,
     deliveries: createJobDeliveries({
       jsm,

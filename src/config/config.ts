@@ -15,6 +15,8 @@ export interface Config {
     shutdownGraceMs: number;
     /** Upper bound on a PublishJobEvent call's wait for JetStream when the caller sets no deadline. */
     publishTimeoutMs: number;
+    maxConnections: number;
+    rpcDeadlineMs: number;
   };
   nats: NatsConfig;
   svix: {
@@ -154,6 +156,8 @@ const schema = z.object({
   JOBHOOKS_DLQ_MAX_AGE_MS: int(30 * 24 * 3_600_000, 60_000, 10 * 365 * 24 * 3_600_000),
   JOBHOOKS_SHUTDOWN_GRACE_MS: int(10_000, 0, 600_000),
   JOBHOOKS_PUBLISH_TIMEOUT_MS: int(10_000, 100, 600_000),
+  JOBHOOKS_MAX_CONNECTIONS: int(4_096, 1, 1_000_000),
+  JOBHOOKS_RPC_DEADLINE_MS: int(30_000, 100, 600_000),
   JOBHOOKS_PORTAL_RATE_PER_MIN: int(30, 1, 100_000),
   JOBHOOKS_PORTAL_BURST: int(10, 1, 10_000),
   LOG_LEVEL: z
@@ -201,6 +205,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {})
       serviceTokensFile: v.JOBHOOKS_SERVICE_TOKENS_FILE,
       shutdownGraceMs: v.JOBHOOKS_SHUTDOWN_GRACE_MS,
       publishTimeoutMs: v.JOBHOOKS_PUBLISH_TIMEOUT_MS,
+      maxConnections: v.JOBHOOKS_MAX_CONNECTIONS,
+      rpcDeadlineMs: v.JOBHOOKS_RPC_DEADLINE_MS,
     },
     nats: {
       servers: v.NATS_URL,

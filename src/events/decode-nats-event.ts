@@ -1,4 +1,4 @@
-import { create, fromBinary, fromJsonString, type JsonValue } from "@bufbuild/protobuf";
+import { create, fromBinary, fromJson, type JsonValue } from "@bufbuild/protobuf";
 
 import { type JobEvent, JobEventSchema } from "../gen/jobhooks/v1/webhooks_pb.js";
 import { statusFromName, statusName } from "./job-status.js";
@@ -45,12 +45,9 @@ export function decodeNatsEvent(input: NatsEventInput): DecodeResult {
   const type = (input.contentType ?? "application/json").split(";")[0]?.trim().toLowerCase();
   let event: JobEvent;
   if (type === "application/json" || type === "") {
-    const text = new TextDecoder().decode(input.data);
-    try {
-      event = fromJsonString(JobEventSchema, text, { ignoreUnknownFields: true });
-    } catch (err) {
-      return malformedJson(text, err);
-    }
+    const decoded = decodeJsonBody(input.data);
+    if (!decoded.ok) return decoded;
+    event = decoded.event;
   } else if (type === "application/protobuf" || type === "application/x-protobuf") {
     try {
       event = fromBinary(JobEventSchema, input.data);
@@ -111,20 +108,38 @@ export function decodeNatsEvent(input: NatsEventInput): DecodeResult {
   return result;
 }
 
-function malformedJson(text: string, err: unknown): DecodeResult {
+/**
+ * JSON bodies: keys jobhooks does not know are ignored (publishers may send more), but a known
+ * field whose value its type does not allow (an unknown enum name, a string for a number) makes the
+ * event `invalid`, naming the field. Ignoring it instead would let the subject silently fill in a
+ * status the publisher never sent.
+ */
+function decodeJsonBody(data: Uint8Array): DecodeResult {
+  const text = new TextDecoder().decode(data);
   let json: JsonValue;
   try {
     json = JSON.parse(text) as JsonValue;
   } catch (syntax) {
     return { ok: false, reason: "malformed", detail: `body is not valid JSON: ${(syntax as Error).message}` };
   }
-  const violations = locateJsonErrors(JobEventSchema, json, "");
-  return {
-    ok: false,
-    reason: "malformed",
-    detail: violations.length ? describeAll(violations) : (err as Error).message,
-    ...(violations.length ? { violations } : {}),
-  };
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    return { ok: false, reason: "malformed", detail: "body is not a JSON object" };
+  }
+  try {
+    // Strict first: the common, valid event is decoded once.
+    return { ok: true, event: fromJson(JobEventSchema, json) };
+  } catch {
+    const violations = locateJsonErrors(JobEventSchema, json, "", { ignoreUnknownKeys: true });
+    if (violations.length > 0) {
+      return { ok: false, reason: "invalid", detail: describeAll(violations), violations };
+    }
+  }
+  try {
+    // Every known field decodes: only unknown keys stopped the strict decode.
+    return { ok: true, event: fromJson(JobEventSchema, json, { ignoreUnknownFields: true }) };
+  } catch (err) {
+    return { ok: false, reason: "malformed", detail: (err as Error).message };
+  }
 }
 
 export function describeAll(violations: FieldViolation[]): string {

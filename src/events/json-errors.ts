@@ -1,12 +1,31 @@
-import { type DescField, type DescMessage, fromJson, type JsonValue } from "@bufbuild/protobuf";
+import {
+  type DescEnum,
+  type DescField,
+  type DescMessage,
+  fromJson,
+  type JsonValue,
+} from "@bufbuild/protobuf";
 import type { FieldViolation } from "./validate.js";
 
 /**
  * Decodes each field of `json` on its own against `schema`, descending into message fields, and
- * reports the path of every field that does not decode. Unknown keys are ignored, as the server's
- * decoder ignores them.
+ * reports the path of every field that does not decode, with what to type instead (the valid enum
+ * names, the wrapper a field belongs in).
  */
-export function locateJsonErrors(schema: DescMessage, json: JsonValue, path: string): FieldViolation[] {
+export interface LocateOptions {
+  /**
+   * Whether keys the schema does not know are a fault (Connect's decoder refuses them) or not (the
+   * NATS decoder ignores them, so publishers may send more than jobhooks reads). Default: fault.
+   */
+  ignoreUnknownKeys?: boolean;
+}
+
+export function locateJsonErrors(
+  schema: DescMessage,
+  json: JsonValue,
+  path: string,
+  opts: LocateOptions = {},
+): FieldViolation[] {
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
     return [{ field: path, description: `must be a JSON object for ${schema.typeName}` }];
   }
@@ -20,19 +39,28 @@ export function locateJsonErrors(schema: DescMessage, json: JsonValue, path: str
       !field.message.typeName.startsWith("google.protobuf.") &&
       value !== null
     ) {
-      out.push(...locateJsonErrors(field.message, value, fieldPath));
+      out.push(...locateJsonErrors(field.message, value, fieldPath, opts));
+      continue;
+    }
+    if (field.fieldKind === "list" && field.listKind === "message" && Array.isArray(value)) {
+      value.forEach((item, i) => {
+        out.push(...locateJsonErrors(field.message, item, `${fieldPath}[${i}]`, opts));
+      });
       continue;
     }
     try {
       fromJson(schema, { [key]: value });
     } catch (err) {
-      out.push({ field: fieldPath, description: describe(err) });
+      const e = field.fieldKind === "enum" ? field.enum : undefined;
+      out.push({ field: fieldPath, description: e ? enumProblem(e, value) : describe(err) });
     }
   }
   if (out.length === 0) {
+    const wrapper = opts.ignoreUnknownKeys ? undefined : misplacedFields(schema, json, path);
+    if (wrapper) return [wrapper];
     // Every field decodes alone, so the object as a whole is at fault (e.g. two members of a oneof).
     try {
-      fromJson(schema, json);
+      fromJson(schema, json, { ignoreUnknownFields: opts.ignoreUnknownKeys ?? false });
     } catch (err) {
       out.push({ field: path, description: describe(err) });
     }
@@ -40,7 +68,61 @@ export function locateJsonErrors(schema: DescMessage, json: JsonValue, path: str
   return out;
 }
 
+/** Valid names of an enum, without the `_UNSPECIFIED` zero value, which no field accepts. */
+export function enumChoices(e: DescEnum): string[] {
+  return e.values.filter((v) => v.number !== 0).map((v) => v.name);
+}
+
+function enumProblem(e: DescEnum, value: JsonValue): string {
+  const choices = enumChoices(e);
+  const got = JSON.stringify(value);
+  // `completed` or `job_status_completed` for JOB_STATUS_COMPLETED: the likely slip.
+  const guess =
+    typeof value === "string"
+      ? choices.find((c) => c === value.toUpperCase() || c.endsWith(`_${value.toUpperCase()}`))
+      : undefined;
+  const hint = guess ? `; did you mean "${guess}"?` : "";
+  return `${truncate(got)} is not a valid value: one of ${choices.map((c) => `"${c}"`).join(", ")}${hint}`;
+}
+
+/**
+ * A body like `{"tenantId": …}` sent to PublishJobEvent: the keys belong to a message-typed field
+ * (`event`) of the request. Names that field, with the shape to send.
+ */
+function misplacedFields(
+  schema: DescMessage,
+  json: Record<string, JsonValue>,
+  path: string,
+): FieldViolation | undefined {
+  const unknown = Object.keys(json).filter(
+    (k) => !schema.fields.some((f) => f.jsonName === k || f.name === k),
+  );
+  if (unknown.length === 0) return undefined;
+  for (const f of schema.fields) {
+    const inner =
+      f.fieldKind === "message" || (f.fieldKind === "list" && f.listKind === "message")
+        ? f.message
+        : undefined;
+    if (!inner || inner.typeName.startsWith("google.protobuf.")) continue;
+    const belongs = unknown.every((k) => inner.fields.some((g) => g.jsonName === k || g.name === k));
+    if (!belongs) continue;
+    const shape = f.fieldKind === "list" ? `"${f.jsonName}": [{...}, ...]` : `"${f.jsonName}": {...}`;
+    return {
+      field: path ? `${path}.${f.name}` : f.name,
+      description: `is required: ${unknown.map((k) => `"${k}"`).join(", ")} go inside ${shape}, e.g. {${shape.replace("...", unknown.map((k) => `"${k}": …`).join(", "))}}`,
+    };
+  }
+  return {
+    field: path,
+    description: `unknown field ${unknown.map((k) => `"${k}"`).join(", ")} for ${schema.typeName}`,
+  };
+}
+
 function describe(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   return message.replace(/^cannot decode (field|message|enum) [\w.]+ from JSON: /, "cannot decode: ");
+}
+
+function truncate(s: string): string {
+  return s.length > 60 ? `${s.slice(0, 60)}…` : s;
 }

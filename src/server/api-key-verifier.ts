@@ -13,8 +13,18 @@ export interface ApiKeyVerifierOptions {
    * must stay below the 5 s in which a revocation has to reach every replica.
    */
   cacheMs?: number;
-  /** Cached lookups kept at most (oldest forgotten first), so random keys cannot grow memory. */
+  /** Found keys kept at most (least recently used forgotten first). */
   maxCached?: number;
+  /**
+   * Unknown digests remembered at most, apart from the found keys: a flood of random keys fills
+   * only this, so it can never push a valid key out of the cache. Default 10 000.
+   */
+  maxNegativeCached?: number;
+  /**
+   * Store look-ups in flight at most; one more is answered UNAVAILABLE (retry) without asking
+   * NATS. Look-ups of the same digest share one request. Default 64.
+   */
+  maxInFlight?: number;
   now?: () => number;
   log: Logger;
 }
@@ -39,12 +49,38 @@ export async function startApiKeyVerifier(o: ApiKeyVerifierOptions): Promise<Api
   const cacheMs = o.cacheMs ?? 2_000;
   const maxCached = o.maxCached ?? 10_000;
   const now = o.now ?? Date.now;
+  const maxNegative = o.maxNegativeCached ?? 10_000;
+  const maxInFlight = o.maxInFlight ?? 64;
   const cache = new Map<string, Cached>();
-  const stopWatching = await o.store.watchChanges((digest) => cache.delete(digest));
+  const unknown = new Map<string, number>();
+  const inFlight = new Map<string, Promise<Cached>>();
+  const stopWatching = await o.store.watchChanges((digest) => {
+    cache.delete(digest);
+    unknown.delete(digest);
+  });
 
-  async function lookup(digest: string): Promise<Cached> {
+  function remember(map: Map<string, unknown>, digest: string, value: unknown, max: number): void {
+    map.delete(digest);
+    map.set(digest, value);
+    while (map.size > max) map.delete(map.keys().next().value as string);
+  }
+
+  function lookup(digest: string): Promise<Cached> | Cached {
     const hit = cache.get(digest);
     if (hit && hit.until > now()) return hit;
+    const miss = unknown.get(digest);
+    if (miss !== undefined && miss > now()) return { record: undefined, digest: undefined, until: miss };
+    const pending = inFlight.get(digest);
+    if (pending) return pending;
+    if (inFlight.size >= maxInFlight) {
+      throw unavailable("too many credential checks in progress; retry shortly", 1_000);
+    }
+    const p = ask(digest).finally(() => inFlight.delete(digest));
+    inFlight.set(digest, p);
+    return p;
+  }
+
+  async function ask(digest: string): Promise<Cached> {
     let found: Awaited<ReturnType<ApiKeyVerifierOptions["store"]["findByDigest"]>>;
     try {
       found = await o.store.findByDigest(digest);
@@ -55,9 +91,13 @@ export async function startApiKeyVerifier(o: ApiKeyVerifierOptions): Promise<Api
       throw unavailable("credential store (NATS) unavailable; retry shortly", 1_000);
     }
     const entry: Cached = { record: found?.record, digest: found?.digest, until: now() + cacheMs };
-    cache.delete(digest);
-    cache.set(digest, entry);
-    while (cache.size > maxCached) cache.delete(cache.keys().next().value as string);
+    if (entry.record) {
+      remember(cache, digest, entry, maxCached);
+      unknown.delete(digest);
+    } else {
+      remember(unknown, digest, entry.until, maxNegative);
+      cache.delete(digest);
+    }
     return entry;
   }
 

@@ -2,6 +2,8 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "../log/logger.js";
+import type { FailedAuthLimiter } from "./auth-failures.js";
+import { rateLimited } from "./rpc-errors.js";
 
 /** Who is calling: an internal service (any tenant, every RPC) or a customer (its own tenant). */
 export type Principal =
@@ -95,34 +97,63 @@ function sha256(s: string): Buffer {
   return createHash("sha256").update(s, "utf8").digest();
 }
 
+/** The client's address, set per request by the server (connectNodeAdapter's contextValues). */
+export const clientAddressKey = createContextKey<string>("unknown", { description: "client address" });
+
+/**
+ * Resolves a request's Authorization header to a principal, or throws UNAUTHENTICATED (or
+ * RESOURCE_EXHAUSTED for an address with too many failed attempts, before any verifier runs).
+ */
+export type Authenticator = (
+  authorization: string | null | undefined,
+  address: string,
+  /** The RPC's name, for the log line of a refused credential. */
+  procedure: string,
+) => Promise<Principal>;
+
+export function createAuthenticator(
+  verifiers: readonly CredentialVerifier[],
+  failures?: FailedAuthLimiter,
+  log?: Logger,
+): Authenticator {
+  return async (header, address, procedure) => {
+    const waitMs = failures?.blockedForMs(address) ?? 0;
+    if (waitMs > 0)
+      throw rateLimited("too many failed authentications from this address; retry later", waitMs);
+    const refuse = (message: string) => {
+      failures?.failed(address);
+      return new ConnectError(message, Code.Unauthenticated);
+    };
+    if (!header) throw refuse("missing credential: send Authorization: Bearer <token>");
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m) throw refuse("malformed Authorization header: expected Bearer <token>");
+    const credential = m[1] as string;
+    for (const verify of verifiers) {
+      const principal = await verify(credential);
+      if (principal) return principal;
+    }
+    // Which call was refused, never the credential (nor a part of it).
+    log?.info({ procedure }, "credential refused: unknown or revoked");
+    throw refuse("unknown or revoked credential");
+  };
+}
+
 /**
  * The request gate: runs on headers only, before the body is read, so an unauthenticated caller
  * cannot make the server parse anything. Health and reflection stay open (probes carry no key).
  */
 export function authGate(
-  verifiers: readonly CredentialVerifier[],
+  authenticate: Authenticator,
   protectedServices: ReadonlySet<string>,
-  log?: Logger,
 ): (ctx: HandlerContext) => Promise<void> {
   return async (ctx) => {
     if (!protectedServices.has(ctx.service.typeName)) return;
-    const header = ctx.requestHeader.get("authorization");
-    if (!header)
-      throw new ConnectError("missing credential: send Authorization: Bearer <token>", Code.Unauthenticated);
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m)
-      throw new ConnectError("malformed Authorization header: expected Bearer <token>", Code.Unauthenticated);
-    const credential = m[1] as string;
-    for (const verify of verifiers) {
-      const principal = await verify(credential);
-      if (principal) {
-        ctx.values.set(principalKey, principal);
-        return;
-      }
-    }
-    // Which call was refused, never the credential (nor a part of it).
-    log?.info({ procedure: ctx.method.name }, "credential refused: unknown or revoked");
-    throw new ConnectError("unknown or revoked credential", Code.Unauthenticated);
+    const principal = await authenticate(
+      ctx.requestHeader.get("authorization"),
+      ctx.values.get(clientAddressKey),
+      ctx.method.name,
+    );
+    ctx.values.set(principalKey, principal);
   };
 }
 

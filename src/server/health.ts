@@ -42,6 +42,12 @@ export interface HealthService {
 export interface HealthOptions {
   /** Statuses to start with. Default: the whole server (`""`) SERVING. */
   initial?: Record<string, boolean | HealthCheckResponse_ServingStatus>;
+  /**
+   * `Watch` streams open at once; one more is refused with RESOURCE_EXHAUSTED. Each holds a stream
+   * (and an HTTP/2 stream slot) until the client leaves, so without a cap unauthenticated clients
+   * could hold memory forever. Default 1 000, far more than load balancers and probes open.
+   */
+  maxWatchers?: number;
 }
 
 /** The spec's limit for `List`: beyond it the answer would be too large to be useful. */
@@ -50,6 +56,7 @@ const maxListedServices = 100;
 export function createHealth(options: HealthOptions = {}): HealthService {
   const statuses = new Map<string, HealthCheckResponse_ServingStatus>();
   const watchers = new Set<() => void>();
+  const maxWatchers = options.maxWatchers ?? 1_000;
   let shutDown = false;
 
   function wakeWatchers(): void {
@@ -82,6 +89,12 @@ export function createHealth(options: HealthOptions = {}): HealthService {
     request: HealthCheckRequest,
     context: HandlerContext,
   ): AsyncGenerator<HealthCheckResponse> {
+    if (watchers.size >= maxWatchers) {
+      throw new ConnectError(
+        `more than ${maxWatchers} health watchers; use Check, or retry later`,
+        Code.ResourceExhausted,
+      );
+    }
     let wake: () => void = () => {};
     const onWake = () => wake();
     watchers.add(onWake);

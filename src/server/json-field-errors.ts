@@ -1,5 +1,12 @@
-import { type DescField, type DescMessage, fromJson, type JsonValue } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import type { JsonValue } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createContextKey,
+  createContextValues,
+  type Interceptor,
+} from "@connectrpc/connect";
 import type {
   UniversalHandler,
   UniversalServerRequest,
@@ -13,70 +20,114 @@ import { badRequest } from "./rpc-errors.js";
 /**
  * Connect rejects an undecodable JSON request with a message naming a protobuf type
  * ("cannot decode enum jobhooks.v1.JobStatus"), not the field the caller got wrong. For Connect
- * unary JSON (what curl and browsers send) this re-decodes the body field by field and answers
- * INVALID_ARGUMENT with a BadRequest violation naming the field path, e.g. `event.status`.
+ * unary JSON (what curl and browsers send) this explains such a rejection: INVALID_ARGUMENT with a
+ * BadRequest violation naming the field path (`event.status`) and what to type instead.
  *
- * Only failures are re-examined, and only after the real handler answered: authentication still
- * runs before anything is parsed, and a request the handler rejects for another reason (401,
- * size) keeps that answer.
+ * Nothing here parses a request before Connect's own pipeline has authenticated it: the body's
+ * bytes are only noted as Connect reads them (which it does after the request gate), and they are
+ * parsed a second time only when Connect failed to decode them. A valid body is decoded once.
+ *
+ * 415 and 405, which Connect answers with an empty body, get a JSON body saying what to send.
  */
-export function withJsonFieldErrors(router: ConnectRouter, readMaxBytes = 4 * 1024 * 1024): void {
+export function withJsonFieldErrors(router: ConnectRouter): void {
   const handlers = router.handlers;
   for (let i = 0; i < handlers.length; i++) {
     const inner = handlers[i] as UniversalHandler;
     if (inner.method.methodKind !== "unary") continue;
-    const wrapped = Object.assign(
-      (req: UniversalServerRequest) => decodeWithFieldErrors(inner, req, readMaxBytes),
+    handlers[i] = Object.assign(
+      (req: UniversalServerRequest) => explainRejections(inner, req),
       inner,
     ) as UniversalHandler;
-    handlers[i] = wrapped;
   }
 }
 
-async function decodeWithFieldErrors(
+/** Marks that the request reached the interceptors: Connect decoded its body. */
+const decodedKey = createContextKey<{ decoded: boolean } | undefined>(undefined);
+
+/** Must run as an interceptor, so a handler's own INVALID_ARGUMENT is never re-explained. */
+export function markDecoded(): Interceptor {
+  return (next) => (req) => {
+    const mark = req.contextValues.get(decodedKey);
+    if (mark) mark.decoded = true;
+    return next(req);
+  };
+}
+
+async function explainRejections(
   inner: UniversalHandler,
   req: UniversalServerRequest,
-  readMaxBytes: number,
 ): Promise<UniversalServerResponse> {
   const contentType = req.header.get("content-type") ?? "";
-  if (
-    req.method !== "POST" ||
-    !/^application\/json(;|$)/i.test(contentType) ||
-    req.header.has("content-encoding") ||
-    !isByteStream(req.body)
-  ) {
-    return inner(req);
-  }
-  const bytes = await readAll(req.body, readMaxBytes);
-  const retry = { ...req, body: once(bytes) };
-  if (bytes.byteLength > readMaxBytes) return inner(retry);
+  const json =
+    req.method === "POST" &&
+    /^application\/json(;|$)/i.test(contentType) &&
+    !req.header.has("content-encoding") &&
+    isByteStream(req.body);
+  if (!json) return explainEmpty(inner.method.name, await inner(req));
 
-  let json: JsonValue;
-  try {
-    json = JSON.parse(new TextDecoder().decode(bytes)) as JsonValue;
-  } catch (err) {
-    return explainIfRejected(inner, retry, [
-      { field: "", description: `request body is not valid JSON: ${(err as Error).message}` },
-    ]);
+  const mark = { decoded: false };
+  const contextValues = req.contextValues ?? createContextValues();
+  contextValues.set(decodedKey, mark);
+  const body = { chunks: [] as Uint8Array[], complete: false };
+  const res = await inner({
+    ...req,
+    contextValues,
+    body: noting(req.body as AsyncIterable<Uint8Array>, body),
+  });
+  // Only a body Connect read in full and could not decode is explained; a request refused before
+  // (a bad timeout header) or while reading it (too large) keeps Connect's answer.
+  if (mark.decoded || !body.complete || res.status !== codeToHttpStatus(Code.InvalidArgument)) {
+    return res;
   }
-  const violations = locateJsonErrors(inner.method.input, json, "");
-  if (violations.length === 0) return inner({ ...req, body: json });
-  return explainIfRejected(inner, retry, violations);
+  const violations = explainBody(inner.method.input, Buffer.concat(body.chunks));
+  if (violations.length === 0) return res;
+  return jsonError(res.status, badRequest(Code.InvalidArgument, violations));
 }
 
-/** Lets the handler answer first (auth, limits); replaces only its generic decode error. */
-async function explainIfRejected(
-  inner: UniversalHandler,
-  req: UniversalServerRequest,
-  violations: FieldViolation[],
-): Promise<UniversalServerResponse> {
-  const res = await inner(req);
-  if (res.status !== codeToHttpStatus(Code.InvalidArgument)) return res;
-  const error: ConnectError = badRequest(Code.InvalidArgument, violations);
+/** Why Connect could not decode this body, field by field. */
+function explainBody(input: UniversalHandler["method"]["input"], bytes: Uint8Array): FieldViolation[] {
+  let json: JsonValue;
+  try {
+    json = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"));
+  } catch (err) {
+    return [{ field: "", description: `request body is not valid JSON: ${(err as Error).message}` }];
+  }
+  return locateJsonErrors(input, json, "");
+}
+
+function explainEmpty(method: string, res: UniversalServerResponse): UniversalServerResponse {
+  if (res.status === 415) {
+    return jsonError(
+      415,
+      new ConnectError(
+        `unsupported content-type: send content-type: application/json with a JSON body (or application/proto; gRPC clients send application/grpc), e.g. curl -H 'content-type: application/json' -d '{...}'`,
+        Code.InvalidArgument,
+      ),
+    );
+  }
+  if (res.status === 405) {
+    return jsonError(
+      405,
+      new ConnectError(
+        `method not allowed: ${method} is called with POST and content-type: application/json`,
+        Code.Unimplemented,
+      ),
+      { allow: "POST" },
+    );
+  }
+  return res;
+}
+
+function jsonError(
+  status: number,
+  error: ConnectError,
+  extra: Record<string, string> = {},
+): UniversalServerResponse {
+  const body = errorToJsonBytes(error, {});
   return {
-    status: res.status,
-    header: new Headers({ "content-type": "application/json" }),
-    body: once(errorToJsonBytes(error, {})),
+    status,
+    header: new Headers({ "content-type": "application/json", ...extra }),
+    body: once(body),
   };
 }
 
@@ -84,15 +135,16 @@ function isByteStream(body: UniversalServerRequest["body"]): body is AsyncIterab
   return typeof body === "object" && body !== null && Symbol.asyncIterator in body;
 }
 
-async function readAll(body: AsyncIterable<Uint8Array>, max: number): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
+/** Passes the body through unchanged, keeping the chunks in case they must be explained. */
+async function* noting(
+  body: AsyncIterable<Uint8Array>,
+  seen: { chunks: Uint8Array[]; complete: boolean },
+): AsyncIterable<Uint8Array> {
   for await (const chunk of body) {
-    chunks.push(chunk);
-    size += chunk.byteLength;
-    if (size > max) break;
+    seen.chunks.push(chunk);
+    yield chunk;
   }
-  return Buffer.concat(chunks, size);
+  seen.complete = true;
 }
 
 async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {

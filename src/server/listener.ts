@@ -24,7 +24,9 @@ export interface OnePortTimeouts {
   headersMs?: number;
   /**
    * HTTP/1.1: time to receive a whole request, body included (Node's `requestTimeout`). It does not
-   * limit the response, so a long server stream is not cut. Default 300 000.
+   * limit the response, so a long server stream is not cut. Default 30 000: a 16 MiB batch needs
+   * well under a second on any link a publisher uses; a client trickling a body holds a socket no
+   * longer than this.
    */
   requestMs?: number;
   /** HTTP/1.1: how long a keep-alive connection may sit idle between requests. Default 5 000. */
@@ -48,6 +50,18 @@ export interface OnePortOptions {
    */
   tls?: { cert: string | Buffer; key: string | Buffer };
   timeouts?: OnePortTimeouts;
+  /**
+   * Connections open at once, both HTTP versions together; further ones are closed as they arrive
+   * (Node's `maxConnections`), so a flood of idle sockets cannot exhaust file descriptors or memory.
+   * Default 4 096.
+   */
+  maxConnections?: number;
+  /**
+   * HTTP/2 streams a client may have open on one connection (SETTINGS_MAX_CONCURRENT_STREAMS,
+   * announced to the client). Node's default announces 2^32-1, i.e. no limit. Default 100, as
+   * grpc-go and most proxies.
+   */
+  maxConcurrentStreams?: number;
   /**
    * Called once when `close()` begins, after the port stops accepting. End long-lived streams here
    * (e.g. `health.shutdown()` ends `Watch`), or they hold the close open until the grace period ends.
@@ -80,10 +94,10 @@ export interface OnePortListener {
 /** The client connection preface every HTTP/2 connection without TLS starts with (RFC 9113 §3.4). */
 const http2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
-const defaultTimeouts: Required<OnePortTimeouts> = {
+export const defaultTimeouts: Required<OnePortTimeouts> = {
   firstBytesMs: 10_000,
   headersMs: 10_000,
-  requestMs: 300_000,
+  requestMs: 30_000,
   keepAliveMs: 5_000,
   idleSessionMs: 120_000,
 };
@@ -99,9 +113,11 @@ export async function listenOnePort(options: OnePortOptions): Promise<OnePortLis
   const timeouts = withDefaults(options.timeouts ?? {});
   const state = { closing: false };
   const handler = closeAwareHandler(options.handler, state);
+  const h2Settings: http2.Settings = { maxConcurrentStreams: options.maxConcurrentStreams ?? 100 };
   const built = options.tls
-    ? buildTlsServer(handler, options.tls, timeouts, state)
-    : buildSniffingServer(handler, timeouts, state);
+    ? buildTlsServer(handler, options.tls, timeouts, state, h2Settings)
+    : buildSniffingServer(handler, timeouts, state, h2Settings);
+  built.server.maxConnections = options.maxConnections ?? 4_096;
 
   await new Promise<void>((resolve, reject) => {
     const failed = (error: Error) => {
@@ -166,6 +182,7 @@ function buildSniffingServer(
   handler: OnePortHandler,
   timeouts: Required<OnePortTimeouts>,
   state: CloseState,
+  settings: http2.Settings,
 ): BuiltServer {
   const http1 = http.createServer(
     {
@@ -188,7 +205,7 @@ function buildSniffingServer(
   });
 
   const h2 = http2.createServer(
-    {},
+    { settings },
     handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
   );
   const sessions = trackSessions(h2, timeouts.idleSessionMs);
@@ -279,9 +296,11 @@ function buildTlsServer(
   tls: { cert: string | Buffer; key: string | Buffer },
   timeouts: Required<OnePortTimeouts>,
   state: CloseState,
+  settings: http2.Settings,
 ): BuiltServer {
   const server = http2.createSecureServer(
     {
+      settings,
       cert: tls.cert,
       key: tls.key,
       allowHTTP1: true,

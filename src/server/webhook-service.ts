@@ -1,12 +1,17 @@
 import { create, toJsonString } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { AnySchema, anyPack, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { type FieldViolation, validateJobEvent } from "../events/validate.js";
+import { type Status, StatusSchema } from "../gen/google/rpc/status_pb.js";
 import {
   GetPortalLinkResponseSchema,
   type JobEvent,
   JobEventSchema,
+  type PublishJobEventRequest,
+  type PublishJobEventResponse,
   PublishJobEventResponseSchema,
+  PublishJobEventResultSchema,
+  PublishJobEventsResponseSchema,
   type WebhookService,
 } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { Logger } from "../log/logger.js";
@@ -42,8 +47,22 @@ export interface WebhookServiceOptions {
 
 const encoder = new TextEncoder();
 
-export function createWebhookService(o: WebhookServiceOptions): ServiceImpl<typeof WebhookService> {
-  return {
+export interface WebhookServiceHandlers {
+  impl: ServiceImpl<typeof WebhookService>;
+  /**
+   * PublishJobEvent for an authenticated caller, without a Connect handler context: what the gRPC
+   * fast path calls. Throws ConnectError as the RPC does.
+   */
+  publishJobEvent(
+    principal: Principal,
+    req: PublishJobEventRequest,
+    timeoutMs: number | undefined,
+    signal: AbortSignal,
+  ): Promise<PublishJobEventResponse>;
+}
+
+export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHandlers {
+  const impl: ServiceImpl<typeof WebhookService> = {
     listJobDeliveries: (req, ctx) => o.deliveries.list(req, principalOf(ctx)),
     revokePortalSessions: (req, ctx) =>
       revokePortalSessions(req, principalOf(ctx), { portal: o.portal, log: o.log }),
@@ -79,74 +98,160 @@ export function createWebhookService(o: WebhookServiceOptions): ServiceImpl<type
       });
     },
 
-    async publishJobEvent(req, ctx) {
-      const principal = principalOf(ctx);
-      if (principal.kind !== "service") {
-        throw new ConnectError("PublishJobEvent is for internal services only", Code.PermissionDenied);
+    publishJobEvent(req, ctx) {
+      return publishUnary(principalOf(ctx), req, ctx.timeoutMs(), ctx.signal);
+    },
+
+    async publishJobEvents(req, ctx) {
+      requireService(principalOf(ctx), "PublishJobEvents");
+      const count = req.events.length;
+      if (count === 0) {
+        throw badRequest(Code.InvalidArgument, [
+          { field: "events", description: "must hold 1 to 1000 events" },
+        ]);
       }
-      if (!req.event) {
-        o.metrics.published.inc({ outcome: "invalid" });
-        throw badRequest(Code.InvalidArgument, [{ field: "event", description: "is required" }]);
+      if (count > MAX_BATCH_EVENTS) {
+        throw badRequest(Code.ResourceExhausted, [
+          { field: "events", description: `holds ${count} events; at most ${MAX_BATCH_EVENTS} per call` },
+        ]);
       }
-      const result = validateJobEvent(req.event);
-      if (!result.ok) {
-        o.metrics.published.inc({ outcome: "invalid" });
-        throw badRequest(Code.InvalidArgument, result.violations, "event.");
-      }
-      const event = result.event;
-      const body = encoder.encode(toJsonString(JobEventSchema, event));
-      if (body.byteLength > o.maxPayloadBytes) {
-        o.metrics.published.inc({ outcome: "too_large" });
-        throw badRequest(
+      // Every event is validated and published at once: the NATS connection pipelines the
+      // publishes in call order, so a batch costs about one JetStream round trip, not one per event.
+      const budgetMs = budget(ctx.timeoutMs(), o.publishTimeoutMs);
+      const outcomes = await Promise.all(
+        req.events.map((e, i) => publishOne(e, `events[${i}].`, budgetMs, ctx.signal)),
+      );
+      return create(PublishJobEventsResponseSchema, {
+        results: outcomes.map((r) =>
+          r.error
+            ? create(PublishJobEventResultSchema, { eventId: r.eventId, error: toStatus(r.error) })
+            : create(PublishJobEventResultSchema, r.stored),
+        ),
+      });
+    },
+  };
+
+  async function publishUnary(
+    principal: Principal,
+    req: PublishJobEventRequest,
+    timeoutMs: number | undefined,
+    signal: AbortSignal,
+  ): Promise<PublishJobEventResponse> {
+    requireService(principal, "PublishJobEvent");
+    if (!req.event) {
+      o.metrics.published.inc({ outcome: "invalid" });
+      throw badRequest(Code.InvalidArgument, [{ field: "event", description: missingEventHint }]);
+    }
+    const outcome = await publishOne(req.event, "event.", budget(timeoutMs, o.publishTimeoutMs), signal);
+    if (outcome.error) throw outcome.error;
+    return create(PublishJobEventResponseSchema, outcome.stored);
+  }
+
+  return { impl, publishJobEvent: publishUnary };
+
+  type Outcome =
+    | { error?: undefined; stored: { eventId: string; streamSequence: bigint; duplicate: boolean } }
+    | { error: ConnectError; eventId: string };
+
+  /** Validates, stores and counts one event; never throws (a batch needs every outcome). */
+  async function publishOne(
+    input: JobEvent,
+    prefix: string,
+    budgetMs: number,
+    signal: AbortSignal,
+  ): Promise<Outcome> {
+    const result = validateJobEvent(input);
+    if (!result.ok) {
+      o.metrics.published.inc({ outcome: "invalid" });
+      return { error: badRequest(Code.InvalidArgument, result.violations, prefix), eventId: input.eventId };
+    }
+    const event = result.event;
+    const body = encoder.encode(toJsonString(JobEventSchema, event));
+    if (body.byteLength > o.maxPayloadBytes) {
+      o.metrics.published.inc({ outcome: "too_large" });
+      return {
+        error: badRequest(
           Code.ResourceExhausted,
           [oversize(event, body.byteLength, o.maxPayloadBytes)],
-          "event.",
-        );
-      }
-      try {
-        const stored = await o.publisher.publish(event, body, {
-          budgetMs: budget(ctx, o.publishTimeoutMs),
-          signal: ctx.signal,
-        });
-        o.metrics.published.inc({ outcome: stored.duplicate ? "duplicate" : "stored" });
-        o.log.debug(
-          {
-            tenant: event.tenantId,
-            event_id: event.eventId,
-            stream_seq: String(stored.streamSequence),
-            duplicate: stored.duplicate,
-          },
-          "event published",
-        );
-        return create(PublishJobEventResponseSchema, {
+          prefix,
+        ),
+        eventId: event.eventId,
+      };
+    }
+    try {
+      const stored = await o.publisher.publish(event, body, { budgetMs, signal });
+      o.metrics.published.inc({ outcome: stored.duplicate ? "duplicate" : "stored" });
+      o.log.debug(
+        {
+          tenant: event.tenantId,
+          event_id: event.eventId,
+          stream_seq: String(stored.streamSequence),
+          duplicate: stored.duplicate,
+        },
+        "event published",
+      );
+      return {
+        stored: {
           eventId: event.eventId,
           streamSequence: stored.streamSequence,
           duplicate: stored.duplicate,
-        });
-      } catch (err) {
-        if (err instanceof PublishUnavailableError) {
-          o.metrics.published.inc({ outcome: "unavailable" });
-          throw unavailable(
+        },
+      };
+    } catch (err) {
+      if (err instanceof PublishUnavailableError) {
+        o.metrics.published.inc({ outcome: "unavailable" });
+        return {
+          error: unavailable(
             "event store (NATS JetStream) unavailable; retry with the same event_id",
             err.retryAfterMs,
-          );
-        }
-        if (err instanceof PublishRejectedError && err.tooLarge) {
-          o.metrics.published.inc({ outcome: "too_large" });
-          throw badRequest(
+          ),
+          eventId: event.eventId,
+        };
+      }
+      if (err instanceof PublishRejectedError && err.tooLarge) {
+        o.metrics.published.inc({ outcome: "too_large" });
+        return {
+          error: badRequest(
             Code.ResourceExhausted,
             [oversize(event, body.byteLength, o.maxPayloadBytes)],
-            "event.",
-          );
-        }
-        o.log.error(
-          { err, tenant: event.tenantId, job_id: event.jobId, event_id: event.eventId },
-          "publish failed",
-        );
-        throw new ConnectError("could not store the event", Code.Internal);
+            prefix,
+          ),
+          eventId: event.eventId,
+        };
       }
-    },
-  };
+      o.log.error(
+        { err, tenant: event.tenantId, job_id: event.jobId, event_id: event.eventId },
+        "publish failed",
+      );
+      return { error: new ConnectError("could not store the event", Code.Internal), eventId: event.eventId };
+    }
+  }
+}
+
+/** Most events in one PublishJobEvents call. */
+export const MAX_BATCH_EVENTS = 1_000;
+
+/** What a body without the `event` wrapper most likely means, said where the caller will read it. */
+const missingEventHint =
+  'is required: the event\'s fields go inside "event": {...}, e.g. {"event": {"tenantId": "demo", "jobId": "job_1", "status": "JOB_STATUS_CREATED"}}';
+
+function requireService(principal: Principal, rpc: string): void {
+  if (principal.kind !== "service") {
+    throw new ConnectError(`${rpc} is for internal services only`, Code.PermissionDenied);
+  }
+}
+
+/** A refused event of a batch as google.rpc.Status, with the same details the unary RPC sends. */
+function toStatus(err: ConnectError): Status {
+  return create(StatusSchema, {
+    code: err.code,
+    message: err.rawMessage,
+    details: err.details.map((d) =>
+      "desc" in d
+        ? anyPack(d.desc, create(d.desc, d.value as never))
+        : create(AnySchema, { typeUrl: `type.googleapis.com/${d.type}`, value: d.value }),
+    ),
+  });
 }
 
 /**
@@ -162,8 +267,7 @@ function callerName(caller: Principal): string {
 }
 
 /** Leaves the caller time to receive our answer before its own deadline fires. */
-function budget(ctx: HandlerContext, maxMs: number): number {
-  const t = ctx.timeoutMs();
+function budget(t: number | undefined, maxMs: number): number {
   return t === undefined ? maxMs : Math.max(0, Math.min(maxMs, t - Math.min(250, t / 10)));
 }
 

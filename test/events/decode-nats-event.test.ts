@@ -46,7 +46,7 @@ describe("decodeNatsEvent", () => {
 
   it.each([
     ["not JSON", text("{nope"), undefined, "malformed", /not valid JSON/],
-    ["a wrongly typed field", text('{"sequence":"x"}'), undefined, "malformed", /^sequence: /],
+    ["a wrongly typed field", text('{"sequence":"x"}'), undefined, "invalid", /^sequence: /],
     [
       "an oversize body",
       text(`{"metadata":{"a":"${"x".repeat(1_000)}"}}`),

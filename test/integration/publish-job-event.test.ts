@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import {
   createConnectTransport,
@@ -93,7 +93,8 @@ describe("one port, every protocol", () => {
   });
 
   it("a @grpc/grpc-js client built from the repo's .proto publishes an event", async () => {
-    const def = protoLoader.loadSync(path.resolve("proto/jobhooks/v1/webhooks.proto"), {
+    const def = protoLoader.loadSync("jobhooks/v1/webhooks.proto", {
+      includeDirs: [path.resolve("proto")],
       keepCase: false,
       longs: String,
       enums: String,
@@ -324,5 +325,229 @@ describe("PublishJobEvent authentication", () => {
 
   it("never logs the service token", () => {
     expect(svc.log.text()).not.toContain(SERVICE_TOKEN);
+  });
+});
+
+describe("PublishJobEvents: a batch, one result per event", () => {
+  type GrpcResult = {
+    eventId: string;
+    streamSequence: string;
+    duplicate: boolean;
+    error: { code: number; message: string; details: Array<{ type_url: string; value: Buffer }> } | null;
+  };
+  function grpcJsClient() {
+    const def = protoLoader.loadSync("jobhooks/v1/webhooks.proto", {
+      includeDirs: [path.resolve("proto")],
+      longs: String,
+      enums: String,
+      defaults: true,
+    });
+    const pkg = grpc.loadPackageDefinition(def) as unknown as {
+      jobhooks: { v1: { WebhookService: grpc.ServiceClientConstructor } };
+    };
+    const client = new pkg.jobhooks.v1.WebhookService(
+      new URL(svc.url).host,
+      grpc.credentials.createInsecure(),
+    ) as unknown as grpc.Client & {
+      PublishJobEvents: (
+        req: unknown,
+        md: grpc.Metadata,
+        cb: (err: grpc.ServiceError | null, res?: { results: GrpcResult[] }) => void,
+      ) => void;
+    };
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${SERVICE_TOKEN}`);
+    return {
+      publish: (events: unknown[]) =>
+        new Promise<{ results: GrpcResult[] }>((resolve, reject) =>
+          client.PublishJobEvents({ events }, md, (err, res) => (err ? reject(err) : resolve(res as never))),
+        ),
+      close: () => client.close(),
+    };
+  }
+  // proto-loader keeps google.protobuf.Any's field names as written (type_url).
+  const fieldsOf = (details: Array<{ type_url: string; value: Buffer }>) =>
+    details
+      .filter((d) => d.type_url.endsWith("google.rpc.BadRequest"))
+      .flatMap((d) => fromBinary(BadRequestSchema, d.value).fieldViolations.map((v) => v.field));
+
+  it("a mixed batch over grpc-js: valid ones stored, the invalid and oversize refused naming their field, the repeat a duplicate", async () => {
+    const [a, b, c] = [uniqueJob(), uniqueJob(), uniqueJob()];
+    const client = grpcJsClient();
+    try {
+      const { results } = await client.publish([
+        { tenantId: "acme", jobId: a, status: "JOB_STATUS_CREATED" },
+        { tenantId: "acme", jobId: "j-no-status" },
+        { tenantId: "acme", jobId: a, status: "JOB_STATUS_CREATED" },
+        { tenantId: "acme", jobId: b, status: "JOB_STATUS_PROCESSING", sequence: 2 },
+        { tenantId: "acme", jobId: c, status: "JOB_STATUS_COMPLETED", result: big() },
+      ]);
+      expect(results).toHaveLength(5);
+      const [ra, rbad, rdup, rb, rbig] = results as [
+        GrpcResult,
+        GrpcResult,
+        GrpcResult,
+        GrpcResult,
+        GrpcResult,
+      ];
+      expect(ra).toMatchObject({ eventId: `${a}.created`, duplicate: false, error: null });
+      expect(Number(ra.streamSequence)).toBeGreaterThan(0);
+      expect(rbad.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(rbad.error?.message).toMatch(/^events\[1\]\.status: is required: one of JOB_STATUS_CREATED/);
+      expect(fieldsOf(rbad.error?.details ?? [])).toEqual(["events[1].status"]);
+      expect(rdup).toMatchObject({ eventId: `${a}.created`, duplicate: true, error: null });
+      expect(rdup.streamSequence).toBe(ra.streamSequence);
+      expect(rb).toMatchObject({ eventId: `${b}.processing.2`, duplicate: false, error: null });
+      expect(rbig.error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(fieldsOf(rbig.error?.details ?? [])).toEqual(["events[4].result"]);
+      const stored = await storedEventIds();
+      expect(stored.filter((id) => id === `${a}.created`)).toHaveLength(1);
+      expect(stored).toContain(`${b}.processing.2`);
+      expect(stored.some((id) => id.startsWith(c))).toBe(false);
+    } finally {
+      client.close();
+    }
+  });
+
+  /** A google.protobuf.Struct (as proto-loader writes one) over the 256 KiB event limit. */
+  function big() {
+    return { fields: { blob: { stringValue: "x".repeat(300_000) } } };
+  }
+
+  async function postBatch(body: string, headers: Record<string, string> = auth) {
+    const res = await fetch(`${svc.url}/jobhooks.v1.WebhookService/PublishJobEvents`, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/json" },
+      body,
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  }
+
+  it("a mixed batch over Connect JSON answers each event, with the field of each refused one", async () => {
+    const a = uniqueJob();
+    const res = await postBatch(
+      JSON.stringify({
+        events: [
+          { tenantId: "acme", jobId: a, status: "JOB_STATUS_COMPLETED", result: { rows: 3 } },
+          { tenantId: "acme", jobId: "bad.id", status: "JOB_STATUS_CREATED" },
+        ],
+      }),
+    );
+    expect(res.status).toBe(200);
+    const results = res.body.results as Array<Record<string, unknown>>;
+    expect(results[0]).toMatchObject({ eventId: `${a}.completed` });
+    expect(results[0]?.error).toBeUndefined();
+    expect(results[1]?.error).toMatchObject({
+      code: Code.InvalidArgument,
+      details: [
+        {
+          "@type": "type.googleapis.com/google.rpc.BadRequest",
+          fieldViolations: [{ field: "events[1].job_id" }],
+        },
+      ],
+    });
+    expect(await storedEventIds()).toContain(`${a}.completed`);
+  });
+
+  it("a batch with a value its type does not allow is refused whole, naming the event and field", async () => {
+    const res = await postBatch('{"events":[{"tenantId":"acme","jobId":"j","status":"JOB_STATUS_DONE"}]}');
+    expect(res.status).toBe(400);
+    expect(res.body.message).toMatch(/^events\[0\]\.status: "JOB_STATUS_DONE" is not a valid value/);
+  });
+
+  it.each([
+    ["no events", { events: [] }, 400, "invalid_argument"],
+    [
+      "1,001 events",
+      { events: Array.from({ length: 1_001 }, (_, i) => ({ tenantId: "acme", jobId: `j${i}`, status: 1 })) },
+      429,
+      "resource_exhausted",
+    ],
+  ])("a batch with %s is refused whole and stores nothing", async (_name, body, status, code) => {
+    const before = (await storedEventIds()).length;
+    const res = await postBatch(JSON.stringify(body));
+    expect(res.status).toBe(status);
+    expect(res.body.code).toBe(code);
+    expect(res.body.message).toMatch(/^events: /);
+    expect((await storedEventIds()).length).toBe(before);
+  });
+
+  it("a batch over 16 MiB in all is refused whole with RESOURCE_EXHAUSTED", async () => {
+    const event = { tenantId: "acme", jobId: "j-big", status: 1, metadata: { a: "x".repeat(1_000) } };
+    const res = await postBatch(JSON.stringify({ events: Array.from({ length: 17_500 }, () => event) }));
+    expect(res.status).toBe(429);
+    expect(res.body.code).toBe("resource_exhausted");
+  });
+
+  it("an anonymous batch gets UNAUTHENTICATED", async () => {
+    const res = await postBatch('{"events":[]}', {});
+    expect(res.status).toBe(401);
+  });
+});
+
+describe("errors that say what to type", () => {
+  const url = () => `${svc.url}/jobhooks.v1.WebhookService/PublishJobEvent`;
+  async function post(
+    body: string,
+    headers: Record<string, string> = { "content-type": "application/json" },
+  ) {
+    const res = await fetch(url(), { method: "POST", headers: { ...auth, ...headers }, body });
+    return {
+      status: res.status,
+      type: res.headers.get("content-type"),
+      body: (await res.json()) as { code: string; message: string },
+    };
+  }
+
+  it('"status": "completed" answers with the enum name to use', async () => {
+    const res = await post('{"event":{"tenantId":"acme","jobId":"j","status":"completed"}}');
+    expect(res.status).toBe(400);
+    expect(res.body.message).toContain(
+      'event.status: "completed" is not a valid value: one of "JOB_STATUS_CREATED"',
+    );
+    expect(res.body.message).toContain('did you mean "JOB_STATUS_COMPLETED"?');
+  });
+
+  it("JOB_STATUS_DONE answers with every valid value", async () => {
+    const res = await post('{"event":{"tenantId":"acme","jobId":"j","status":"JOB_STATUS_DONE"}}');
+    expect(res.body.message).toContain(
+      '"JOB_STATUS_CREATED", "JOB_STATUS_PROCESSING", "JOB_STATUS_COMPLETED", "JOB_STATUS_FAILED", "JOB_STATUS_CANCELLED"',
+    );
+  });
+
+  it('a body without the "event" wrapper says the fields go inside "event": {...}', async () => {
+    const res = await post('{"tenantId":"acme","jobId":"j","status":"JOB_STATUS_CREATED"}');
+    expect(res.status).toBe(400);
+    expect(res.body.message).toMatch(
+      /^event: is required: "tenantId", "jobId", "status" go inside "event": \{/,
+    );
+  });
+
+  it("a missing content-type answers 415 with a JSON body naming content-type: application/json", async () => {
+    const res = await fetch(url(), { method: "POST", headers: auth, body: new Uint8Array([123, 125]) });
+    expect(res.status).toBe(415);
+    expect(res.headers.get("content-type")).toBe("application/json");
+    expect(((await res.json()) as { message: string }).message).toContain("content-type: application/json");
+  });
+
+  it("a GET answers 405 with a JSON body saying to POST", async () => {
+    const res = await fetch(url(), { headers: auth });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe("POST");
+    expect(((await res.json()) as { message: string }).message).toContain("POST");
+  });
+
+  it("gRPC gets the same text in the status message and the BadRequest details", async () => {
+    const err = await clientOver(createGrpcTransport({ baseUrl: svc.url }))
+      .publishJobEvent({ event: { tenantId: "acme", jobId: "j" } }, { headers: auth })
+      .catch((e: unknown) => ConnectError.from(e));
+    const e = err as ConnectError;
+    expect(e.code).toBe(Code.InvalidArgument);
+    expect(e.rawMessage).toContain(
+      "event.status: is required: one of JOB_STATUS_CREATED, JOB_STATUS_PROCESSING",
+    );
+    const v = e.findDetails(BadRequestSchema)[0]?.fieldViolations[0];
+    expect(v?.field).toBe("event.status");
+    expect(e.rawMessage).toBe(`${v?.field}: ${v?.description}`);
   });
 });

@@ -59,7 +59,7 @@ describe("poison published straight to NATS", () => {
     const bySubject = new Map((await listDeadLetters(nc)).map((d) => [d.subject, d]));
     const expectations: Array<[string, string, RegExp]> = [
       ["jobs.poison.not-json.created", "malformed", /not valid JSON/],
-      ["jobs.poison.wrong-type.created", "malformed", /^sequence: /],
+      ["jobs.poison.wrong-type.created", "invalid", /^sequence: /],
       ["jobs.poison.unknown-status.finished", "bad_subject", /unknown status token "finished"/],
       [
         "jobs.poison.disagrees.created",

@@ -89,9 +89,9 @@ describe("the API key verifier", () => {
     expect(ConnectError.from(err).rawMessage).not.toContain(apiKeyDigest(key));
   });
 
-  it("remembers at most maxCached lookups", async () => {
+  it("remembers at most maxNegativeCached unknown keys", async () => {
     const store = fakeStore();
-    const v = await startApiKeyVerifier({ store, log, maxCached: 2 });
+    const v = await startApiKeyVerifier({ store, log, maxNegativeCached: 2 });
     const keys = [generateApiKey().key, generateApiKey().key, generateApiKey().key];
     for (const k of keys) await v.verify(k);
     await v.verify(keys[0] as string);

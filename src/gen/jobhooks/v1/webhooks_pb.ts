@@ -6,13 +6,15 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Status } from "../../google/rpc/status_pb.js";
+import { file_google_rpc_status } from "../../google/rpc/status_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file jobhooks/v1/webhooks.proto.
  */
 export const file_jobhooks_v1_webhooks: GenFile = /*@__PURE__*/
-  fileDesc("Chpqb2Job29rcy92MS93ZWJob29rcy5wcm90bxILam9iaG9va3MudjEiogEKFEdldFBvcnRhbExpbmtSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIpCgZleHBpcnkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEQoJcmVhZF9vbmx5GAMgASgIEhIKCnNlc3Npb25faWQYBCABKAkSJQoEcm9sZRgFIAEoDjIXLmpvYmhvb2tzLnYxLlBvcnRhbFJvbGUiZAoVR2V0UG9ydGFsTGlua1Jlc3BvbnNlEgsKA3VybBgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhcHBfaWQYAyABKAkiPgoWUHVibGlzaEpvYkV2ZW50UmVxdWVzdBIkCgVldmVudBgBIAEoCzIVLmpvYmhvb2tzLnYxLkpvYkV2ZW50IlcKF1B1Ymxpc2hKb2JFdmVudFJlc3BvbnNlEhAKCGV2ZW50X2lkGAEgASgJEhcKD3N0cmVhbV9zZXF1ZW5jZRgCIAEoBBIRCglkdXBsaWNhdGUYAyABKAgiKQoISm9iRXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJIvMCCghKb2JFdmVudBIQCghldmVudF9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDgoGam9iX2lkGAMgASgJEiYKBnN0YXR1cxgEIAEoDjIWLmpvYmhvb2tzLnYxLkpvYlN0YXR1cxIvCgtvY2N1cnJlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoIc2VxdWVuY2UYBiABKARIAIgBARInCgZyZXN1bHQYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiQKBWVycm9yGAggASgLMhUuam9iaG9va3MudjEuSm9iRXJyb3ISNQoIbWV0YWRhdGEYCSADKAsyIy5qb2Job29rcy52MS5Kb2JFdmVudC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUILCglfc2VxdWVuY2UiPQoYTGlzdEpvYkRlbGl2ZXJpZXNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIOCgZqb2JfaWQYAiABKAkiWgoZTGlzdEpvYkRlbGl2ZXJpZXNSZXNwb25zZRIqCgZldmVudHMYASADKAsyGi5qb2Job29rcy52MS5FdmVudERlbGl2ZXJ5EhEKCXRydW5jYXRlZBgCIAEoCCKrAgoNRXZlbnREZWxpdmVyeRIQCghldmVudF9pZBgBIAEoCRImCgZzdGF0dXMYAiABKA4yFi5qb2Job29rcy52MS5Kb2JTdGF0dXMSLwoLb2NjdXJyZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGxvY2F0aW9uGAQgASgOMhouam9iaG9va3MudjEuRXZlbnRMb2NhdGlvbhIaChJkZWFkX2xldHRlcl9yZWFzb24YBSABKAkSGgoSZGVhZF9sZXR0ZXJfZGV0YWlsGAYgASgJEhcKD3N2aXhfbWVzc2FnZV9pZBgHIAEoCRIwCgllbmRwb2ludHMYCCADKAsyHS5qb2Job29rcy52MS5FbmRwb2ludERlbGl2ZXJ5IqMCChBFbmRwb2ludERlbGl2ZXJ5EhMKC2VuZHBvaW50X2lkGAEgASgJEgsKA3VybBgCIAEoCRIzCgZzdGF0dXMYAyABKA4yIy5qb2Job29rcy52MS5FbmRwb2ludERlbGl2ZXJ5U3RhdHVzEhwKFGxhc3RfcmVzcG9uc2Vfc3RhdHVzGAQgASgFEhUKDWF0dGVtcHRfY291bnQYBSABKA0SMwoPbGFzdF9hdHRlbXB0X2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhkKEWVuZHBvaW50X2Rpc2FibGVkGAggASgIIkUKG1Jldm9rZVBvcnRhbFNlc3Npb25zUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSEwoLc2Vzc2lvbl9pZHMYAiADKAkiHgocUmV2b2tlUG9ydGFsU2Vzc2lvbnNSZXNwb25zZSqlAQoJSm9iU3RhdHVzEhoKFkpPQl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJKT0JfU1RBVFVTX0NSRUFURUQQARIZChVKT0JfU1RBVFVTX1BST0NFU1NJTkcQAhIYChRKT0JfU1RBVFVTX0NPTVBMRVRFRBADEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAQSGAoUSk9CX1NUQVRVU19DQU5DRUxMRUQQBSpwCgpQb3J0YWxSb2xlEhsKF1BPUlRBTF9ST0xFX1VOU1BFQ0lGSUVEEAASFgoSUE9SVEFMX1JPTEVfVklFV0VSEAESFgoSUE9SVEFMX1JPTEVfRURJVE9SEAISFQoRUE9SVEFMX1JPTEVfQURNSU4QAyqJAQoNRXZlbnRMb2NhdGlvbhIeChpFVkVOVF9MT0NBVElPTl9VTlNQRUNJRklFRBAAEhoKFkVWRU5UX0xPQ0FUSU9OX1dBSVRJTkcQARIaChZFVkVOVF9MT0NBVElPTl9SRUxBWUVEEAISIAocRVZFTlRfTE9DQVRJT05fREVBRF9MRVRURVJFRBADKtsBChZFbmRwb2ludERlbGl2ZXJ5U3RhdHVzEigKJEVORFBPSU5UX0RFTElWRVJZX1NUQVRVU19VTlNQRUNJRklFRBAAEiYKIkVORFBPSU5UX0RFTElWRVJZX1NUQVRVU19TVUNDRUVERUQQARIkCiBFTkRQT0lOVF9ERUxJVkVSWV9TVEFUVVNfUEVORElORxACEiQKIEVORFBPSU5UX0RFTElWRVJZX1NUQVRVU19GQUlMSU5HEAMSIwofRU5EUE9JTlRfREVMSVZFUllfU1RBVFVTX0ZBSUxFRBAEMpcDCg5XZWJob29rU2VydmljZRJWCg1HZXRQb3J0YWxMaW5rEiEuam9iaG9va3MudjEuR2V0UG9ydGFsTGlua1JlcXVlc3QaIi5qb2Job29rcy52MS5HZXRQb3J0YWxMaW5rUmVzcG9uc2USYgoRTGlzdEpvYkRlbGl2ZXJpZXMSJS5qb2Job29rcy52MS5MaXN0Sm9iRGVsaXZlcmllc1JlcXVlc3QaJi5qb2Job29rcy52MS5MaXN0Sm9iRGVsaXZlcmllc1Jlc3BvbnNlEmsKFFJldm9rZVBvcnRhbFNlc3Npb25zEiguam9iaG9va3MudjEuUmV2b2tlUG9ydGFsU2Vzc2lvbnNSZXF1ZXN0Gikuam9iaG9va3MudjEuUmV2b2tlUG9ydGFsU2Vzc2lvbnNSZXNwb25zZRJcCg9QdWJsaXNoSm9iRXZlbnQSIy5qb2Job29rcy52MS5QdWJsaXNoSm9iRXZlbnRSZXF1ZXN0GiQuam9iaG9va3MudjEuUHVibGlzaEpvYkV2ZW50UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chpqb2Job29rcy92MS93ZWJob29rcy5wcm90bxILam9iaG9va3MudjEiogEKFEdldFBvcnRhbExpbmtSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIpCgZleHBpcnkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEQoJcmVhZF9vbmx5GAMgASgIEhIKCnNlc3Npb25faWQYBCABKAkSJQoEcm9sZRgFIAEoDjIXLmpvYmhvb2tzLnYxLlBvcnRhbFJvbGUiZAoVR2V0UG9ydGFsTGlua1Jlc3BvbnNlEgsKA3VybBgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhcHBfaWQYAyABKAkiPgoWUHVibGlzaEpvYkV2ZW50UmVxdWVzdBIkCgVldmVudBgBIAEoCzIVLmpvYmhvb2tzLnYxLkpvYkV2ZW50IlcKF1B1Ymxpc2hKb2JFdmVudFJlc3BvbnNlEhAKCGV2ZW50X2lkGAEgASgJEhcKD3N0cmVhbV9zZXF1ZW5jZRgCIAEoBBIRCglkdXBsaWNhdGUYAyABKAgiQAoXUHVibGlzaEpvYkV2ZW50c1JlcXVlc3QSJQoGZXZlbnRzGAEgAygLMhUuam9iaG9va3MudjEuSm9iRXZlbnQiTwoYUHVibGlzaEpvYkV2ZW50c1Jlc3BvbnNlEjMKB3Jlc3VsdHMYASADKAsyIi5qb2Job29rcy52MS5QdWJsaXNoSm9iRXZlbnRSZXN1bHQieAoVUHVibGlzaEpvYkV2ZW50UmVzdWx0EhAKCGV2ZW50X2lkGAEgASgJEhcKD3N0cmVhbV9zZXF1ZW5jZRgCIAEoBBIRCglkdXBsaWNhdGUYAyABKAgSIQoFZXJyb3IYBCABKAsyEi5nb29nbGUucnBjLlN0YXR1cyIpCghKb2JFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAki8wIKCEpvYkV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIOCgZqb2JfaWQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuam9iaG9va3MudjEuSm9iU3RhdHVzEi8KC29jY3VycmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCghzZXF1ZW5jZRgGIAEoBEgAiAEBEicKBnJlc3VsdBgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJAoFZXJyb3IYCCABKAsyFS5qb2Job29rcy52MS5Kb2JFcnJvchI1CghtZXRhZGF0YRgJIAMoCzIjLmpvYmhvb2tzLnYxLkpvYkV2ZW50Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgsKCV9zZXF1ZW5jZSI9ChhMaXN0Sm9iRGVsaXZlcmllc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCSJaChlMaXN0Sm9iRGVsaXZlcmllc1Jlc3BvbnNlEioKBmV2ZW50cxgBIAMoCzIaLmpvYmhvb2tzLnYxLkV2ZW50RGVsaXZlcnkSEQoJdHJ1bmNhdGVkGAIgASgIIqsCCg1FdmVudERlbGl2ZXJ5EhAKCGV2ZW50X2lkGAEgASgJEiYKBnN0YXR1cxgCIAEoDjIWLmpvYmhvb2tzLnYxLkpvYlN0YXR1cxIvCgtvY2N1cnJlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIbG9jYXRpb24YBCABKA4yGi5qb2Job29rcy52MS5FdmVudExvY2F0aW9uEhoKEmRlYWRfbGV0dGVyX3JlYXNvbhgFIAEoCRIaChJkZWFkX2xldHRlcl9kZXRhaWwYBiABKAkSFwoPc3ZpeF9tZXNzYWdlX2lkGAcgASgJEjAKCWVuZHBvaW50cxgIIAMoCzIdLmpvYmhvb2tzLnYxLkVuZHBvaW50RGVsaXZlcnkiowIKEEVuZHBvaW50RGVsaXZlcnkSEwoLZW5kcG9pbnRfaWQYASABKAkSCwoDdXJsGAIgASgJEjMKBnN0YXR1cxgDIAEoDjIjLmpvYmhvb2tzLnYxLkVuZHBvaW50RGVsaXZlcnlTdGF0dXMSHAoUbGFzdF9yZXNwb25zZV9zdGF0dXMYBCABKAUSFQoNYXR0ZW1wdF9jb3VudBgFIAEoDRIzCg9sYXN0X2F0dGVtcHRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD25leHRfYXR0ZW1wdF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRZW5kcG9pbnRfZGlzYWJsZWQYCCABKAgiRQobUmV2b2tlUG9ydGFsU2Vzc2lvbnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRITCgtzZXNzaW9uX2lkcxgCIAMoCSIeChxSZXZva2VQb3J0YWxTZXNzaW9uc1Jlc3BvbnNlKqUBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKEkpPQl9TVEFUVVNfQ1JFQVRFRBABEhkKFUpPQl9TVEFUVVNfUFJPQ0VTU0lORxACEhgKFEpPQl9TVEFUVVNfQ09NUExFVEVEEAMSFQoRSk9CX1NUQVRVU19GQUlMRUQQBBIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAFKnAKClBvcnRhbFJvbGUSGwoXUE9SVEFMX1JPTEVfVU5TUEVDSUZJRUQQABIWChJQT1JUQUxfUk9MRV9WSUVXRVIQARIWChJQT1JUQUxfUk9MRV9FRElUT1IQAhIVChFQT1JUQUxfUk9MRV9BRE1JThADKokBCg1FdmVudExvY2F0aW9uEh4KGkVWRU5UX0xPQ0FUSU9OX1VOU1BFQ0lGSUVEEAASGgoWRVZFTlRfTE9DQVRJT05fV0FJVElORxABEhoKFkVWRU5UX0xPQ0FUSU9OX1JFTEFZRUQQAhIgChxFVkVOVF9MT0NBVElPTl9ERUFEX0xFVFRFUkVEEAMq2wEKFkVuZHBvaW50RGVsaXZlcnlTdGF0dXMSKAokRU5EUE9JTlRfREVMSVZFUllfU1RBVFVTX1VOU1BFQ0lGSUVEEAASJgoiRU5EUE9JTlRfREVMSVZFUllfU1RBVFVTX1NVQ0NFRURFRBABEiQKIEVORFBPSU5UX0RFTElWRVJZX1NUQVRVU19QRU5ESU5HEAISJAogRU5EUE9JTlRfREVMSVZFUllfU1RBVFVTX0ZBSUxJTkcQAxIjCh9FTkRQT0lOVF9ERUxJVkVSWV9TVEFUVVNfRkFJTEVEEAQy+AMKDldlYmhvb2tTZXJ2aWNlElYKDUdldFBvcnRhbExpbmsSIS5qb2Job29rcy52MS5HZXRQb3J0YWxMaW5rUmVxdWVzdBoiLmpvYmhvb2tzLnYxLkdldFBvcnRhbExpbmtSZXNwb25zZRJiChFMaXN0Sm9iRGVsaXZlcmllcxIlLmpvYmhvb2tzLnYxLkxpc3RKb2JEZWxpdmVyaWVzUmVxdWVzdBomLmpvYmhvb2tzLnYxLkxpc3RKb2JEZWxpdmVyaWVzUmVzcG9uc2USawoUUmV2b2tlUG9ydGFsU2Vzc2lvbnMSKC5qb2Job29rcy52MS5SZXZva2VQb3J0YWxTZXNzaW9uc1JlcXVlc3QaKS5qb2Job29rcy52MS5SZXZva2VQb3J0YWxTZXNzaW9uc1Jlc3BvbnNlElwKD1B1Ymxpc2hKb2JFdmVudBIjLmpvYmhvb2tzLnYxLlB1Ymxpc2hKb2JFdmVudFJlcXVlc3QaJC5qb2Job29rcy52MS5QdWJsaXNoSm9iRXZlbnRSZXNwb25zZRJfChBQdWJsaXNoSm9iRXZlbnRzEiQuam9iaG9va3MudjEuUHVibGlzaEpvYkV2ZW50c1JlcXVlc3QaJS5qb2Job29rcy52MS5QdWJsaXNoSm9iRXZlbnRzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_status]);
 
 /**
  * GetPortalLinkRequest asks for a login link to one tenant's webhook portal.
@@ -160,6 +162,94 @@ export const PublishJobEventResponseSchema: GenMessage<PublishJobEventResponse> 
   messageDesc(file_jobhooks_v1_webhooks, 3);
 
 /**
+ * PublishJobEventsRequest carries a batch of job status changes.
+ *
+ * @generated from message jobhooks.v1.PublishJobEventsRequest
+ */
+export type PublishJobEventsRequest = Message<"jobhooks.v1.PublishJobEventsRequest"> & {
+  /**
+   * The events to store and deliver: 1 to 1,000, at most 256 KiB each as JSON (by default) and
+   * 16 MiB in all. Stored in this order.
+   *
+   * @generated from field: repeated jobhooks.v1.JobEvent events = 1;
+   */
+  events: JobEvent[];
+};
+
+/**
+ * Describes the message jobhooks.v1.PublishJobEventsRequest.
+ * Use `create(PublishJobEventsRequestSchema)` to create a new message.
+ */
+export const PublishJobEventsRequestSchema: GenMessage<PublishJobEventsRequest> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 4);
+
+/**
+ * PublishJobEventsResponse has one result per event of the request, in the same order.
+ *
+ * @generated from message jobhooks.v1.PublishJobEventsResponse
+ */
+export type PublishJobEventsResponse = Message<"jobhooks.v1.PublishJobEventsResponse"> & {
+  /**
+   * results[i] is the outcome of events[i].
+   *
+   * @generated from field: repeated jobhooks.v1.PublishJobEventResult results = 1;
+   */
+  results: PublishJobEventResult[];
+};
+
+/**
+ * Describes the message jobhooks.v1.PublishJobEventsResponse.
+ * Use `create(PublishJobEventsResponseSchema)` to create a new message.
+ */
+export const PublishJobEventsResponseSchema: GenMessage<PublishJobEventsResponse> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 5);
+
+/**
+ * PublishJobEventResult is the outcome of one event of a batch.
+ *
+ * @generated from message jobhooks.v1.PublishJobEventResult
+ */
+export type PublishJobEventResult = Message<"jobhooks.v1.PublishJobEventResult"> & {
+  /**
+   * The event's id: the caller's, or the derived `<job_id>.<status>[.<sequence>]` (empty when the
+   * event was refused before an id could be derived).
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * The JetStream stream sequence that stores the event; 0 when it was refused.
+   *
+   * @generated from field: uint64 stream_sequence = 2;
+   */
+  streamSequence: bigint;
+
+  /**
+   * True when this event_id was already stored within the de-duplication window.
+   *
+   * @generated from field: bool duplicate = 3;
+   */
+  duplicate: boolean;
+
+  /**
+   * Set when this event was refused and not stored: the code (INVALID_ARGUMENT, RESOURCE_EXHAUSTED,
+   * UNAVAILABLE, INTERNAL), a message and a google.rpc.BadRequest naming the field
+   * (`events[3].status`), or RetryInfo. Unset when the event was stored.
+   *
+   * @generated from field: google.rpc.Status error = 4;
+   */
+  error?: Status | undefined;
+};
+
+/**
+ * Describes the message jobhooks.v1.PublishJobEventResult.
+ * Use `create(PublishJobEventResultSchema)` to create a new message.
+ */
+export const PublishJobEventResultSchema: GenMessage<PublishJobEventResult> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 6);
+
+/**
  * JobError describes why a job failed.
  *
  * @generated from message jobhooks.v1.JobError
@@ -185,7 +275,7 @@ export type JobError = Message<"jobhooks.v1.JobError"> & {
  * Use `create(JobErrorSchema)` to create a new message.
  */
 export const JobErrorSchema: GenMessage<JobError> = /*@__PURE__*/
-  messageDesc(file_jobhooks_v1_webhooks, 4);
+  messageDesc(file_jobhooks_v1_webhooks, 7);
 
 /**
  * JobEvent is one status change of one job, as it reaches the customer's webhook.
@@ -270,7 +360,7 @@ export type JobEvent = Message<"jobhooks.v1.JobEvent"> & {
  * Use `create(JobEventSchema)` to create a new message.
  */
 export const JobEventSchema: GenMessage<JobEvent> = /*@__PURE__*/
-  messageDesc(file_jobhooks_v1_webhooks, 5);
+  messageDesc(file_jobhooks_v1_webhooks, 8);
 
 /**
  * ListJobDeliveriesRequest names one job.
@@ -299,7 +389,7 @@ export type ListJobDeliveriesRequest = Message<"jobhooks.v1.ListJobDeliveriesReq
  * Use `create(ListJobDeliveriesRequestSchema)` to create a new message.
  */
 export const ListJobDeliveriesRequestSchema: GenMessage<ListJobDeliveriesRequest> = /*@__PURE__*/
-  messageDesc(file_jobhooks_v1_webhooks, 6);
+  messageDesc(file_jobhooks_v1_webhooks, 9);
 
 /**
  * ListJobDeliveriesResponse lists a job's events, oldest first.
@@ -327,7 +417,7 @@ export type ListJobDeliveriesResponse = Message<"jobhooks.v1.ListJobDeliveriesRe
  * Use `create(ListJobDeliveriesResponseSchema)` to create a new message.
  */
 export const ListJobDeliveriesResponseSchema: GenMessage<ListJobDeliveriesResponse> = /*@__PURE__*/
-  messageDesc(file_jobhooks_v1_webhooks, 7);
+  messageDesc(file_jobhooks_v1_webhooks, 10);
 
 /**
  * EventDelivery is one event of the job and its delivery.
@@ -397,7 +487,7 @@ export type EventDelivery = Message<"jobhooks.v1.EventDelivery"> & {
  * Use `create(EventDeliverySchema)` to create a new message.
  */
 export const EventDeliverySchema: GenMessage<EventDelivery> = /*@__PURE__*/
-  messageDesc(file_jobhooks_v1_webhooks, 8);
+  messageDesc(file_jobhooks_v1_webhooks, 11);
 
 /**
  * EndpointDelivery is one message's delivery to one of the tenant's endpoints.
@@ -468,7 +558,7 @@ export type EndpointDelivery = Message<"jobhooks.v1.EndpointDelivery"> & {
  * Use `create(EndpointDeliverySchema)` to create a new message.
  */
 export const EndpointDeliverySchema: GenMessage<EndpointDelivery> = /*@__PURE__*/
-  messageDesc(file_jobhooks_v1_webhooks, 9);
+  messageDesc(file_jobhooks_v1_webhooks, 12);
 
 /**
  * RevokePortalSessionsRequest names the tenant whose portal sessions end.
@@ -497,7 +587,7 @@ export type RevokePortalSessionsRequest = Message<"jobhooks.v1.RevokePortalSessi
  * Use `create(RevokePortalSessionsRequestSchema)` to create a new message.
  */
 export const RevokePortalSessionsRequestSchema: GenMessage<RevokePortalSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_jobhooks_v1_webhooks, 10);
+  messageDesc(file_jobhooks_v1_webhooks, 13);
 
 /**
  * RevokePortalSessionsResponse confirms the sessions were ended.
@@ -512,7 +602,7 @@ export type RevokePortalSessionsResponse = Message<"jobhooks.v1.RevokePortalSess
  * Use `create(RevokePortalSessionsResponseSchema)` to create a new message.
  */
 export const RevokePortalSessionsResponseSchema: GenMessage<RevokePortalSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_jobhooks_v1_webhooks, 11);
+  messageDesc(file_jobhooks_v1_webhooks, 14);
 
 /**
  * JobStatus is the status a job moved to. Each maps to one webhook event type.
@@ -713,7 +803,10 @@ export const EndpointDeliveryStatusSchema: GenEnum<EndpointDeliveryStatus> = /*@
  * Errors: INVALID_ARGUMENT carries a google.rpc.BadRequest detail naming each bad field;
  * UNAUTHENTICATED (no or unknown credential); PERMISSION_DENIED (credential valid, tenant or RPC not
  * allowed); UNAVAILABLE (NATS or Svix unreachable: retry with the same request);
- * RESOURCE_EXHAUSTED (request over the size limit, 256 KiB by default); DEADLINE_EXCEEDED.
+ * RESOURCE_EXHAUSTED (request over the size limit, 256 KiB per event by default; or too many failed
+ * authentications from one address, with RetryInfo); DEADLINE_EXCEEDED (the caller's deadline, or
+ * the server's own, 30 s by default). Connect JSON is decoded strictly: an unknown key or enum name is
+ * INVALID_ARGUMENT naming the field.
  *
  * @generated from service jobhooks.v1.WebhookService
  */
@@ -769,6 +862,29 @@ export const WebhookService: GenService<{
     methodKind: "unary";
     input: typeof PublishJobEventRequestSchema;
     output: typeof PublishJobEventResponseSchema;
+  },
+  /**
+   * PublishJobEvents accepts 1 to 1,000 job status changes in one call, for publishers with many
+   * (schedulers, batch jobs). Each event gets the same authentication, validation, de-duplication
+   * and durability promise as PublishJobEvent.
+   *
+   * Partial failure: the call answers OK when the batch itself was acceptable (size bounds,
+   * credential), even if some events were refused. Each event has its own result, in the order of
+   * the request: a result without `error` means JetStream stored the event (or had it already:
+   * `duplicate`); a result with `error` means that event was NOT stored and carries the code and a
+   * google.rpc.BadRequest naming the field (INVALID_ARGUMENT, RESOURCE_EXHAUSTED) or RetryInfo
+   * (UNAVAILABLE: publish that event again with the same event_id). Other events of the batch are
+   * stored regardless; events of one job keep their order only when the earlier ones succeeded.
+   * The whole call fails (no event stored) only for UNAUTHENTICATED, PERMISSION_DENIED, and
+   * INVALID_ARGUMENT/RESOURCE_EXHAUSTED on the batch itself (no events, more than 1,000, or the
+   * request over its size limit).
+   *
+   * @generated from rpc jobhooks.v1.WebhookService.PublishJobEvents
+   */
+  publishJobEvents: {
+    methodKind: "unary";
+    input: typeof PublishJobEventsRequestSchema;
+    output: typeof PublishJobEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_jobhooks_v1_webhooks, 0);
