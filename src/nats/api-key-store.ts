@@ -2,7 +2,7 @@ import { JetStreamApiError, StorageType } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { tenantIdProblem } from "../events/validate.js";
-import { apiKeyDigest, generateApiKey, isApiKeyId } from "../server/api-key.js";
+import { apiKeyDigest, generateApiKey, isApiKeyId } from "../credentials/api-key.js";
 
 /**
  * Customer API keys in the NATS KV bucket `jobhooks_api_keys` (README "Commands", `jobhooks keys`). An

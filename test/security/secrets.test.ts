@@ -11,7 +11,7 @@ import { JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb
 import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { API_KEYS_BUCKET } from "../../src/nats/api-key-store.js";
-import { apiKeyDigest, generateApiKey } from "../../src/server/api-key.js";
+import { apiKeyDigest, generateApiKey } from "../../src/credentials/api-key.js";
 import { waitFor } from "../support/publish.js";
 import { startTestService } from "../support/service.js";
 import { spawnService } from "../support/spawn-service.js";

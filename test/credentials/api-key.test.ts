@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { apiKeyDigest, generateApiKey, isApiKeyId, looksLikeApiKey } from "../../src/server/api-key.js";
+import { apiKeyDigest, generateApiKey, isApiKeyId, looksLikeApiKey } from "../../src/credentials/api-key.js";
 
 describe("API keys", () => {
   it("a new key is jh_live_ and 43 base62 characters (256 bits), with an unrelated id", () => {
