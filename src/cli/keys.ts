@@ -1,7 +1,7 @@
 import type { Command } from "commander";
+import { isApiKeyId } from "../credentials/api-key.js";
 import { tenantIdProblem } from "../events/validate.js";
 import { type ApiKeyRecord, type ApiKeyStore, openApiKeyStore } from "../nats/api-key-store.js";
-import { isApiKeyId } from "../credentials/api-key.js";
 import { withNats } from "./nats-session.js";
 import { UsageError } from "./process.js";
 import { formatTable } from "./table.js";

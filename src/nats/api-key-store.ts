@@ -1,8 +1,8 @@
 import { JetStreamApiError, StorageType } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { tenantIdProblem } from "../events/validate.js";
 import { apiKeyDigest, generateApiKey, isApiKeyId } from "../credentials/api-key.js";
+import { tenantIdProblem } from "../events/validate.js";
 
 /**
  * Customer API keys in the NATS KV bucket `jobhooks_api_keys` (README "Commands", `jobhooks keys`). An

@@ -25,14 +25,11 @@ export class PublishUnavailableError extends Error {
   }
 }
 
-/** JetStream refused the event for good (e.g. over the stream's size limit). */
-export class PublishRejectedError extends Error {
-  constructor(
-    message: string,
-    readonly tooLarge: boolean,
-  ) {
-    super(message);
-    this.name = "PublishRejectedError";
+/** JetStream refused the event for good: it is over the stream's message size limit. */
+export class PublishTooLargeError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PublishTooLargeError";
   }
 }
 
@@ -92,7 +89,7 @@ export function createJobEventPublisher(o: JobEventPublisherOptions): JobEventPu
         } catch (err) {
           const kind = classifyNatsError(err);
           if (kind === "too_large")
-            throw new PublishRejectedError("event exceeds the stream's size limit", true);
+            throw new PublishTooLargeError("event exceeds the stream's size limit", { cause: err });
           if (kind === "full")
             throw new PublishUnavailableError("the JOBS stream is full; retry", FULL_RETRY_MS);
           if (kind === "permanent") throw err;

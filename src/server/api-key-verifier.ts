@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
+import { apiKeyDigest, looksLikeApiKey } from "../credentials/api-key.js";
 import type { Logger } from "../log/logger.js";
 import type { ApiKeyRecord, ApiKeyStore } from "../nats/api-key-store.js";
-import { apiKeyDigest, looksLikeApiKey } from "../credentials/api-key.js";
 import type { CredentialVerifier, Principal } from "./auth.js";
 import { unavailable } from "./rpc-errors.js";
 

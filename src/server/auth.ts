@@ -68,6 +68,7 @@ export async function readServiceTokens(
   } catch (err) {
     throw new Error(
       `JOBHOOKS_SERVICE_TOKENS_FILE: cannot read ${file}: ${(err as NodeJS.ErrnoException).code}`,
+      { cause: err },
     );
   }
   const tokens = text

@@ -138,7 +138,13 @@ function decodeFrame(bytes: Buffer): PublishJobEventRequest {
   try {
     return fromBinary(PublishJobEventRequestSchema, bytes.subarray(5));
   } catch (err) {
-    throw new ConnectError(`cannot decode the request: ${(err as Error).message}`, Code.InvalidArgument);
+    throw new ConnectError(
+      `cannot decode the request: ${(err as Error).message}`,
+      Code.InvalidArgument,
+      undefined,
+      undefined,
+      err,
+    );
   }
 }
 

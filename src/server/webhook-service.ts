@@ -17,7 +17,7 @@ import {
 import type { Logger } from "../log/logger.js";
 import {
   type JobEventPublisher,
-  PublishRejectedError,
+  PublishTooLargeError,
   PublishUnavailableError,
 } from "../nats/publish-job-event.js";
 import type { PortalLinks } from "../svix/portal.js";
@@ -208,7 +208,7 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
           eventId: event.eventId,
         };
       }
-      if (err instanceof PublishRejectedError && err.tooLarge) {
+      if (err instanceof PublishTooLargeError) {
         o.metrics.published.inc({ outcome: "too_large" });
         return {
           error: badRequest(
