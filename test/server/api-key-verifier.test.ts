@@ -1,8 +1,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import type { ApiKeyRecord } from "../../src/nats/api-key-store.js";
 import { apiKeyDigest, generateApiKey } from "../../src/credentials/api-key.js";
+import type { ApiKeyRecord } from "../../src/nats/api-key-store.js";
 import { startApiKeyVerifier } from "../../src/server/api-key-verifier.js";
 
 /** An in-memory key store that counts lookups and lets the test play the bucket watch. */
