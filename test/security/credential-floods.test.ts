@@ -2,11 +2,11 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { apiKeyDigest, generateApiKey } from "../../src/credentials/api-key.js";
 import { RetryInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
 import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
 import type { ApiKeyRecord } from "../../src/nats/api-key-store.js";
-import { apiKeyDigest, generateApiKey } from "../../src/credentials/api-key.js";
 import { startApiKeyVerifier } from "../../src/server/api-key-verifier.js";
 import { SERVICE_TOKEN, startTestService, type TestService } from "../support/service.js";
 
@@ -25,6 +25,7 @@ function slowStore(delayMs = 20) {
       store.lookups.set(digest, (store.lookups.get(digest) ?? 0) + 1);
       store.inFlight++;
       store.maxInFlight = Math.max(store.maxInFlight, store.inFlight);
+      // The delay is the point: look-ups in flight at once are what these tests count.
       await new Promise((r) => setTimeout(r, delayMs));
       store.inFlight--;
       const record = records.get(digest);

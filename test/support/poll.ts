@@ -10,6 +10,11 @@ export interface UntilOptions {
   everyMs?: number;
 }
 
+/** What `until` throws when the time is up (a check that throws fails with its own error). */
+export class WaitTimedOut extends Error {
+  override name = "WaitTimedOut";
+}
+
 /**
  * Polls `check` until it answers anything but `undefined`, `null` or `false`, and returns that
  * answer (so `until("the delivery", () => received.find(...))` hands back the delivery). After
@@ -31,5 +36,5 @@ export async function until<T>(
       setTimeout(resolve, Math.min(everyMs, Math.max(0, deadline - Date.now()))),
     );
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  throw new WaitTimedOut(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
