@@ -150,7 +150,7 @@ export interface InMemoryService {
   portal: FakePortal;
   /** A fresh customer API key for the tenant, known to the key verifier. */
   keyFor(tenantId: string): { key: string; keyId: string };
-  /** The RPC pipeline's routes and router options, for a client of another service (health). */
+  /** The in-memory transport, for a client of another service on the same routes (health). */
   transport: ReturnType<typeof createRouterTransport>;
   /** Everything the service logged, as text. */
   logText(): string;
