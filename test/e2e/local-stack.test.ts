@@ -6,7 +6,8 @@ import { type Browser, type BrowserContext, chromium, type Page } from "playwrig
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findNatsServer, freePort } from "../../src/local/nats-server.js";
 import { signatureHeaders } from "../../src/local/svix-stand-in/signing.js";
-import { publishToNats, waitFor } from "../support/publish.js";
+import { until } from "../support/poll.js";
+import { publishToNats } from "../support/publish.js";
 import { bannerExports, type Child, root, startChild } from "./child.js";
 
 // What a newcomer does on day one: `jobhooks dev`, then the banner's steps as printed (portal link,
@@ -60,15 +61,18 @@ const processed = (child: Child) =>
     .sort();
 
 async function untilListening(url: string): Promise<void> {
-  const up = await waitFor(async () => {
-    try {
-      await fetch(url, { signal: AbortSignal.timeout(1_000) });
-      return true;
-    } catch {
-      return false;
-    }
-  }, 20_000);
-  if (!up) throw new Error(`${url} did not start listening`);
+  await until(
+    `${url} to listen`,
+    async () => {
+      try {
+        await fetch(url, { signal: AbortSignal.timeout(1_000) });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { timeoutMs: 20_000 },
+  );
 }
 
 describe.skipIf(skipReason !== undefined)("the local stack, end to end", () => {
@@ -88,10 +92,15 @@ describe.skipIf(skipReason !== undefined)("the local stack, end to end", () => {
     await mkdir(ARTIFACTS, { recursive: true });
     devStartedAt = Date.now();
     dev = startChild(process.execPath, ["--import", "tsx", "src/cli.ts", "dev"], { LOG_LEVEL: "warn" });
-    const ready = await waitFor(() => dev.lines.some((l) => l.includes("export SVIX_TOKEN=")), 90_000);
-    if (!ready) throw new Error(`jobhooks dev did not come up:\n${dev.lines.join("\n")}\n${dev.stderr()}`);
+    await until("the banner", () => dev.lines.some((l) => l.includes("export SVIX_TOKEN=")), {
+      timeoutMs: 90_000,
+    }).catch(() => {
+      throw new Error(`jobhooks dev did not come up:\n${dev.lines.join("\n")}\n${dev.stderr()}`);
+    });
     // The banner's last line, so every step is there before the test reads them.
-    await waitFor(() => dev.lines.some((l) => l.includes("GetPortalLink")), 5_000);
+    await until("the banner's last line", () => dev.lines.some((l) => l.includes("GetPortalLink")), {
+      timeoutMs: 5_000,
+    });
     banner = dev.lines.join("\n");
     env = bannerExports(dev.lines);
     receivers.flask.url = `http://127.0.0.1:${await freePort()}/webhook`;
@@ -208,7 +217,11 @@ describe.skipIf(skipReason !== undefined)("the local stack, end to end", () => {
     expect(published.stdout).toContain('"eventId":"job_1.completed.1"');
 
     const express = receivers.express.child;
-    expect(await waitFor(() => processed(express).includes("job.completed job_1"), 30_000)).toBe(true);
+    await until(
+      "job_1 processed by the Express receiver",
+      () => processed(express).includes("job.completed job_1"),
+      { timeoutMs: 30_000 },
+    );
     const seconds = (Date.now() - devStartedAt) / 1000;
     console.log(`first verified webhook ${seconds.toFixed(1)} s after starting jobhooks dev`);
     await writeFile(
@@ -262,8 +275,13 @@ describe.skipIf(skipReason !== undefined)("the local stack, end to end", () => {
     ]);
     const express = receivers.express.child as Child;
     const flask = receivers.flask.child as Child;
-    await waitFor(() => processed(express).length >= 3 && processed(flask).length >= 4, 30_000);
-    // Anything the filters let through by mistake would arrive alongside; give it a moment to show.
+    await until(
+      "the events each receiver subscribed to",
+      () => processed(express).length >= 3 && processed(flask).length >= 4,
+      { timeoutMs: 30_000 },
+    );
+    // A wait on purpose: anything the filters let through by mistake would arrive alongside, and
+    // only time shows that nothing more is coming.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(processed(express)).toEqual(["job.completed job_1", "job.completed job_a", "job.failed job_b"]);
     expect(processed(flask)).toEqual([
@@ -303,7 +321,11 @@ describe.skipIf(skipReason !== undefined)("the local stack, end to end", () => {
         body,
       });
       expect(stale.status, name).toBe(400);
-      await waitFor(() => receiverLog(child as Child).filter((l) => l.msg === "rejected").length >= 2, 5_000);
+      await until(
+        `${name} logging both rejections`,
+        () => receiverLog(child as Child).filter((l) => l.msg === "rejected").length >= 2,
+        { timeoutMs: 5_000 },
+      );
       expect(receiverLog(child as Child).filter((l) => l.msg === "rejected")).toHaveLength(2);
       expect(processed(child as Child)).not.toContain("job.completed job_x");
     }
@@ -329,7 +351,8 @@ describe.skipIf(skipReason !== undefined)("the local stack, end to end", () => {
     const sent = (await first.locator("details[open]").last().textContent()) ?? "";
     expect(sent).toContain("webhook-signature: v1,");
     expect(sent).toContain("X-Receiver: •••");
-    // An opened payload stays open across the page's refresh.
+    // An opened payload stays open across the page's refresh. A wait on purpose: the page refreshes
+    // itself every few seconds, and the point is that one refresh has happened.
     await new Promise((resolve) => setTimeout(resolve, 3_500));
     expect(await first.locator("details.payload").getAttribute("open")).not.toBeNull();
     await page.screenshot({ path: path.join(ARTIFACTS, "portal-attempts.png"), fullPage: true });
@@ -353,7 +376,9 @@ describe.skipIf(skipReason !== undefined)("the local stack, end to end", () => {
     await expect.poll(() => page.getByRole("status").textContent()).toContain("Test event job.failed sent");
     const express = receivers.express.child as Child;
     // The example payload's job, sent to this endpoint only.
-    expect(await waitFor(() => processed(express).includes("job.failed job_123"), 10_000)).toBe(true);
+    await until("job_123 processed by the Express receiver", () =>
+      processed(express).includes("job.failed job_123"),
+    );
     expect(processed(receivers.flask.child as Child)).not.toContain("job.failed job_123");
   });
 
@@ -364,12 +389,9 @@ describe.skipIf(skipReason !== undefined)("the local stack, end to end", () => {
     await expect.poll(() => page.getByRole("status").textContent()).toContain(`Message ${msgId} sent again`);
     const express = receivers.express.child as Child;
     // The receiver de-duplicates on webhook-id, which a resend keeps, as Svix's does.
-    expect(
-      await waitFor(
-        () => receiverLog(express).some((l) => l.msg === "duplicate" && l.webhook_id === msgId),
-        10_000,
-      ),
-    ).toBe(true);
+    await until("the resend seen as a duplicate by the Express receiver", () =>
+      receiverLog(express).some((l) => l.msg === "duplicate" && l.webhook_id === msgId),
+    );
     await expect
       .poll(() => page.locator(`[data-message="${msgId}"]`).textContent(), { timeout: 10_000 })
       .toContain("(manual)");

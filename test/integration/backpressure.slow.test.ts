@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
-import { waitFor } from "../support/publish.js";
+import { until } from "../support/poll.js";
 import { type ServiceProcess, spawnService } from "../support/spawn-service.js";
 import { checkDelivery, metricValue, rssMb, startSteadyLoad } from "../support/steady-load.js";
 
@@ -55,6 +55,7 @@ async function publishFor(
   const started = Date.now();
   try {
     for (let s = 1; s <= seconds; s++) {
+      // Pacing on purpose: one sample a second of a steady load.
       await new Promise((r) => setTimeout(r, Math.max(0, started + s * 1_000 - Date.now())));
       await onSecond?.(s);
     }
@@ -67,7 +68,10 @@ async function publishFor(
 
 /** Waits until every accepted event is at Svix; events/s from the first to the last arrival. */
 async function drainRate(tenant: string, expected: number, since: number): Promise<number> {
-  expect(await waitFor(() => svix.state.messages(tenant).length >= expected, 240_000, 250)).toBe(true);
+  await until(`all ${expected} messages at Svix`, () => svix.state.messages(tenant).length >= expected, {
+    timeoutMs: 240_000,
+    everyMs: 250,
+  });
   const arrivals = svix.state
     .messages(tenant)
     .map((m) => Date.parse(m.timestamp))
@@ -104,6 +108,7 @@ describe("backpressure", () => {
     svix.faults.clear();
     const atRecovery = svix.state.messages("outage").length;
     const recoveryRate = await drainRate("outage", outage.accepted.length, recovered);
+    // A wait on purpose: a late duplicate would arrive now, and only time shows none is coming.
     await new Promise((r) => setTimeout(r, 2_000));
 
     const at = (s: number) => rss.find((r) => r.s >= s)?.mb ?? Number.NaN;

@@ -14,9 +14,10 @@ import {
 import { freePort } from "../../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { openApiKeyStore } from "../../src/nats/api-key-store.js";
+import { until } from "../support/poll.js";
 import { type RelayStack, startRelayStack } from "../support/relay-stack.js";
 import { SERVICE_TOKEN } from "../support/service.js";
-import { sdkFor, startWebhookReceiver, type WebhookReceiver, waitFor } from "../svix-stand-in/support.js";
+import { sdkFor, startWebhookReceiver, type WebhookReceiver } from "../svix-stand-in/support.js";
 
 // "Did the customer get it?" end to end: the service with its relay, the Svix stand-in delivering
 // to two real endpoints on loopback (one answers 200, one 500), Svix's operational webhooks into
@@ -47,22 +48,6 @@ async function failure(call: Promise<unknown>): Promise<ConnectError> {
     return ConnectError.from(err);
   }
   throw new Error("expected the call to fail");
-}
-
-/** Polls an async check until it returns a value, at most `timeoutMs`. */
-async function eventually<T>(
-  check: () => Promise<T | undefined>,
-  timeoutMs: number,
-  what: string,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (let round = 0; round < 1_000; round++) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
 async function publish(tenantId: string, jobId: string, status: JobStatus, extra: object = {}) {
@@ -119,13 +104,13 @@ describe("ListJobDeliveries", () => {
     const created = await publish(TENANT, "job_123", JobStatus.CREATED);
     const completed = await publish(TENANT, "job_123", JobStatus.COMPLETED, { result: { pages: 12 } });
     // Both events reached both endpoints at least once.
-    await waitFor(
+    await until(
+      "first attempts of both events at both endpoints",
       () =>
         stack.svix.state.messages(TENANT).filter((m) => m.eventId?.startsWith("job_123.")).length === 2 &&
         stack.svix.state.attempts().filter((a) => a.url.startsWith(ok.url)).length >= 2 &&
         stack.svix.state.attempts().filter((a) => a.url.startsWith(failing.url)).length >= 2,
-      20_000,
-      "first attempts of both events at both endpoints",
+      { timeoutMs: 20_000 },
     );
 
     const res = await client().listJobDeliveries({ jobId: "job_123" }, { headers: bearer(acmeKey) });
@@ -163,7 +148,8 @@ describe("ListJobDeliveries", () => {
     } finally {
       await pub.close();
     }
-    const events = await eventually(
+    const events = await until(
+      "the dead letter",
       async () => {
         const res = await client().listJobDeliveries(
           { tenantId: TENANT, jobId: "job_dead" },
@@ -172,8 +158,7 @@ describe("ListJobDeliveries", () => {
         // Listed as waiting until the relay has taken and dead-lettered it.
         return res.events[0]?.location === EventLocation.DEAD_LETTERED ? res.events : undefined;
       },
-      20_000,
-      "the dead letter",
+      { timeoutMs: 20_000 },
     );
     expect(events[0]).toMatchObject({
       eventId: "dead-1",
@@ -192,12 +177,13 @@ describe("ListJobDeliveries", () => {
       eventId: "publisher-chosen-7",
       sequence: 7n,
     });
-    await waitFor(
-      () => stack.svix.state.messages(TENANT).some((m) => m.eventId === "publisher-chosen-7"),
-      20_000,
+    await until(
       "the relayed message at Svix",
+      () => stack.svix.state.messages(TENANT).some((m) => m.eventId === "publisher-chosen-7"),
+      { timeoutMs: 20_000 },
     );
-    const events = await eventually(
+    const events = await until(
+      "the event listed as relayed",
       async () => {
         const res = await client().listJobDeliveries(
           { tenantId: TENANT, jobId: "job_tagged" },
@@ -205,8 +191,7 @@ describe("ListJobDeliveries", () => {
         );
         return res.events[0]?.location === EventLocation.RELAYED ? res.events : undefined;
       },
-      20_000,
-      "the event listed as relayed",
+      { timeoutMs: 20_000 },
     );
     expect(events.map((e) => [e.eventId, e.status, e.location])).toEqual([
       ["publisher-chosen-7", JobStatus.PROCESSING, EventLocation.RELAYED],
@@ -261,16 +246,23 @@ describe("operational webhooks into jobhooks", () => {
       },
     },
   });
-  function signed(secret: string, timestamp: number, msgId = "msg_ops_1"): Record<string, string> {
+  function signed(
+    secret: string,
+    timestamp: number,
+    msgId = "msg_ops_1",
+    payload = body,
+  ): Record<string, string> {
     const key = Buffer.from(secret.slice("whsec_".length), "base64");
-    const sig = createHmac("sha256", key).update(`${msgId}.${timestamp}.${body}`).digest("base64");
+    const sig = createHmac("sha256", key).update(`${msgId}.${timestamp}.${payload}`).digest("base64");
     return { "webhook-id": msgId, "webhook-timestamp": String(timestamp), "webhook-signature": `v1,${sig}` };
   }
   const now = () => Math.floor(Date.now() / 1000);
-  const post = (headers: Record<string, string>) =>
-    fetch(url(), { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
-  /** A request/reply round trip through the server: anything published before it has arrived. */
-  const settle = () => nc.flush();
+  const post = (headers: Record<string, string>, payload = body) =>
+    fetch(url(), {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: payload,
+    });
 
   it("a missing, forged or stale signature is refused with 401 and nothing reaches NATS", async () => {
     const before = opsSeen.length;
@@ -278,9 +270,16 @@ describe("operational webhooks into jobhooks", () => {
     expect((await post({})).status).toBe(401);
     expect((await post(signed(forged, now()))).status).toBe(401);
     expect((await post(signed(OPS_SECRET, now() - 10 * 60))).status).toBe(401);
-    await settle();
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(opsSeen.length).toBe(before);
+    // That nothing arrived is shown by something arriving after it, not by waiting a while: a
+    // signed webhook of another type, published on the same server connection, which keeps order.
+    const sentinel = JSON.stringify({
+      type: "endpoint.enabled",
+      data: { appUid: TENANT, endpointId: "ep_x" },
+    });
+    const sentinelHeaders = signed(OPS_SECRET, now(), "msg_ops_sentinel", sentinel);
+    expect((await post(sentinelHeaders, sentinel)).status).toBe(204);
+    await until("the signed webhook sent after the refused ones", () => opsSeen.length > before);
+    expect(opsSeen.slice(before).map((m) => m.subject)).toEqual([`jobhooks.ops.${TENANT}.endpoint_enabled`]);
     const metrics = await (await fetch(`${stack.svc.url}/metrics`)).text();
     expect(metrics).toMatch(/jobhooks_svix_operational_webhooks_rejected_total\{reason="signature"\} 3/);
   });
@@ -288,7 +287,7 @@ describe("operational webhooks into jobhooks", () => {
   it("a signed one is published on jobhooks.ops.<tenant>.<type> with its original body and counted", async () => {
     const before = opsSeen.length;
     expect((await post(signed(OPS_SECRET, now(), "msg_ops_2"))).status).toBe(204);
-    const m = await waitFor(() =>
+    const m = await until("the exhausted attempt on NATS", () =>
       opsSeen.slice(before).find((x) => x.subject.endsWith("message_attempt_exhausted")),
     );
     expect(m.subject).toBe(`jobhooks.ops.${TENANT}.message_attempt_exhausted`);
@@ -303,11 +302,9 @@ describe("operational webhooks into jobhooks", () => {
     await ops.endpoint.create("initech", { url: `${failing.url}/initech` });
     await ops.message.create("initech", { eventType: "job.failed", eventId: "j-x.failed", payload: {} });
     const subjects = () => new Set(opsSeen.map((m) => m.subject));
-    await waitFor(
-      () => subjects().has("jobhooks.ops.initech.endpoint_disabled"),
-      30_000,
-      "endpoint.disabled on NATS",
-    );
+    await until("endpoint.disabled on NATS", () => subjects().has("jobhooks.ops.initech.endpoint_disabled"), {
+      timeoutMs: 30_000,
+    });
     expect(subjects()).toContain("jobhooks.ops.initech.message_attempt_exhausted");
     expect(subjects()).toContain("jobhooks.ops.initech.message_attempt_failing");
   });

@@ -3,6 +3,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
 import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
+import { until } from "../support/poll.js";
 import { readStream, SERVICE_TOKEN, startTestService, type TestService } from "../support/service.js";
 
 const headers = { authorization: `Bearer ${SERVICE_TOKEN}` };
@@ -25,17 +26,6 @@ async function readyStatus(): Promise<number> {
   return (await fetch(`${svc.url}/readyz`)).status;
 }
 
-/** Polls until `f` returns `want`, for at most `ms`. */
-async function eventually<T>(f: () => Promise<T>, want: T, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last = await f();
-  while (last !== want && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    last = await f();
-  }
-  return last;
-}
-
 describe("a NATS outage", () => {
   it("answers UNAVAILABLE within the caller's deadline, turns /readyz red, and recovers without a restart", async () => {
     expect(await readyStatus()).toBe(200);
@@ -51,12 +41,15 @@ describe("a NATS outage", () => {
     const elapsed = Date.now() - started;
     expect(ConnectError.from(err).code).toBe(Code.Unavailable);
     expect(elapsed).toBeLessThan(3_000);
-    expect(await eventually(readyStatus, 503, 10_000)).toBe(503);
+    await until("/readyz to answer 503", async () => (await readyStatus()) === 503, { everyMs: 100 });
     const body = await (await fetch(`${svc.url}/readyz`)).json();
     expect(body).toMatchObject({ ready: false, checks: { nats: { ok: false } } });
 
     await nats.restart();
-    expect(await eventually(readyStatus, 200, 20_000)).toBe(200);
+    await until("/readyz to answer 200", async () => (await readyStatus()) === 200, {
+      timeoutMs: 20_000,
+      everyMs: 100,
+    });
     const res = await client().publishJobEvent(
       { event: { tenantId: "acme", jobId: "after-outage", status: JobStatus.CREATED } },
       { headers, timeoutMs: 10_000 },
@@ -66,6 +59,7 @@ describe("a NATS outage", () => {
 
   it("only delays a call whose deadline outlasts a short outage", async () => {
     await nats.stop();
+    // The outage's length is the point: shorter than the call's deadline, longer than one attempt.
     const restart = new Promise<void>((resolve) => setTimeout(() => resolve(nats.restart()), 1_500));
     const res = await client().publishJobEvent(
       { event: { tenantId: "acme", jobId: "across-outage", status: JobStatus.CREATED } },

@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
-import { publishToNats, waitFor } from "../support/publish.js";
+import { until } from "../support/poll.js";
+import { publishToNats } from "../support/publish.js";
 import { expectExactlyOnceInOrder, jobEvents } from "../support/relay-stack.js";
 import { type ServiceProcess, spawnService } from "../support/spawn-service.js";
 
@@ -55,14 +56,18 @@ describe("relay crashes and restarts", () => {
     svix.faults.inject({ route: "v1.message.create", kind: "503", fraction: 0.3 });
     const first = await relayProcess();
     await publishToNats(nats.url, jobEvents("killed", 100, 10));
-    expect(await waitFor(() => delivered("killed") >= 200, 60_000, 50)).toBe(true);
+    await until("200 deliveries before the kill", () => delivered("killed") >= 200, { timeoutMs: 60_000 });
     await first.kill();
     const atKill = delivered("killed");
     expect(atKill).toBeLessThan(1_000);
 
     await relayProcess();
-    expect(await waitFor(() => delivered("killed") >= 1_000, 90_000, 250)).toBe(true);
+    await until("all 1,000 deliveries", () => delivered("killed") >= 1_000, {
+      timeoutMs: 90_000,
+      everyMs: 250,
+    });
     svix.faults.clear();
+    // A wait on purpose: a late duplicate would arrive now, and only time shows none is coming.
     await new Promise((r) => setTimeout(r, 1_000));
     expectExactlyOnceInOrder(svix, "killed", 100, 10);
   });
@@ -73,14 +78,23 @@ describe("relay crashes and restarts", () => {
     svix.faults.inject({ route: "v1.message.create", kind: "latency", latencyMs: 20, fraction: 1 });
     const relay = await relayProcess();
     await publishToNats(nats.url, jobEvents("nats-restart", 100, 10));
-    expect(await waitFor(() => delivered("nats-restart") >= 200, 60_000, 50)).toBe(true);
+    await until("200 deliveries before NATS goes down", () => delivered("nats-restart") >= 200, {
+      timeoutMs: 60_000,
+    });
     await nats.kill();
+    // The outage's length is the point: NATS stays down a second, as a crashed node would.
     await new Promise((r) => setTimeout(r, 1_000));
     await nats.restart();
-    expect(await waitFor(() => delivered("nats-restart") >= 1_000, 90_000, 250)).toBe(true);
+    await until("all 1,000 deliveries", () => delivered("nats-restart") >= 1_000, {
+      timeoutMs: 90_000,
+      everyMs: 250,
+    });
+    // A wait on purpose: a late duplicate would arrive now, and only time shows none is coming.
     await new Promise((r) => setTimeout(r, 1_000));
     expectExactlyOnceInOrder(svix, "nats-restart", 100, 10);
-    expect(await waitFor(async () => (await fetch(`${relay.url}/readyz`)).ok, 15_000)).toBe(true);
+    await until("the relay ready again", async () => (await fetch(`${relay.url}/readyz`)).ok, {
+      timeoutMs: 15_000,
+    });
   });
 
   it("two relay processes split the work in order, and when one is killed the other finishes", {
@@ -90,12 +104,16 @@ describe("relay crashes and restarts", () => {
     const a = await relayProcess();
     const b = await relayProcess();
     await publishToNats(nats.url, jobEvents("pair", 100, 20));
-    expect(await waitFor(() => delivered("pair") >= 600, 60_000, 50)).toBe(true);
+    await until("600 deliveries by the pair", () => delivered("pair") >= 600, { timeoutMs: 60_000 });
     const [byA, byB] = await Promise.all([relayedBy(a), relayedBy(b)]);
     expect(byA).toBeGreaterThan(0);
     expect(byB).toBeGreaterThan(0);
     await a.kill();
-    expect(await waitFor(() => delivered("pair") >= 2_000, 90_000, 250)).toBe(true);
+    await until("all 2,000 deliveries", () => delivered("pair") >= 2_000, {
+      timeoutMs: 90_000,
+      everyMs: 250,
+    });
+    // A wait on purpose: a late duplicate would arrive now, and only time shows none is coming.
     await new Promise((r) => setTimeout(r, 1_000));
     expectExactlyOnceInOrder(svix, "pair", 100, 20);
     expect(await relayedBy(b)).toBeGreaterThan(byB);

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NatsServer } from "../../src/local/nats-server.js";
 import type { SvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { listDeadLetters } from "../../src/relay/dlq.js";
-import { publishToNats, waitFor } from "../support/publish.js";
+import { until } from "../support/poll.js";
+import { publishToNats } from "../support/publish.js";
 import { type RelayStack, startRelayStack } from "../support/relay-stack.js";
 import type { TestService } from "../support/service.js";
 
@@ -52,8 +53,8 @@ describe("poison published straight to NATS", () => {
       { subject: "jobs.poison.fine.completed", body: JSON.stringify({ result: { ok: true } }) },
     ]);
 
-    expect(await waitFor(async () => (await listDeadLetters(nc)).length >= 8, 20_000)).toBe(true);
-    expect(await waitFor(() => svix.state.messages("poison").length === 1, 10_000)).toBe(true);
+    await until("8 dead letters", async () => (await listDeadLetters(nc)).length >= 8, { timeoutMs: 20_000 });
+    await until("the one good message at Svix", () => svix.state.messages("poison").length === 1);
     expect(svix.state.messages("poison")[0]?.eventId).toBe("fine.completed");
 
     const bySubject = new Map((await listDeadLetters(nc)).map((d) => [d.subject, d]));
@@ -89,8 +90,12 @@ describe("poison published straight to NATS", () => {
     svix.faults.clear();
     const replay = await cli("dlq", "replay", "--all");
     expect(replay.stderr).toContain("8 of 8 replayed");
-    expect(await waitFor(() => svix.state.messages("svix-rejects").length === 1, 15_000)).toBe(true);
-    expect(await waitFor(async () => (await listDeadLetters(nc)).length === 7, 15_000)).toBe(true);
+    await until("the one accepted message at Svix", () => svix.state.messages("svix-rejects").length === 1, {
+      timeoutMs: 15_000,
+    });
+    await until("7 dead letters", async () => (await listDeadLetters(nc)).length === 7, {
+      timeoutMs: 15_000,
+    });
     const again = await listDeadLetters(nc);
     expect(again.map((d) => d.subject).sort()).toEqual(
       expectations

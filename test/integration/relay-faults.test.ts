@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { NatsServer } from "../../src/local/nats-server.js";
 import type { SvixStandIn } from "../../src/local/svix-stand-in/index.js";
-import { publishToNats, waitFor } from "../support/publish.js";
+import { until } from "../support/poll.js";
+import { publishToNats } from "../support/publish.js";
 import {
   expectExactlyOnceInOrder,
   jobEvents,
@@ -53,8 +54,12 @@ describe("the relay under Svix faults", () => {
     injectRandomFaults();
     try {
       await publishToNats(nats.url, jobEvents("flaky", 100, 20));
-      expect(await waitFor(() => svix.state.messages("flaky").length >= 2_000, 90_000, 250)).toBe(true);
-      await new Promise((r) => setTimeout(r, 2_000)); // a late duplicate would arrive now
+      await until("2,000 messages at Svix", () => svix.state.messages("flaky").length >= 2_000, {
+        timeoutMs: 90_000,
+        everyMs: 250,
+      });
+      // A wait on purpose: a late duplicate would arrive now, and only time shows none is coming.
+      await new Promise((r) => setTimeout(r, 2_000));
       expectExactlyOnceInOrder(svix, "flaky", 100, 20);
       const faulted = svix.state.requests().filter((r) => r.route === "v1.message.create" && r.fault);
       expect(faulted.length).toBeGreaterThan(200);
@@ -70,6 +75,7 @@ describe("the relay under Svix faults", () => {
     svix.faults.inject({ route: "v1.message.create", kind: "503" });
     const outageStart = Date.now();
     await publishToNats(nats.url, jobEvents("outage", 50, 20));
+    // The outage's length is the point of the test: 20 s of every create failing.
     await new Promise((r) => setTimeout(r, Math.max(0, 20_000 - (Date.now() - outageStart))));
     const outageEnd = Date.now();
     svix.faults.clear();
@@ -87,11 +93,17 @@ describe("the relay under Svix faults", () => {
 
     // Full speed: within 5 s of recovery the relay is delivering again, at a rate close to
     // what it reaches with the same faults and no outage.
-    expect(await waitFor(() => svix.state.messages("outage").length > 0, 5_000, 50)).toBe(true);
+    await until("the first message after the outage", () => svix.state.messages("outage").length > 0, {
+      timeoutMs: 5_000,
+    });
     const resumedAfter = Date.now() - outageEnd;
     expect(resumedAfter).toBeLessThan(5_000);
-    expect(await waitFor(() => svix.state.messages("outage").length >= 1_000, 60_000, 250)).toBe(true);
+    await until("1,000 messages at Svix", () => svix.state.messages("outage").length >= 1_000, {
+      timeoutMs: 60_000,
+      everyMs: 250,
+    });
     svix.faults.clear();
+    // A wait on purpose: a late duplicate would arrive now, and only time shows none is coming.
     await new Promise((r) => setTimeout(r, 2_000));
     expectExactlyOnceInOrder(svix, "outage", 50, 20);
   });

@@ -8,7 +8,7 @@ import { JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb
 import type { NatsServer } from "../../src/local/nats-server.js";
 import type { SvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { tracingRequested } from "../../src/tracing/tracing.js";
-import { waitFor } from "../support/publish.js";
+import { until } from "../support/poll.js";
 import { type RelayStack, startRelayStack } from "../support/relay-stack.js";
 import { SERVICE_TOKEN, type TestService } from "../support/service.js";
 
@@ -58,13 +58,12 @@ describe("tracing", () => {
         },
       },
     );
-    expect(await waitFor(() => svix.state.messages("traced").length === 1, 10_000)).toBe(true);
-    expect(
-      await waitFor(
-        () => exporter.getFinishedSpans().some((s) => s.name === "jobhooks relay attempt"),
-        5_000,
-      ),
-    ).toBe(true);
+    await until("the message at Svix", () => svix.state.messages("traced").length === 1);
+    await until(
+      "the relay attempt span",
+      () => exporter.getFinishedSpans().some((s) => s.name === "jobhooks relay attempt"),
+      { timeoutMs: 5_000 },
+    );
 
     const spans = exporter.getFinishedSpans();
     const rpc = spans.find((s) => s.name === "jobhooks.v1.WebhookService/PublishJobEvent");

@@ -25,6 +25,7 @@ function slowStore(delayMs = 20) {
       store.lookups.set(digest, (store.lookups.get(digest) ?? 0) + 1);
       store.inFlight++;
       store.maxInFlight = Math.max(store.maxInFlight, store.inFlight);
+      // The delay is the point: look-ups in flight at once are what these tests count.
       await new Promise((r) => setTimeout(r, delayMs));
       store.inFlight--;
       const record = records.get(digest);

@@ -3,7 +3,7 @@ import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/t
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DLQ_STREAM } from "../../src/nats/provision.js";
 import { listDeadLetters } from "../../src/relay/dlq.js";
-import { waitFor } from "../support/publish.js";
+import { until } from "../support/poll.js";
 import { type RelayStack, startRelayStack } from "../support/relay-stack.js";
 
 let stack: RelayStack;
@@ -32,7 +32,9 @@ describe("dead-lettering never depends on the headers a publisher chose", () => 
       await js.publish("jobs.careful.job-1.processing", JSON.stringify({ sequence: String(seq) }));
     }
 
-    expect(await waitFor(() => stack.svix.state.messages("careful").length === 5, 20_000)).toBe(true);
+    await until("the 5 good messages at Svix", () => stack.svix.state.messages("careful").length === 5, {
+      timeoutMs: 20_000,
+    });
     const dead = await listDeadLetters(nc);
     expect(dead).toHaveLength(1);
     expect(dead[0]).toMatchObject({ reason: "malformed", subject: "jobs.careful.job-1.created" });
@@ -46,9 +48,9 @@ describe("dead-lettering never depends on the headers a publisher chose", () => 
     expect(stored?.header?.get("X-Publisher")).toBe("careful-service");
     expect(new TextDecoder().decode(stored?.data)).toBe("this is {not json");
     // Nothing left behind: the stream holds no unrelayed event.
-    expect(await waitFor(async () => (await jsm.streams.info("JOBS")).state.messages === 0, 5_000)).toBe(
-      true,
-    );
+    await until("the JOBS stream empty", async () => (await jsm.streams.info("JOBS")).state.messages === 0, {
+      timeoutMs: 5_000,
+    });
   });
 
   it("a dead letter JetStream still refuses is sent again with only its body and jobhooks' headers", async () => {
@@ -64,7 +66,9 @@ describe("dead-lettering never depends on the headers a publisher chose", () => 
       await js.publish("jobs.tight.job-1.created", "still {not json", { headers: h });
       await js.publish("jobs.tight.job-1.completed", "{}");
 
-      expect(await waitFor(() => stack.svix.state.messages("tight").length === 1, 20_000)).toBe(true);
+      await until("the good message at Svix", () => stack.svix.state.messages("tight").length === 1, {
+        timeoutMs: 20_000,
+      });
       const dead = (await listDeadLetters(nc)).filter((d) => d.subject === "jobs.tight.job-1.created");
       expect(dead).toHaveLength(1);
       expect(dead[0]?.reason).toBe("malformed");

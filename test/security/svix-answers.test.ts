@@ -2,7 +2,8 @@ import { Svix } from "svix";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../src/log/logger.js";
 import { createSvixGateway } from "../../src/svix/gateway.js";
-import { publishToNats, waitFor } from "../support/publish.js";
+import { until } from "../support/poll.js";
+import { publishToNats } from "../support/publish.js";
 import { type RelayStack, startRelayStack } from "../support/relay-stack.js";
 
 let stack: RelayStack;
@@ -24,7 +25,9 @@ describe("Svix's answers are read exactly", () => {
     await publishToNats(stack.nats.url, [
       { subject: "jobs.conflicted.job-1.completed", body: JSON.stringify({ result: { ok: true } }) },
     ]);
-    expect(await waitFor(() => stack.svix.state.messages("conflicted").length === 1, 20_000)).toBe(true);
+    await until("the message at Svix", () => stack.svix.state.messages("conflicted").length === 1, {
+      timeoutMs: 20_000,
+    });
     expect(stack.svix.state.messages("conflicted")[0]?.eventId).toBe("job-1.completed");
   });
 
@@ -38,16 +41,12 @@ describe("Svix's answers are read exactly", () => {
       application: { uid: "twice", name: "twice" },
     });
     await publishToNats(stack.nats.url, [{ subject: "jobs.twice.job-1.created", body: "{}" }]);
-    expect(
-      await waitFor(
-        () => messageCreates().some((r) => r.path === "/api/v1/app/twice/msg" && r.status === 409),
-        20_000,
-      ),
-    ).toBe(true);
-    expect(
-      await waitFor(async () => (await streamMessages()) === 0, 10_000),
-      "the duplicate is acked, not retried",
-    ).toBe(true);
+    await until(
+      "the 409 for the second create",
+      () => messageCreates().some((r) => r.path === "/api/v1/app/twice/msg" && r.status === 409),
+      { timeoutMs: 20_000 },
+    );
+    await until("the duplicate acked, not retried", async () => (await streamMessages()) === 0);
     expect(stack.svix.state.messages("twice")).toHaveLength(1);
   });
 
@@ -57,14 +56,13 @@ describe("Svix's answers are read exactly", () => {
       { subject: "jobs.tenant-a.job-1.created", body: "{}" },
       { subject: "jobs.auto_tenant.job-1.created", body: "{}" },
     ]);
-    expect(
-      await waitFor(
-        () =>
-          stack.svix.state.messages("tenant-a").length === 1 &&
-          stack.svix.state.messages("auto_tenant").length === 1,
-        20_000,
-      ),
-    ).toBe(true);
+    await until(
+      "both messages at Svix",
+      () =>
+        stack.svix.state.messages("tenant-a").length === 1 &&
+        stack.svix.state.messages("auto_tenant").length === 1,
+      { timeoutMs: 20_000 },
+    );
     const keys = messageCreates()
       .filter((r) => r.status === 202)
       .map((r) => r.idempotencyKey);

@@ -239,6 +239,7 @@ describe("slow and idle clients", () => {
       [Symbol.asyncIterator]();
     try {
       expect((await stream.next()).value?.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      // A wait on purpose: three idle timeouts pass while the stream stays open.
       await new Promise((resolve) => setTimeout(resolve, 600));
       server.health.set("", false);
       expect((await stream.next()).value?.status).toBe(HealthCheckResponse_ServingStatus.NOT_SERVING);

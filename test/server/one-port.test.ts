@@ -144,6 +144,7 @@ async function rawExchange(port: number, chunks: string[], done: (seen: string) 
   try {
     for (const chunk of chunks) {
       socket.write(Buffer.from(chunk, "latin1"));
+      // Pacing on purpose: each chunk leaves in its own packet, as from a slow client.
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     return await finished;

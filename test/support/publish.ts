@@ -1,5 +1,6 @@
 import { jetstream } from "@nats-io/jetstream";
 import { connect, headers as natsHeaders } from "@nats-io/transport-node";
+import { until, WaitTimedOut } from "./poll.js";
 
 export interface NatsPublication {
   subject: string;
@@ -43,16 +44,19 @@ export async function publishToNats(
   }
 }
 
-/** Polls `check` until it returns true, for at most `ms`; returns its last answer. */
+/**
+ * The old boolean form of `until` (./poll.js), kept only for test files being changed on another
+ * branch (test/integration/cluster.test.ts); new code uses `until`, which names what it awaited.
+ */
 export async function waitFor(
   check: () => boolean | Promise<boolean>,
   ms: number,
   everyMs = 100,
 ): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, everyMs));
+  try {
+    return await until("condition", check, { timeoutMs: ms, everyMs });
+  } catch (err) {
+    if (err instanceof WaitTimedOut) return false;
+    throw err;
   }
 }

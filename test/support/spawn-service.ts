@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { freePort } from "../../src/local/nats-server.js";
+import { until, WaitTimedOut } from "./poll.js";
 
 export interface ServiceProcess {
   child: ChildProcess;
@@ -53,16 +54,21 @@ export async function spawnService(
       return exit;
     },
   };
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`jobhooks serve exited early:\n${output}`);
-    const ok = await fetch(`${url}/readyz`).then(
-      (r) => r.ok,
-      () => false,
+  try {
+    await until(
+      "jobhooks serve to be ready",
+      () => {
+        if (child.exitCode !== null) throw new Error(`jobhooks serve exited early:\n${output}`);
+        return fetch(`${url}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        );
+      },
+      { timeoutMs: 30_000, everyMs: 100 },
     );
-    if (ok) return proc;
-    await new Promise((r) => setTimeout(r, 100));
+  } catch (err) {
+    await proc.kill();
+    throw err instanceof WaitTimedOut ? new Error(`jobhooks serve did not become ready:\n${output}`) : err;
   }
-  await proc.kill();
-  throw new Error(`jobhooks serve did not become ready:\n${output}`);
+  return proc;
 }

@@ -149,6 +149,7 @@ export async function startSteadyLoad(o: SteadyLoadOptions): Promise<SteadyLoad>
           // a reconnect); the same Nats-Msg-Id makes the retry safe.
           retry(`nats ${(err as Error).name ?? "error"}`);
         }
+        // A publisher's retry backoff, as a real one waits: pacing on purpose, not a wait for a state.
         await new Promise((r) =>
           setTimeout(r, Math.min(1_000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2)),
         );

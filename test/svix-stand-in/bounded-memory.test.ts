@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
-import { sdkFor, startWebhookReceiver, type WebhookReceiver, waitFor } from "./support.js";
+import { until } from "../support/poll.js";
+import { sdkFor, startWebhookReceiver, type WebhookReceiver } from "./support.js";
 
 describe("the stand-in's bounded memory", () => {
   let standIn: SvixStandIn;
@@ -22,10 +23,9 @@ describe("the stand-in's bounded memory", () => {
     await svix.endpoint.create("t", { url: receiver.url });
     for (let i = 1; i <= 8; i++)
       await svix.message.create("t", { eventType: "job.created", eventId: `e${i}`, payload: {} });
-    await waitFor(
-      () => receiver.received.length === 8 && standIn.state.pendingDeliveries() === 0,
-      10_000,
+    await until(
       "deliveries",
+      () => receiver.received.length === 8 && standIn.state.pendingDeliveries() === 0,
     );
 
     expect(standIn.state.messages().map((m) => m.eventId)).toEqual(["e4", "e5", "e6", "e7", "e8"]);

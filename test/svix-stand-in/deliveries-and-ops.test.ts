@@ -1,8 +1,9 @@
 import { ApiException, AppPortalCapability, MessageStatus, type Svix, Webhook } from "svix";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
+import { until } from "../support/poll.js";
 import { loadOpenApiContract } from "./openapi-contract.js";
-import { rejectionOf, sdkFor, startWebhookReceiver, type WebhookReceiver, waitFor } from "./support.js";
+import { rejectionOf, sdkFor, startWebhookReceiver, type WebhookReceiver } from "./support.js";
 
 // What ListJobDeliveries, RevokePortalSessions and the operational-webhook route rely on, against
 // the stand-in, with every answer and operational payload held to openapi.json.
@@ -44,7 +45,7 @@ describe("deliveries, revocation and capabilities in the stand-in", () => {
       eventId: "j1.completed",
       payload: {},
     });
-    await waitFor(() => standIn.state.attempts({ msgId: msg.id }).length >= 2, 10_000, "both first attempts");
+    await until("both first attempts", () => standIn.state.attempts({ msgId: msg.id }).length >= 2);
     const listed = await svix.messageAttempt.listAttemptedDestinations("dest", "j1.completed");
     const byId = new Map(listed.data.map((d) => [d.id, d]));
     expect(byId.get(good.id)?.status).toBe(MessageStatus.Success);
@@ -156,7 +157,7 @@ describe("operational webhooks from the stand-in", () => {
       eventId: "j9.failed",
       payload: {},
     });
-    await waitFor(() => received("endpoint.disabled").length > 0, 20_000, "endpoint.disabled");
+    await until("endpoint.disabled", () => received("endpoint.disabled").length > 0, { timeoutMs: 20_000 });
     expect(received("message.attempt.failing")).toHaveLength(1);
     const [exhausted] = received("message.attempt.exhausted");
     expect(exhausted?.data).toMatchObject({
@@ -193,7 +194,7 @@ describe("operational webhooks from the stand-in", () => {
         eventId: "j10.failed",
         payload: {},
       });
-      await waitFor(() => received("message.attempt.recovered").length > 0, 20_000, "recovered");
+      await until("recovered", () => received("message.attempt.recovered").length > 0, { timeoutMs: 20_000 });
       const [recovered] = received("message.attempt.recovered");
       expect(recovered?.data).toMatchObject({ appUid: "ops-recover", msgEventId: "j10.failed" });
       expect(contract.errorsAgainst("MessageAttemptRecoveredEvent", recovered)).toEqual([]);

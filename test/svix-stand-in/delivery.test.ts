@@ -7,8 +7,9 @@ import {
   type SvixStandIn,
   startSvixStandIn,
 } from "../../src/local/svix-stand-in/index.js";
+import { until } from "../support/poll.js";
 import { loadOpenApiContract } from "./openapi-contract.js";
-import { sdkFor, startWebhookReceiver, type WebhookReceiver, waitFor } from "./support.js";
+import { sdkFor, startWebhookReceiver, type WebhookReceiver } from "./support.js";
 
 // Deliveries to real loopback receivers: signatures, filters, custom headers, retries.
 
@@ -63,11 +64,7 @@ describe("delivery to endpoints", () => {
       eventId: "job_1.completed",
       payload,
     });
-    const [delivery] = await waitFor(
-      () => receiver.received.length === 1 && receiver.received,
-      10_000,
-      "the delivery",
-    );
+    const [delivery] = await until("the delivery", () => receiver.received.length === 1 && receiver.received);
     expect(JSON.parse(delivery?.rawBody ?? "")).toEqual(payload);
     const headers = delivery?.headers as Record<string, string>;
     expect(headers["webhook-id"]).toBe(msg.id);
@@ -88,11 +85,7 @@ describe("delivery to endpoints", () => {
     });
     await svix.endpoint.patchHeaders(app, endpoint.id, { headers: { "X-Extra": "yes" } });
     await svix.message.create(app, { eventType: "job.created", payload: {} });
-    const [delivery] = await waitFor(
-      () => receiver.received.length === 1 && receiver.received,
-      10_000,
-      "the delivery",
-    );
+    const [delivery] = await until("the delivery", () => receiver.received.length === 1 && receiver.received);
     expect(delivery?.headers).toMatchObject({
       "x-tenant": app,
       authorization: "Bearer abc",
@@ -109,7 +102,7 @@ describe("delivery to endpoints", () => {
     for (const eventType of ["job.created", "job.completed", "job.failed"]) {
       await svix.message.create(app, { eventType, payload: { type: eventType } });
     }
-    await waitFor(() => receiver.received.length === 4, 10_000, "four deliveries");
+    await until("four deliveries", () => receiver.received.length === 4);
     const typesAt = (path: string) =>
       receiver.received
         .filter((r) => r.path === path)
@@ -130,10 +123,9 @@ describe("delivery to endpoints", () => {
       payload: { n: 2 },
     });
     await svix.message.create(app, { eventType: "job.created", payload: { n: 3 } });
-    await waitFor(
-      () => receiver.received.length === 1 && standIn.state.pendingDeliveries() === 0,
-      10_000,
+    await until(
       "deliveries",
+      () => receiver.received.length === 1 && standIn.state.pendingDeliveries() === 0,
     );
     expect(receiver.received.map((r) => [r.path, JSON.parse(r.rawBody)])).toEqual([["/project-1", { n: 2 }]]);
   });
@@ -146,11 +138,9 @@ describe("delivery to endpoints", () => {
     const exhaustedBefore = standIn.state.stats().deliveries.exhausted;
     const msg = await svix.message.create(app, { eventType: "job.failed", payload: {} });
     const attempts = SVIX_RETRY_SCHEDULE_SECONDS.length;
-    await waitFor(
-      () => standIn.state.stats().deliveries.exhausted > exhaustedBefore,
-      20_000,
-      "the last attempt",
-    );
+    await until("the last attempt", () => standIn.state.stats().deliveries.exhausted > exhaustedBefore, {
+      timeoutMs: 20_000,
+    });
     expect(receiver.received).toHaveLength(attempts);
     for (let i = 1; i < attempts; i++) {
       const gap = (receiver.received[i]?.at ?? 0) - (receiver.received[i - 1]?.at ?? 0);
@@ -178,11 +168,7 @@ describe("delivery to endpoints", () => {
     receiver.respondWith((index) => (index < 2 ? 503 : 200));
     await svix.endpoint.create(app, { url: receiver.url });
     const msg = await svix.message.create(app, { eventType: "job.failed", payload: {} });
-    await waitFor(
-      () => standIn.state.attempts({ msgId: msg.id }).some((a) => a.status === 0),
-      10_000,
-      "a success",
-    );
+    await until("a success", () => standIn.state.attempts({ msgId: msg.id }).some((a) => a.status === 0));
     expect(standIn.state.attempts({ msgId: msg.id }).map((a) => a.responseStatusCode)).toEqual([
       503, 503, 200,
     ]);
@@ -198,11 +184,7 @@ describe("delivery to endpoints", () => {
     await svix.endpoint.rotateSecret(app, endpoint.id, { gracePeriodSeconds: 604_800 });
     const newKey = (await svix.endpoint.getSecret(app, endpoint.id)).key;
     await svix.message.create(app, { eventType: "job.created", payload: { during: true } });
-    const [during] = await waitFor(
-      () => receiver.received.length === 1 && receiver.received,
-      10_000,
-      "the delivery",
-    );
+    const [during] = await until("the delivery", () => receiver.received.length === 1 && receiver.received);
     const duringHeaders = during?.headers as Record<string, string>;
     expect(duringHeaders["webhook-signature"]?.split(" ")).toHaveLength(2);
     expect(() => new Webhook(oldKey).verify(during?.rawBody ?? "", duringHeaders)).not.toThrow();
@@ -211,9 +193,7 @@ describe("delivery to endpoints", () => {
     await svix.endpoint.rotateSecret(app, endpoint.id, { gracePeriodSeconds: 0 });
     const newestKey = (await svix.endpoint.getSecret(app, endpoint.id)).key;
     await svix.message.create(app, { eventType: "job.created", payload: { during: false } });
-    const after = (
-      await waitFor(() => receiver.received.length === 2 && receiver.received, 10_000, "the delivery")
-    )[1];
+    const after = (await until("the delivery", () => receiver.received.length === 2 && receiver.received))[1];
     const afterHeaders = after?.headers as Record<string, string>;
     expect(afterHeaders["webhook-signature"]?.split(" ")).toHaveLength(1);
     expect(() => new Webhook(newestKey).verify(after?.rawBody ?? "", afterHeaders)).not.toThrow();
@@ -243,10 +223,10 @@ describe("an endpoint that never answers", () => {
     const { port } = hanging.address() as AddressInfo;
     await svix.endpoint.create("t", { url: `http://127.0.0.1:${port}/never` });
     const msg = await svix.message.create("t", { eventType: "job.created", payload: {} });
-    const [attempt] = await waitFor(() => {
+    const [attempt] = await until("the attempt record", () => {
       const attempts = standIn.state.attempts({ msgId: msg.id });
       return attempts.length > 0 && attempts;
-    }, 10_000);
+    });
     expect(attempt).toMatchObject({ responseStatusCode: 0, status: 2, response: "Request timed out" });
     expect(attempt?.responseDurationMs).toBeGreaterThanOrEqual(250);
   });

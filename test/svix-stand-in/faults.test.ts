@@ -1,8 +1,9 @@
 import { ApiException, type Svix } from "svix";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
+import { until } from "../support/poll.js";
 import { loadOpenApiContract } from "./openapi-contract.js";
-import { rejectionOf, sdkFor, waitFor } from "./support.js";
+import { rejectionOf, sdkFor } from "./support.js";
 
 // Each injected fault, as the official SDK (retries off, as jobhooks' relay runs it) experiences it.
 
@@ -64,11 +65,7 @@ describe("fault injection", () => {
     const lost = message();
     const error = await rejectionOf(slow.message.create("tenant", lost, { idempotencyKey: lost.eventId }));
     expect((error as Error).name).toBe("TimeoutError");
-    await waitFor(
-      () => standIn.state.messages().some((m) => m.eventId === lost.eventId),
-      10_000,
-      "the late message",
-    );
+    await until("the late message", () => standIn.state.messages().some((m) => m.eventId === lost.eventId));
     // The retry after a lost response: same key, same answer, still one message.
     const retried = await svix.message.create("tenant", lost, { idempotencyKey: lost.eventId });
     expect(

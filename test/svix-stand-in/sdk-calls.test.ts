@@ -1,8 +1,9 @@
 import { ApiException, AppPortalCapability, type Svix } from "svix";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
+import { until } from "../support/poll.js";
 import { loadOpenApiContract } from "./openapi-contract.js";
-import { rejectionOf, sdkFor, startWebhookReceiver, type WebhookReceiver, waitFor } from "./support.js";
+import { rejectionOf, sdkFor, startWebhookReceiver, type WebhookReceiver } from "./support.js";
 
 // Every svix SDK call jobhooks makes, against the stand-in, with the answers held to openapi.json.
 
@@ -234,13 +235,9 @@ describe("the official svix SDK against the stand-in", () => {
       eventType: "job.completed",
     });
     expect(msg.eventType).toBe("job.completed");
-    const delivered = await waitFor(
-      () => receiver.received.find((r) => r.path === "/example"),
-      10_000,
-      "the example",
-    );
+    const delivered = await until("the example", () => receiver.received.find((r) => r.path === "/example"));
     expect(JSON.parse(delivered.rawBody)).toEqual(JOB_COMPLETED_SCHEMA["1"].examples[0]);
-    await waitFor(() => standIn.state.attempts({ msgId: msg.id }).length === 1, 10_000, "the attempt record");
+    await until("the attempt record", () => standIn.state.attempts({ msgId: msg.id }).length === 1);
     const byEndpoint = await svix.messageAttempt.listByEndpoint("tenant-example", endpoint.id);
     expect(byEndpoint.data.map((a) => [a.msgId, a.responseStatusCode, a.status])).toEqual([[msg.id, 204, 0]]);
     const byMsg = await svix.messageAttempt.listByMsg("tenant-example", msg.id);

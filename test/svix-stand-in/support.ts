@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { Svix } from "svix";
 import type { SvixStandIn } from "../../src/local/svix-stand-in/index.js";
 
-/** Shared by the stand-in tests: an SDK client for a stand-in, a webhook receiver, bounded waiting. */
+/** Shared by the stand-in tests: an SDK client for a stand-in, a webhook receiver. */
 
 /** Retries off: the SDK's own retries would hide the very faults these tests inject. */
 export function sdkFor(
@@ -65,22 +65,6 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
         server.closeAllConnections();
       }),
   };
-}
-
-/** Polls until `check` returns a value (not undefined/false), at most `timeoutMs`. */
-export async function waitFor<T>(
-  check: () => T | undefined | false,
-  timeoutMs = 10_000,
-  what = "condition",
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (let round = 0; round < 10_000; round++) {
-    const value = check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) break;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
 /** The error an SDK call rejected with (fails the test when it resolved). */
