@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -70,4 +71,19 @@ export function bannerExports(lines: readonly string[]): Record<string, string> 
     if (m) env[m[1] as string] = m[2] as string;
   }
   return env;
+}
+
+/**
+ * Processes whose command line names this run's TMPDIR: its nats-server (its store lives there).
+ * Asked of the process table, not of the port: another test's dev stack may take the default ports
+ * the moment this one frees them.
+ */
+export async function processesOf(tmp: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    if (cmdline.includes(tmp)) pids.push(Number(entry));
+  }
+  return pids;
 }

@@ -1,10 +1,10 @@
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { findNatsServer } from "../../src/local/nats-server.js";
 import { until } from "../support/poll.js";
-import { bannerExports, type Child, startChild } from "./child.js";
+import { bannerExports, type Child, processesOf, startChild } from "./child.js";
 
 // `jobhooks dev` leaves nothing behind, however it ends: no nats-server still listening, no temp dir
 // (which holds the service-tokens file). Each case runs the real CLI with its own TMPDIR, so what is
@@ -52,21 +52,6 @@ async function startDev(preload: string[] = []): Promise<Run> {
 /** Files this run left in its TMPDIR (tsx's compile cache is not ours). */
 async function leftovers(tmp: string): Promise<string[]> {
   return (await readdir(tmp)).filter((name) => name.startsWith("jobhooks-"));
-}
-
-/**
- * Processes whose command line names this run's TMPDIR: its nats-server (its store lives there).
- * Asked of the process table, not of the port: another test's dev stack may take the default ports
- * the moment this one frees them.
- */
-async function processesOf(tmp: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
-    if (cmdline.includes(tmp)) pids.push(Number(entry));
-  }
-  return pids;
 }
 
 async function expectNothingLeft(run: Run): Promise<void> {

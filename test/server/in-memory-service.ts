@@ -10,7 +10,7 @@ import { createLogger } from "../../src/log/logger.js";
 import type { ApiKeyRecord } from "../../src/nats/api-key-store.js";
 import {
   type JobEventPublisher,
-  PublishRejectedError,
+  PublishTooLargeError,
   PublishUnavailableError,
   type StoredEvent,
 } from "../../src/nats/publish-job-event.js";
@@ -80,7 +80,7 @@ export function fakePublisher(): FakePublisher {
         case "full":
           throw new PublishUnavailableError("the JOBS stream is full; retry", 5_000);
         case "too_large":
-          throw new PublishRejectedError("event exceeds the stream's size limit", true);
+          throw new PublishTooLargeError("event exceeds the stream's size limit");
         case "broken":
           throw new Error("nats: something nobody expected");
         case "hang":
