@@ -1,7 +1,7 @@
 import { create, fromBinary, fromJson, type JsonValue } from "@bufbuild/protobuf";
 
 import { type JobEvent, JobEventSchema } from "../gen/jobhooks/v1/webhooks_pb.js";
-import { statusFromName, statusName } from "./job-status.js";
+import { STATUS_TOKENS, statusFromName, statusName } from "./job-status.js";
 import { locateJsonErrors } from "./json-errors.js";
 import { type FieldViolation, validateJobEvent } from "./validate.js";
 
@@ -80,7 +80,7 @@ export function decodeNatsEvent(input: NatsEventInput): DecodeResult {
     return {
       ok: false,
       reason: "bad_subject",
-      detail: `unknown status token "${input.subject.status}": one of created, processing, completed, failed, cancelled`,
+      detail: `unknown status token "${input.subject.status}": one of ${STATUS_TOKENS}`,
     };
   }
   if (event.status === 0) event.status = fromSubject;

@@ -33,6 +33,14 @@ export const JOB_STATUSES = [
   },
 ] as const;
 
+/** The subject tokens, in enum order: `created, processing, completed, failed, cancelled`. */
+export const STATUS_TOKENS: string = JOB_STATUSES.map((s) => s.name).join(", ");
+
+/** The enum names a JSON or gRPC caller sends: `JOB_STATUS_CREATED, …`. */
+export const STATUS_ENUM_NAMES: string = JOB_STATUSES.map((s) => `JOB_STATUS_${s.name.toUpperCase()}`).join(
+  ", ",
+);
+
 export type JobStatusName = (typeof JOB_STATUSES)[number]["name"];
 export type JobEventType = (typeof JOB_STATUSES)[number]["eventType"];
 

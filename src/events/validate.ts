@@ -1,7 +1,7 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type JobEvent, JobStatus } from "../gen/jobhooks/v1/webhooks_pb.js";
 import { deriveEventId } from "./event-id.js";
-import { statusName } from "./job-status.js";
+import { STATUS_ENUM_NAMES, STATUS_TOKENS, statusName } from "./job-status.js";
 
 /**
  * The one validator both ingress paths share (PublishJobEvent and messages read from NATS), so a
@@ -29,8 +29,7 @@ export const LIMITS = {
 } as const;
 
 /** The valid statuses as a caller types them: the enum names (JSON, gRPC) and the subject tokens. */
-const STATUS_CHOICES =
-  "one of JOB_STATUS_CREATED, JOB_STATUS_PROCESSING, JOB_STATUS_COMPLETED, JOB_STATUS_FAILED, JOB_STATUS_CANCELLED (1-5; NATS subjects use created, processing, completed, failed, cancelled)";
+const STATUS_CHOICES = `one of ${STATUS_ENUM_NAMES} (1-5; NATS subjects use ${STATUS_TOKENS})`;
 
 // Timestamp's documented range: 0001-01-01 to 9999-12-31.
 const MIN_SECONDS = -62_135_596_800n;

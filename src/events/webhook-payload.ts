@@ -1,7 +1,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type JobEvent, JobStatus } from "../gen/jobhooks/v1/webhooks_pb.js";
 import { eventTypeOf, JOB_STATUSES, type JobEventType, statusName } from "./job-status.js";
-import { LIMITS } from "./validate.js";
+import { IDENTIFIER, LIMITS } from "./validate.js";
 
 /**
  * What a customer's endpoint receives, in the Standard Webhooks shape (docs/receiving-webhooks.md):
@@ -71,7 +71,7 @@ export function eventTypeDefinitions(): EventTypeDefinition[] {
     const dataProps: Record<string, unknown> = {
       job_id: {
         type: "string",
-        pattern: "^[A-Za-z0-9_-]{1,128}$",
+        pattern: IDENTIFIER.source,
         description: "The job whose status changed",
       },
       status: { type: "string", const: s.name },

@@ -1,6 +1,7 @@
 import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import { decodeNatsEvent } from "../events/decode-nats-event.js";
 import { statusFromName } from "../events/job-status.js";
+import { IDENTIFIER } from "../events/validate.js";
 import { JobStatus } from "../gen/jobhooks/v1/webhooks_pb.js";
 import { DEAD_HEADERS } from "../relay/dead-letter.js";
 import { DLQ_STREAM, JOBS_STREAM } from "./provision.js";
@@ -160,7 +161,7 @@ function eventIdOf(data: Uint8Array): string {
   try {
     const body = JSON.parse(Buffer.from(data).toString("utf8")) as { event_id?: unknown; eventId?: unknown };
     const id = body.event_id ?? body.eventId;
-    return typeof id === "string" && /^[A-Za-z0-9_-]{1,128}$/.test(id) ? id : "";
+    return typeof id === "string" && IDENTIFIER.test(id) ? id : "";
   } catch {
     return "";
   }

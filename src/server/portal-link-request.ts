@@ -1,4 +1,4 @@
-import { type FieldViolation, tenantIdProblem } from "../events/validate.js";
+import { type FieldViolation, IDENTIFIER, tenantIdProblem } from "../events/validate.js";
 import { type GetPortalLinkRequest, PortalRole } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { PortalRole as Role } from "../svix/portal.js";
 import type { Principal } from "./auth.js";
@@ -9,7 +9,6 @@ import type { Principal } from "./auth.js";
  */
 
 export const PORTAL_EXPIRY = { minSeconds: 3_600, maxSeconds: 7 * 86_400, defaultSeconds: 86_400 } as const;
-const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 export interface PortalLinkParams {
   tenantId: string;
@@ -59,7 +58,7 @@ export function checkPortalLinkRequest(req: GetPortalLinkRequest, caller: Princi
     }
   }
 
-  if (req.sessionId !== "" && !SESSION_ID.test(req.sessionId)) {
+  if (req.sessionId !== "" && !IDENTIFIER.test(req.sessionId)) {
     violations.push({
       field: "session_id",
       description: "must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'",

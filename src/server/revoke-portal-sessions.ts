@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type FieldViolation, tenantIdProblem } from "../events/validate.js";
+import { type FieldViolation, IDENTIFIER, tenantIdProblem } from "../events/validate.js";
 import {
   type RevokePortalSessionsRequest,
   type RevokePortalSessionsResponse,
@@ -17,7 +17,6 @@ import { badRequest, unavailable } from "./rpc-errors.js";
  * lock its tenant's admins out, nor anyone else's.
  */
 
-const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
 /** Svix takes up to 1000; a handful is what a revocation names. */
 export const MAX_REVOKED_SESSION_IDS = 50;
 
@@ -36,7 +35,7 @@ export async function revokePortalSessions(
     violations.push({ field: "session_ids", description: `at most ${MAX_REVOKED_SESSION_IDS} per call` });
   }
   req.sessionIds.forEach((id, i) => {
-    if (!SESSION_ID.test(id)) {
+    if (!IDENTIFIER.test(id)) {
       violations.push({
         field: `session_ids[${i}]`,
         description: "must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'",
