@@ -21,15 +21,19 @@ export function badRequest(code: Code, violations: FieldViolation[], prefix = ""
   ]);
 }
 
-export function unavailable(message: string, retryAfterMs: number): ConnectError {
-  return new ConnectError(message, Code.Unavailable, undefined, [
+/** An error the caller should retry as is, after `retryAfterMs` (google.rpc.RetryInfo). */
+function retryLater(code: Code, message: string, retryAfterMs: number): ConnectError {
+  return new ConnectError(message, code, undefined, [
     { desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(retryAfterMs) }) },
   ]);
 }
 
+/** UNAVAILABLE: a dependency (NATS, Svix) cannot answer now. */
+export function unavailable(message: string, retryAfterMs: number): ConnectError {
+  return retryLater(Code.Unavailable, message, retryAfterMs);
+}
+
 /** RESOURCE_EXHAUSTED for a caller over its rate, with when to try again. */
 export function rateLimited(message: string, retryAfterMs: number): ConnectError {
-  return new ConnectError(message, Code.ResourceExhausted, undefined, [
-    { desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(retryAfterMs) }) },
-  ]);
+  return retryLater(Code.ResourceExhausted, message, retryAfterMs);
 }

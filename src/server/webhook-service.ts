@@ -123,7 +123,7 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
       );
       return create(PublishJobEventsResponseSchema, {
         results: outcomes.map((r) =>
-          r.error
+          r.kind === "refused"
             ? create(PublishJobEventResultSchema, { eventId: r.eventId, error: toStatus(r.error) })
             : create(PublishJobEventResultSchema, r.stored),
         ),
@@ -143,15 +143,19 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
       throw badRequest(Code.InvalidArgument, [{ field: "event", description: missingEventHint }]);
     }
     const outcome = await publishOne(req.event, "event.", budget(timeoutMs, o.publishTimeoutMs), signal);
-    if (outcome.error) throw outcome.error;
+    if (outcome.kind === "refused") throw outcome.error;
     return create(PublishJobEventResponseSchema, outcome.stored);
   }
 
   return { impl, publishJobEvent: publishUnary };
 
   type Outcome =
-    | { error?: undefined; stored: { eventId: string; streamSequence: bigint; duplicate: boolean } }
-    | { error: ConnectError; eventId: string };
+    | { kind: "stored"; stored: { eventId: string; streamSequence: bigint; duplicate: boolean } }
+    | { kind: "refused"; error: ConnectError; eventId: string };
+
+  function refused(error: ConnectError, eventId: string): Outcome {
+    return { kind: "refused", error, eventId };
+  }
 
   /** Validates, stores and counts one event; never throws (a batch needs every outcome). */
   async function publishOne(
@@ -163,21 +167,18 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
     const result = validateJobEvent(input);
     if (!result.ok) {
       o.metrics.published.inc({ outcome: "invalid" });
-      return { error: badRequest(Code.InvalidArgument, result.violations, prefix), eventId: input.eventId };
+      return refused(badRequest(Code.InvalidArgument, result.violations, prefix), input.eventId);
     }
     const event = result.event;
     const body = encoder.encode(toJsonString(JobEventSchema, event));
-    if (body.byteLength > o.maxPayloadBytes) {
+    // Over our limit, or over the stream's (JetStream's answer): either way the caller is told
+    // which field makes it large.
+    const tooLarge = (): Outcome => {
       o.metrics.published.inc({ outcome: "too_large" });
-      return {
-        error: badRequest(
-          Code.ResourceExhausted,
-          [oversize(event, body.byteLength, o.maxPayloadBytes)],
-          prefix,
-        ),
-        eventId: event.eventId,
-      };
-    }
+      const violation = oversize(event, body.byteLength, o.maxPayloadBytes);
+      return refused(badRequest(Code.ResourceExhausted, [violation], prefix), event.eventId);
+    };
+    if (body.byteLength > o.maxPayloadBytes) return tooLarge();
     try {
       const stored = await o.publisher.publish(event, body, { budgetMs, signal });
       o.metrics.published.inc({ outcome: stored.duplicate ? "duplicate" : "stored" });
@@ -191,6 +192,7 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
         "event published",
       );
       return {
+        kind: "stored",
         stored: {
           eventId: event.eventId,
           streamSequence: stored.streamSequence,
@@ -200,30 +202,23 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
     } catch (err) {
       if (err instanceof PublishUnavailableError) {
         o.metrics.published.inc({ outcome: "unavailable" });
-        return {
-          error: unavailable(
+        return refused(
+          unavailable(
             "event store (NATS JetStream) unavailable; retry with the same event_id",
             err.retryAfterMs,
           ),
-          eventId: event.eventId,
-        };
+          event.eventId,
+        );
       }
-      if (err instanceof PublishTooLargeError) {
-        o.metrics.published.inc({ outcome: "too_large" });
-        return {
-          error: badRequest(
-            Code.ResourceExhausted,
-            [oversize(event, body.byteLength, o.maxPayloadBytes)],
-            prefix,
-          ),
-          eventId: event.eventId,
-        };
-      }
+      if (err instanceof PublishTooLargeError) return tooLarge();
       o.log.error(
         { err, tenant: event.tenantId, job_id: event.jobId, event_id: event.eventId },
         "publish failed",
       );
-      return { error: new ConnectError("could not store the event", Code.Internal), eventId: event.eventId };
+      return refused(
+        new ConnectError("could not store the event", Code.Internal, undefined, undefined, err),
+        event.eventId,
+      );
     }
   }
 }
