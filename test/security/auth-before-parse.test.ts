@@ -1,22 +1,10 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
-import { SERVICE_TOKEN, startTestService, type TestService } from "../support/service.js";
+import { describe, expect, it } from "vitest";
+import { SERVICE_TOKEN, useServiceWithNats } from "../support/service.js";
 
 /** Issue 11.1: nothing of an unauthenticated request is parsed; a valid body still gets field errors. */
-let nats: NatsServer;
-let svc: TestService;
-
-beforeAll(async () => {
-  nats = await startNatsServer();
-  svc = await startTestService(nats.url);
-});
-
-afterAll(async () => {
-  await svc?.stop();
-  await nats?.dispose();
-});
+const stack = useServiceWithNats();
 
 const path = "/jobhooks.v1.WebhookService/PublishJobEvent";
 
@@ -29,7 +17,7 @@ function answerToUnfinishedBody(
   announced: number,
   timeoutMs: number,
 ): Promise<{ status: number; body: string } | "no answer"> {
-  const url = new URL(svc.url);
+  const url = new URL(stack.svc.url);
   return new Promise((resolve, reject) => {
     const req = http.request({
       host: url.hostname,
@@ -79,7 +67,7 @@ describe("authentication comes before parsing", () => {
   });
 
   it("an unknown token with a huge, malformed body gets UNAUTHENTICATED, not INVALID_ARGUMENT", async () => {
-    const res = await fetch(`${svc.url}${path}`, {
+    const res = await fetch(`${stack.svc.url}${path}`, {
       method: "POST",
       headers: { authorization: "Bearer not-a-real-token-0000000", "content-type": "application/json" },
       body: `{"event": {"tenantId": "${"x".repeat(2_000_000)}`,
@@ -89,7 +77,7 @@ describe("authentication comes before parsing", () => {
   });
 
   it("an authenticated request with a bad value still gets INVALID_ARGUMENT naming the field", async () => {
-    const res = await fetch(`${svc.url}${path}`, {
+    const res = await fetch(`${stack.svc.url}${path}`, {
       method: "POST",
       headers: { authorization: `Bearer ${SERVICE_TOKEN}`, "content-type": "application/json" },
       body: '{"event": {"tenantId": "acme", "jobId": "j", "status": "finished"}}',
@@ -103,7 +91,7 @@ describe("authentication comes before parsing", () => {
   });
 
   it("an anonymous gRPC call is answered UNAUTHENTICATED before its message has arrived", async () => {
-    const session = http2.connect(svc.url);
+    const session = http2.connect(stack.svc.url);
     try {
       const answer = await new Promise<http2.IncomingHttpHeaders | "no answer">((resolve) => {
         const timer = setTimeout(() => resolve("no answer"), 5_000);

@@ -2,28 +2,16 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Health } from "../../src/gen/health/v1/health_pb.js";
 import { JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
-import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
 import { createHealth } from "../../src/server/health.js";
 import { defaultTimeouts } from "../../src/server/listener.js";
 import { until } from "../support/poll.js";
-import { SERVICE_TOKEN, startTestService, type TestService } from "../support/service.js";
+import { SERVICE_TOKEN, useServiceWithNats } from "../support/service.js";
 
 /** Issue 11.5: connections, streams, and the time a request may hold them are bounded. */
-let nats: NatsServer;
-let svc: TestService;
-
-beforeAll(async () => {
-  nats = await startNatsServer();
-  svc = await startTestService(nats.url, { JOBHOOKS_MAX_CONNECTIONS: "3", JOBHOOKS_RPC_DEADLINE_MS: "500" });
-});
-
-afterAll(async () => {
-  await svc?.stop();
-  await nats?.dispose();
-});
+const stack = useServiceWithNats({ JOBHOOKS_MAX_CONNECTIONS: "3", JOBHOOKS_RPC_DEADLINE_MS: "500" });
 
 function remoteSettings(url: string): Promise<http2.Settings> {
   return new Promise((resolve, reject) => {
@@ -51,12 +39,12 @@ function closedWithin(port: number, ms: number): Promise<{ socket: net.Socket; c
 
 describe("bounded connections", () => {
   it("HTTP/2 announces SETTINGS_MAX_CONCURRENT_STREAMS of 100, not 2^32-1", async () => {
-    const settings = await remoteSettings(svc.url);
+    const settings = await remoteSettings(stack.svc.url);
     expect(settings.maxConcurrentStreams).toBe(100);
   });
 
   it("connections beyond JOBHOOKS_MAX_CONNECTIONS are closed as they arrive; the first ones stay", async () => {
-    const port = Number(new URL(svc.url).port);
+    const port = Number(new URL(stack.svc.url).port);
     const open = [];
     for (let i = 0; i < 3; i++) open.push(await closedWithin(port, 200));
     const extra = await closedWithin(port, 2_000);
@@ -79,9 +67,9 @@ describe("bounded connections", () => {
   });
 
   it("a unary RPC gets DEADLINE_EXCEEDED at the server's deadline when the caller set none", async () => {
-    await nats.stop();
+    await stack.nats.stop();
     try {
-      const client = createClient(WebhookService, createGrpcTransport({ baseUrl: svc.url }));
+      const client = createClient(WebhookService, createGrpcTransport({ baseUrl: stack.svc.url }));
       const started = Date.now();
       const err = await client
         .publishJobEvent(
@@ -94,7 +82,7 @@ describe("bounded connections", () => {
       // Far below the 10 s JOBHOOKS_PUBLISH_TIMEOUT_MS the publish would otherwise wait.
       expect(Date.now() - started).toBeLessThan(5_000);
     } finally {
-      await nats.restart();
+      await stack.nats.restart();
     }
   });
 

@@ -1,14 +1,13 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { pino } from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { apiKeyDigest, generateApiKey } from "../../src/credentials/api-key.js";
 import { RetryInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
-import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
 import type { ApiKeyRecord } from "../../src/nats/api-key-store.js";
 import { startApiKeyVerifier } from "../../src/server/api-key-verifier.js";
-import { SERVICE_TOKEN, startTestService, type TestService } from "../support/service.js";
+import { SERVICE_TOKEN, useServiceWithNats } from "../support/service.js";
 
 /** Issue 11.6: a flood of credentials costs us little and NATS nothing much. */
 const log = pino({ level: "silent" });
@@ -77,19 +76,10 @@ describe("API key look-ups under a flood", () => {
 });
 
 describe("failed authentications per client address", () => {
-  let nats: NatsServer;
-  let svc: TestService;
-  beforeAll(async () => {
-    nats = await startNatsServer();
-    svc = await startTestService(nats.url);
-  });
-  afterAll(async () => {
-    await svc?.stop();
-    await nats?.dispose();
-  });
+  const stack = useServiceWithNats();
 
   it("an address that keeps guessing is refused with RESOURCE_EXHAUSTED and a retry delay", async () => {
-    const client = createClient(WebhookService, createGrpcTransport({ baseUrl: svc.url }));
+    const client = createClient(WebhookService, createGrpcTransport({ baseUrl: stack.svc.url }));
     const req = { event: { tenantId: "acme", jobId: "j-flood", status: JobStatus.CREATED } };
     const codes: Array<Code | -1> = [];
     let last: ConnectError | undefined;

@@ -1,12 +1,11 @@
 import { create, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { decodeNatsEvent } from "../../src/events/decode-nats-event.js";
 import { BadRequestSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { JobEventSchema, JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
-import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
-import { SERVICE_TOKEN, startTestService, type TestService } from "../support/service.js";
+import { SERVICE_TOKEN, useServiceWithNats } from "../support/service.js";
 
 /** Issue 11.3: a body value invalid for its type is refused, never dropped for what the subject says. */
 const text = (s: string) => new TextEncoder().encode(s);
@@ -42,19 +41,10 @@ describe("a NATS body whose values its schema does not allow is dead-lettered as
 });
 
 describe("the RPC path refuses the same values with INVALID_ARGUMENT naming the field", () => {
-  let nats: NatsServer;
-  let svc: TestService;
-  beforeAll(async () => {
-    nats = await startNatsServer();
-    svc = await startTestService(nats.url);
-  });
-  afterAll(async () => {
-    await svc?.stop();
-    await nats?.dispose();
-  });
+  const stack = useServiceWithNats();
 
   it("Connect JSON with an unknown status name", async () => {
-    const res = await fetch(`${svc.url}/jobhooks.v1.WebhookService/PublishJobEvent`, {
+    const res = await fetch(`${stack.svc.url}/jobhooks.v1.WebhookService/PublishJobEvent`, {
       method: "POST",
       headers: { authorization: `Bearer ${SERVICE_TOKEN}`, "content-type": "application/json" },
       body: '{"event":{"tenantId":"acme","jobId":"j","status":"JOB_STATUS_DONE"}}',
@@ -64,7 +54,7 @@ describe("the RPC path refuses the same values with INVALID_ARGUMENT naming the 
   });
 
   it("gRPC with a status number outside the enum", async () => {
-    const client = createClient(WebhookService, createGrpcTransport({ baseUrl: svc.url }));
+    const client = createClient(WebhookService, createGrpcTransport({ baseUrl: stack.svc.url }));
     const err = await client
       .publishJobEvent(
         { event: { tenantId: "acme", jobId: "j", status: 42 as JobStatus } },

@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
-import { SERVICE_TOKEN, startTestService, type TestService } from "../support/service.js";
+import { describe, expect, it } from "vitest";
+import { SERVICE_TOKEN, useServiceWithNats } from "../support/service.js";
 
 // What an operator (or a newcomer running `jobhooks dev`) reads in the log: a line per refused
 // credential at info, with no part of the credential, and a line per published event at debug.
@@ -8,25 +7,14 @@ import { SERVICE_TOKEN, startTestService, type TestService } from "../support/se
 const RPC = "jobhooks.v1.WebhookService";
 
 describe("the service's log lines", () => {
-  let nats: NatsServer;
-  let svc: TestService;
-
-  beforeAll(async () => {
-    nats = await startNatsServer();
-    svc = await startTestService(nats.url);
-  });
-
-  afterAll(async () => {
-    await svc?.stop();
-    await nats?.dispose();
-  });
+  const stack = useServiceWithNats();
 
   const lines = (msg: string) =>
-    svc.log.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === msg);
+    stack.svc.log.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === msg);
 
   it("a refused credential logs one info line naming the call, never the credential", async () => {
     const wrong = "jh_live_this-is-a-wrong-key-0123456789";
-    const res = await fetch(`${svc.url}/${RPC}/GetPortalLink`, {
+    const res = await fetch(`${stack.svc.url}/${RPC}/GetPortalLink`, {
       method: "POST",
       headers: { authorization: `Bearer ${wrong}`, "content-type": "application/json" },
       body: "{}",
@@ -35,11 +23,11 @@ describe("the service's log lines", () => {
     const refused = lines("credential refused: unknown or revoked");
     expect(refused).toHaveLength(1);
     expect(refused[0]).toMatchObject({ level: "info", procedure: "GetPortalLink" });
-    expect(svc.log.text()).not.toContain("this-is-a-wrong-key");
+    expect(stack.svc.log.text()).not.toContain("this-is-a-wrong-key");
   });
 
   it("each published event logs one debug line with its tenant, id and stream sequence", async () => {
-    const res = await fetch(`${svc.url}/${RPC}/PublishJobEvent`, {
+    const res = await fetch(`${stack.svc.url}/${RPC}/PublishJobEvent`, {
       method: "POST",
       headers: { authorization: `Bearer ${SERVICE_TOKEN}`, "content-type": "application/json" },
       body: JSON.stringify({

@@ -4,7 +4,9 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll } from "vitest";
 import { loadConfig } from "../../src/config/config.js";
+import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
 import { createLogger } from "../../src/log/logger.js";
 import { type Jobhooks, startJobhooks } from "../../src/main.js";
 import { JOBS_STREAM } from "../../src/nats/provision.js";
@@ -58,6 +60,42 @@ export async function startTestService(
     async stop() {
       await app.stop();
       await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A nats-server and the service storing into it, shared by the tests of one file or block. */
+export interface ServiceWithNats {
+  readonly nats: NatsServer;
+  readonly svc: TestService;
+}
+
+/**
+ * Starts a nats-server and the service on it before the tests of the calling file (or `describe`
+ * block), and stops both after them. Read `nats` and `svc` inside the tests: they exist from the
+ * `beforeAll` on.
+ */
+export function useServiceWithNats(env: Record<string, string> = {}): ServiceWithNats {
+  let nats: NatsServer | undefined;
+  let svc: TestService | undefined;
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    svc = await startTestService(nats.url, env);
+  });
+  afterAll(async () => {
+    await svc?.stop();
+    await nats?.dispose();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error("useServiceWithNats: read nats and svc inside tests or hooks");
+    return value;
+  };
+  return {
+    get nats() {
+      return started(nats);
+    },
+    get svc() {
+      return started(svc);
     },
   };
 }
