@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { MessageStatus, type Svix } from "svix";
+import { callFailure, type SvixCallFailure, type TimedCall, untimed } from "./call-failure.js";
 import { classifySvixError } from "./classify.js";
 
 /**
@@ -38,8 +39,7 @@ export type MessageDeliveryOutcome =
     }
   /** Svix has no message with this eventId (or no application for the tenant). */
   | { kind: "absent" }
-  | { kind: "transient"; retryAfterMs?: number; reason: string }
-  | { kind: "failed"; reason: string };
+  | SvixCallFailure;
 
 /** Tagged messages listed per job (one page). */
 export const MAX_TAGGED_MESSAGES = 50;
@@ -57,8 +57,7 @@ export function jobTag(jobId: string): string {
 
 export type TaggedMessagesOutcome =
   | { kind: "found"; messages: Array<{ eventId: string; eventType: string }>; truncated: boolean }
-  | { kind: "transient"; retryAfterMs?: number; reason: string }
-  | { kind: "failed"; reason: string };
+  | SvixCallFailure;
 
 export interface SvixDeliveries {
   messageDeliveries(tenantId: string, eventId: string): Promise<MessageDeliveryOutcome>;
@@ -69,11 +68,11 @@ export interface SvixDeliveries {
 export interface SvixDeliveriesOptions {
   sdk: Svix;
   /** Wraps each Svix call (the gateway's timing metrics); the SDK's requestTimeout bounds each. */
-  timed?: <T>(call: () => Promise<T>) => Promise<T>;
+  timed?: TimedCall;
 }
 
 export function createSvixDeliveries(o: SvixDeliveriesOptions): SvixDeliveries {
-  const timed = o.timed ?? (<T>(call: () => Promise<T>) => call());
+  const timed = o.timed ?? untimed;
   return {
     async jobMessages(tenantId, jobId) {
       try {
@@ -94,14 +93,7 @@ export function createSvixDeliveries(o: SvixDeliveriesOptions): SvixDeliveries {
       } catch (err) {
         const failure = classifySvixError(err);
         if (failure.kind === "app_missing") return { kind: "found", messages: [], truncated: false };
-        if (failure.kind === "transient") {
-          return {
-            kind: "transient",
-            reason: failure.reason,
-            ...(failure.retryAfterMs === undefined ? {} : { retryAfterMs: failure.retryAfterMs }),
-          };
-        }
-        return { kind: "failed", reason: "reason" in failure ? failure.reason : failure.kind };
+        return callFailure(failure);
       }
     },
 
@@ -153,14 +145,7 @@ export function createSvixDeliveries(o: SvixDeliveriesOptions): SvixDeliveries {
         const failure = classifySvixError(err);
         // 404: no such message (or no application yet): Svix never got this event.
         if (failure.kind === "app_missing") return { kind: "absent" };
-        if (failure.kind === "transient") {
-          return {
-            kind: "transient",
-            reason: failure.reason,
-            ...(failure.retryAfterMs === undefined ? {} : { retryAfterMs: failure.retryAfterMs }),
-          };
-        }
-        return { kind: "failed", reason: "reason" in failure ? failure.reason : failure.kind };
+        return callFailure(failure);
       }
     },
   };

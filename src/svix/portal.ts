@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { AppPortalCapability, type Svix } from "svix";
+import { callFailure, type SvixCallFailure, type TimedCall, untimed } from "./call-failure.js";
 import { classifySvixError } from "./classify.js";
 
 /**
@@ -37,17 +38,9 @@ export interface PortalLinkOptions {
   sessionId?: string | undefined;
 }
 
-export type RevokeOutcome =
-  | { kind: "revoked" }
-  | { kind: "transient"; retryAfterMs?: number; reason: string }
-  | { kind: "failed"; reason: string };
+export type RevokeOutcome = { kind: "revoked" } | SvixCallFailure;
 
-export type PortalLinkOutcome =
-  | { kind: "created"; url: string; appId: string }
-  /** Svix is down, slow or throttling: the caller may retry. */
-  | { kind: "transient"; retryAfterMs?: number; reason: string }
-  /** Svix refused the request; `reason` is safe to log, not meant for the caller. */
-  | { kind: "failed"; reason: string };
+export type PortalLinkOutcome = { kind: "created"; url: string; appId: string } | SvixCallFailure;
 
 export interface PortalLinks {
   /** The tenant's Svix application id; concurrent first calls share one getOrCreate. */
@@ -63,7 +56,7 @@ export interface PortalLinks {
 export interface PortalLinksOptions {
   sdk: Svix;
   /** Wraps each Svix call (the gateway's timing metrics). */
-  timed?: <T>(call: () => Promise<T>) => Promise<T>;
+  timed?: TimedCall;
   /** Application ids remembered; oldest forgotten first. */
   maxKnownApps?: number;
 }
@@ -80,7 +73,7 @@ export function svixSessionId(sessionId: string): string {
 }
 
 export function createPortalLinks(o: PortalLinksOptions): PortalLinks {
-  const timed = o.timed ?? (<T>(call: () => Promise<T>) => call());
+  const timed = o.timed ?? untimed;
   const maxKnown = o.maxKnownApps ?? 100_000;
   const appIds = new Map<string, string>();
   const creating = new Map<string, Promise<string>>();
@@ -140,14 +133,7 @@ export function createPortalLinks(o: PortalLinksOptions): PortalLinks {
       } catch (err) {
         const failure = classifySvixError(err);
         if (failure.kind === "app_missing") return { kind: "revoked" };
-        if (failure.kind === "transient") {
-          return {
-            kind: "transient",
-            reason: failure.reason,
-            ...(failure.retryAfterMs === undefined ? {} : { retryAfterMs: failure.retryAfterMs }),
-          };
-        }
-        return { kind: "failed", reason: "reason" in failure ? failure.reason : failure.kind };
+        return callFailure(failure);
       }
     },
     async portalLinkFor(tenantId, options) {
@@ -163,15 +149,7 @@ export function createPortalLinks(o: PortalLinksOptions): PortalLinks {
           return { kind: "created", url: await portalAccess(tenantId, options), appId: recreated };
         }
       } catch (err) {
-        const failure = classifySvixError(err);
-        if (failure.kind === "transient") {
-          return {
-            kind: "transient",
-            reason: failure.reason,
-            ...(failure.retryAfterMs === undefined ? {} : { retryAfterMs: failure.retryAfterMs }),
-          };
-        }
-        return { kind: "failed", reason: "reason" in failure ? failure.reason : failure.kind };
+        return callFailure(classifySvixError(err));
       }
     },
   };
