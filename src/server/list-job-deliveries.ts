@@ -4,7 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { deriveEventId } from "../events/event-id.js";
 import { JOB_STATUSES } from "../events/job-status.js";
-import { type FieldViolation, IDENTIFIER, tenantIdProblem } from "../events/validate.js";
+import { type FieldViolation, IDENTIFIER } from "../events/validate.js";
 import {
   EndpointDeliverySchema,
   EndpointDeliveryStatus,
@@ -24,6 +24,7 @@ import {
 } from "../nats/job-events-stored.js";
 import type { EndpointDeliveryInfo, MessageDeliveryOutcome, SvixDeliveries } from "../svix/deliveries.js";
 import type { Principal } from "./auth.js";
+import { callerTenant } from "./caller-tenant.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { badRequest, rateLimited, unavailable } from "./rpc-errors.js";
 
@@ -193,21 +194,11 @@ export function createJobDeliveries(o: JobDeliveriesOptions): JobDeliveries {
 }
 
 function checkRequest(req: ListJobDeliveriesRequest, caller: Principal): { tenantId: string; jobId: string } {
-  let tenantId = req.tenantId;
-  if (caller.kind === "customer") {
-    if (tenantId !== "" && tenantId !== caller.tenantId) {
-      throw new ConnectError("this API key may read only its own tenant's deliveries", Code.PermissionDenied);
-    }
-    tenantId = caller.tenantId;
+  const tenant = callerTenant(req.tenantId, caller);
+  if (tenant.kind === "denied") {
+    throw new ConnectError("this API key may read only its own tenant's deliveries", Code.PermissionDenied);
   }
-  const violations: FieldViolation[] = [];
-  const tenantProblem = tenantIdProblem(tenantId);
-  if (tenantProblem) {
-    violations.push({
-      field: "tenant_id",
-      description: tenantId === "" ? "is required for service callers" : tenantProblem,
-    });
-  }
+  const violations: FieldViolation[] = [...tenant.violations];
   if (!IDENTIFIER.test(req.jobId)) {
     violations.push({
       field: "job_id",
@@ -215,7 +206,7 @@ function checkRequest(req: ListJobDeliveriesRequest, caller: Principal): { tenan
     });
   }
   if (violations.length > 0) throw badRequest(Code.InvalidArgument, violations);
-  return { tenantId, jobId: req.jobId };
+  return { tenantId: tenant.tenantId, jobId: req.jobId };
 }
 
 /** When the status change happened, else when jobhooks or Svix took it. */

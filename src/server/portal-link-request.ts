@@ -1,7 +1,8 @@
-import { type FieldViolation, IDENTIFIER, tenantIdProblem } from "../events/validate.js";
+import { type FieldViolation, IDENTIFIER } from "../events/validate.js";
 import { type GetPortalLinkRequest, PortalRole } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { PortalRole as Role } from "../svix/portal.js";
 import type { Principal } from "./auth.js";
+import { callerTenant } from "./caller-tenant.js";
 
 /**
  * GetPortalLink's request checked against its caller (pure): which tenant, for how long, which
@@ -24,24 +25,12 @@ export type PortalLinkRequestCheck =
   | { kind: "invalid"; violations: FieldViolation[] };
 
 export function checkPortalLinkRequest(req: GetPortalLinkRequest, caller: Principal): PortalLinkRequestCheck {
-  let tenantId = req.tenantId;
-  if (caller.kind === "customer") {
-    // Whether another tenant exists is none of this caller's business: any other name is denied,
-    // well-formed or not.
-    if (tenantId !== "" && tenantId !== caller.tenantId) {
-      return { kind: "denied", reason: "this API key may open only its own tenant's portal" };
-    }
-    tenantId = caller.tenantId;
+  const tenant = callerTenant(req.tenantId, caller);
+  if (tenant.kind === "denied") {
+    return { kind: "denied", reason: "this API key may open only its own tenant's portal" };
   }
-
-  const violations: FieldViolation[] = [];
-  const tenantProblem = tenantIdProblem(tenantId);
-  if (tenantProblem) {
-    violations.push({
-      field: "tenant_id",
-      description: tenantId === "" ? "is required for service callers" : tenantProblem,
-    });
-  }
+  const { tenantId } = tenant;
+  const violations: FieldViolation[] = [...tenant.violations];
 
   let expirySeconds: number = PORTAL_EXPIRY.defaultSeconds;
   if (req.expiry) {

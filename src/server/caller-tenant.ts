@@ -1,0 +1,24 @@
+import { type FieldViolation, tenantIdProblem } from "../events/validate.js";
+import type { Principal } from "./auth.js";
+
+export type CallerTenant =
+  /** A customer key named another tenant. */
+  | { kind: "denied" }
+  /** The tenant the call is about; `violations` (none or one) say why its id is unusable. */
+  | { kind: "resolved"; tenantId: string; violations: FieldViolation[] };
+
+/**
+ * The tenant a read or portal call is about, given the `tenant_id` it names. A customer key's is its
+ * own: it may name it or leave it empty, and any other name is denied, well-formed or not (whether
+ * another tenant exists is none of this caller's business). A service caller must name one.
+ */
+export function callerTenant(requested: string, caller: Principal): CallerTenant {
+  if (caller.kind === "customer" && requested !== "" && requested !== caller.tenantId) {
+    return { kind: "denied" };
+  }
+  const tenantId = caller.kind === "customer" ? caller.tenantId : requested;
+  const problem = tenantIdProblem(tenantId);
+  if (!problem) return { kind: "resolved", tenantId, violations: [] };
+  const description = tenantId === "" ? "is required for service callers" : problem;
+  return { kind: "resolved", tenantId, violations: [{ field: "tenant_id", description }] };
+}
