@@ -16,6 +16,7 @@ import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-i
 import { openApiKeyStore } from "../../src/nats/api-key-store.js";
 import { until } from "../support/poll.js";
 import { type RelayStack, startRelayStack } from "../support/relay-stack.js";
+import { failure } from "../support/rpc-errors.js";
 import { SERVICE_TOKEN } from "../support/service.js";
 import { sdkFor, startWebhookReceiver, type WebhookReceiver } from "../svix-stand-in/support.js";
 
@@ -40,15 +41,6 @@ const opsSeen: Msg[] = [];
 
 const client = () => createClient(WebhookService, createGrpcTransport({ baseUrl: stack.svc.url }));
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
-
-async function failure(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 async function publish(tenantId: string, jobId: string, status: JobStatus, extra: object = {}) {
   return client().publishJobEvent({ event: { tenantId, jobId, status, ...extra } }, { headers: service });

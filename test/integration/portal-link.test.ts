@@ -5,11 +5,12 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Svix } from "svix";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { BadRequestSchema, RetryInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
+import { RetryInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { PortalRole, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
 import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { openApiKeyStore } from "../../src/nats/api-key-store.js";
+import { failure, fieldsOf } from "../support/rpc-errors.js";
 import { SERVICE_TOKEN, startTestService, type TestService } from "../support/service.js";
 
 // GetPortalLink against the Svix stand-in: what reaches Svix, the tenant's application, and the
@@ -42,15 +43,6 @@ function portalAccessBodies(tenant: string): Array<Record<string, unknown>> {
 
 function appCreates(): number {
   return standIn.state.requests().filter((r) => r.route === "v1.application.create").length;
-}
-
-async function failure(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
 }
 
 beforeAll(async () => {
@@ -148,9 +140,7 @@ describe("what GetPortalLink asks of Svix", () => {
       client().getPortalLink({ tenantId: uniqueTenant("bad"), ...fields }, { headers: service }),
     );
     expect(err.code).toBe(Code.InvalidArgument);
-    expect(err.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => v.field))).toEqual([
-      field,
-    ]);
+    expect(fieldsOf(err)).toEqual([field]);
     expect(standIn.state.requests().length).toBe(before);
   });
 });

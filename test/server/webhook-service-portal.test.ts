@@ -2,14 +2,8 @@ import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { PortalRole } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
-import {
-  bearer,
-  failure,
-  fieldsOf,
-  retryAfterMs,
-  service,
-  startInMemoryService,
-} from "./in-memory-service.js";
+import { failure, fieldsOf, retryAfterMs } from "../support/rpc-errors.js";
+import { bearer, service, startInMemoryService } from "./in-memory-service.js";
 
 // GetPortalLink and RevokePortalSessions through the server's RPC pipeline, in memory, with Svix
 // faked: who may ask for what, and what reaches the portal. What Svix receives and the page the link

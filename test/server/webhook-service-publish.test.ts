@@ -2,14 +2,8 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { JobEventSchema, JobStatus } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
-import {
-  bearer,
-  failure,
-  fieldsOf,
-  retryAfterMs,
-  service,
-  startInMemoryService,
-} from "./in-memory-service.js";
+import { failure, fieldsOf, retryAfterMs } from "../support/rpc-errors.js";
+import { bearer, service, startInMemoryService } from "./in-memory-service.js";
 
 // PublishJobEvent and PublishJobEvents through the server's RPC pipeline, in memory: what a
 // publisher is told for each kind of input and each answer of the event store. What reaches a

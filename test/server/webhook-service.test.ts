@@ -2,12 +2,10 @@ import { Code, createClient } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus } from "../../src/gen/health/v1/health_pb.js";
 import { JobStatus } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
+import { failure, fieldsOf, retryAfterMs } from "../support/rpc-errors.js";
 import {
   bearer,
-  failure,
-  fieldsOf,
   type InMemoryService,
-  retryAfterMs,
   SERVICE_TOKEN,
   service,
   startInMemoryService,
