@@ -1,7 +1,7 @@
-import { appFrom } from "./api-applications.js";
+import { endpointFrom } from "./api-endpoints.js";
+import { messageFrom } from "./api-messages.js";
 import { FieldChecks } from "./checks.js";
 import type { StandInContext } from "./context.js";
-import { notFound } from "./errors.js";
 import { type ApiRequest, json, type RouteDef } from "./router.js";
 import type { AttemptRecord } from "./store.js";
 import { attemptOut, endpointOut, listResponse, pageFrom } from "./wire.js";
@@ -51,9 +51,7 @@ export const attemptRoutes: RouteDef<StandInContext>[] = [
     handle(req, ctx) {
       const page = pageFrom(req.query, true);
       const keep = attemptFilter(req, ctx);
-      const app = appFrom(ctx, req);
-      const endpoint = ctx.store.findEndpoint(app.id, req.params.endpoint_id as string);
-      if (!endpoint) throw notFound();
+      const { endpoint } = endpointFrom(ctx, req);
       const attempts = [...ctx.store.attempts.values()].filter(
         (a) => a.endpointId === endpoint.id && keep(a),
       );
@@ -71,9 +69,7 @@ export const attemptRoutes: RouteDef<StandInContext>[] = [
     handle(req, ctx) {
       const page = pageFrom(req.query, true);
       const keep = attemptFilter(req, ctx);
-      const app = appFrom(ctx, req);
-      const msg = ctx.store.findMessage(app.id, req.params.msg_id as string);
-      if (!msg) throw notFound();
+      const { app, msg } = messageFrom(ctx, req);
       const endpointParam = req.query?.get("endpoint_id");
       const endpointId = endpointParam
         ? (ctx.store.findEndpoint(app.id, endpointParam)?.id ?? endpointParam)
@@ -94,9 +90,7 @@ export const attemptRoutes: RouteDef<StandInContext>[] = [
     appScoped: true,
     handle(req, ctx) {
       const page = pageFrom(req.query, false);
-      const app = appFrom(ctx, req);
-      const msg = ctx.store.findMessage(app.id, req.params.msg_id as string);
-      if (!msg) throw notFound();
+      const { app, msg } = messageFrom(ctx, req);
       const destinations = [...(ctx.store.destinations.get(msg.id)?.entries() ?? [])].flatMap(
         ([endpointId, d]) => {
           const endpoint = ctx.store.findEndpoint(app.id, endpointId);
@@ -126,10 +120,8 @@ export const attemptRoutes: RouteDef<StandInContext>[] = [
     operationId: "v1.message-attempt.resend",
     appScoped: true,
     handle(req, ctx) {
-      const app = appFrom(ctx, req);
-      const msg = ctx.store.findMessage(app.id, req.params.msg_id as string);
-      const endpoint = ctx.store.findEndpoint(app.id, req.params.endpoint_id as string);
-      if (!msg || !endpoint) throw notFound();
+      const { msg } = messageFrom(ctx, req);
+      const { endpoint } = endpointFrom(ctx, req);
       ctx.delivery.resend(msg, endpoint.id);
       return json(202, {});
     },

@@ -3,7 +3,7 @@ import { CHANNEL_PATTERN, FieldChecks, isObject, queryBoolean, TAG_PATTERN, UID_
 import type { StandInContext } from "./context.js";
 import { conflict, notFound } from "./errors.js";
 import { newId } from "./ids.js";
-import { json, type RouteDef } from "./router.js";
+import { type ApiRequest, json, type RouteDef } from "./router.js";
 import type { AppRecord, MessageRecord } from "./store.js";
 import { listResponse, messageOut, messageOutObject, pageFrom } from "./wire.js";
 
@@ -22,6 +22,14 @@ interface MessageIn {
   channels: string[] | undefined;
   tags: string[] | undefined;
   application: ApplicationIn | undefined;
+}
+
+/** The app and the message (id or eventId) the path names, or Svix's 404 when either is missing. */
+export function messageFrom(ctx: StandInContext, req: ApiRequest): { app: AppRecord; msg: MessageRecord } {
+  const app = appFrom(ctx, req);
+  const msg = ctx.store.findMessage(app.id, req.params.msg_id as string);
+  if (!msg) throw notFound();
+  return { app, msg };
 }
 
 function readMessageIn(value: unknown): MessageIn {
@@ -137,9 +145,7 @@ export const messageRoutes: RouteDef<StandInContext>[] = [
       const checks = new FieldChecks();
       const withContent = queryBoolean(checks, req.query, "with_content") ?? true;
       checks.orThrow();
-      const app = appFrom(ctx, req);
-      const msg = ctx.store.findMessage(app.id, req.params.msg_id as string);
-      if (!msg) throw notFound();
+      const { msg } = messageFrom(ctx, req);
       return { status: 200, json: messageOut(msg, withContent) };
     },
   },

@@ -1,7 +1,6 @@
-import { appOrInline, readApplicationIn } from "./api-applications.js";
+import { appFrom, appOrInline, readApplicationIn } from "./api-applications.js";
 import { FieldChecks, SESSION_ID_PATTERN, UID_PATTERN } from "./checks.js";
 import type { StandInContext } from "./context.js";
-import { notFound } from "./errors.js";
 import { json, noContent, type RouteDef } from "./router.js";
 
 /**
@@ -88,8 +87,7 @@ export const portalAccessRoutes: RouteDef<StandInContext>[] = [
         maxItems: 1000,
       });
       checks.orThrow();
-      const app = ctx.store.findApp(req.params.app_id as string);
-      if (!app) throw notFound();
+      const app = appFrom(ctx, req);
       ctx.portal.expireAll(app.id, sessionIds, req.now + expiry * 1000 * ctx.timeScale);
       return noContent;
     },
