@@ -22,6 +22,7 @@ import {
   readWaitingJobEvents,
   type StoredJobEvent,
 } from "../nats/job-events-stored.js";
+import type { SvixCallFailure } from "../svix/call-failure.js";
 import type { EndpointDeliveryInfo, MessageDeliveryOutcome, SvixDeliveries } from "../svix/deliveries.js";
 import type { Principal } from "./auth.js";
 import { callerTenant } from "./caller-tenant.js";
@@ -83,6 +84,17 @@ export function createJobDeliveries(o: JobDeliveriesOptions): JobDeliveries {
       if (!o.svix) throw unavailable("Svix is not configured on this server", 60_000);
       if (!o.svixAvailable()) throw unavailable("Svix is failing (circuit open); retry shortly", 5_000);
       const svix = o.svix;
+      /** A Svix lookup that failed ends the call: retry later, or INTERNAL with the reason logged. */
+      const svixError = (failure: SvixCallFailure): ConnectError => {
+        if (failure.kind === "transient") {
+          return unavailable("Svix is unavailable; retry shortly", failure.retryAfterMs ?? 1_000);
+        }
+        o.log.error(
+          { tenant: tenantId, job_id: jobId, reason: failure.reason },
+          "job deliveries: Svix refused",
+        );
+        return new ConnectError("could not read deliveries from Svix", Code.Internal);
+      };
 
       const lookup = {
         subjectPrefix: o.subjectPrefix,
@@ -121,16 +133,7 @@ export function createJobDeliveries(o: JobDeliveriesOptions): JobDeliveries {
       }
       // Messages the relay tagged with the job: found even when their ids cannot be derived.
       const tagged = await svix.jobMessages(tenantId, jobId);
-      if (tagged.kind === "transient") {
-        throw unavailable("Svix is unavailable; retry shortly", tagged.retryAfterMs ?? 1_000);
-      }
-      if (tagged.kind === "failed") {
-        o.log.error(
-          { tenant: tenantId, job_id: jobId, reason: tagged.reason },
-          "job deliveries: Svix refused",
-        );
-        throw new ConnectError("could not read deliveries from Svix", Code.Internal);
-      }
+      if (tagged.kind === "transient" || tagged.kind === "failed") throw svixError(tagged);
       for (const m of tagged.messages) {
         const status = JOB_STATUSES.find((s) => s.eventType === m.eventType)?.status;
         if (status === undefined || candidates.has(m.eventId)) continue;
@@ -166,16 +169,7 @@ export function createJobDeliveries(o: JobDeliveriesOptions): JobDeliveries {
       let truncated = waiting.truncated || dead.truncated || tagged.truncated;
       toAsk.forEach((c, i) => {
         const outcome = outcomes[i] as MessageDeliveryOutcome;
-        if (outcome.kind === "transient") {
-          throw unavailable("Svix is unavailable; retry shortly", outcome.retryAfterMs ?? 1_000);
-        }
-        if (outcome.kind === "failed") {
-          o.log.error(
-            { tenant: tenantId, job_id: jobId, reason: outcome.reason },
-            "job deliveries: Svix refused",
-          );
-          throw new ConnectError("could not read deliveries from Svix", Code.Internal);
-        }
+        if (outcome.kind === "transient" || outcome.kind === "failed") throw svixError(outcome);
         if (outcome.kind === "found") {
           c.svix = outcome;
           truncated ||= outcome.truncated;

@@ -1,9 +1,10 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EventLocation, JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
 import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
+import { failure, retryAfterMs } from "../support/rpc-errors.js";
 import { SERVICE_TOKEN, startTestService, type TestService } from "../support/service.js";
 
 // An API-only replica (relay off): events stay in JOBS, and ListJobDeliveries says they wait there.
@@ -69,5 +70,34 @@ describe("ListJobDeliveries before the relay has sent an event", () => {
       "ResourceExhausted",
     ]);
     expect(await ask("globex")).toBe("ok");
+  });
+});
+
+describe("ListJobDeliveries when Svix fails", () => {
+  const ask = (tenantId: string) =>
+    failure(
+      createClient(WebhookService, createGrpcTransport({ baseUrl: svc.url })).listJobDeliveries(
+        { tenantId, jobId: "job_f" },
+        { headers: service },
+      ),
+    );
+  afterEach(() => standIn.faults.clear());
+
+  it.each([
+    ["listing the job's tagged messages", "message.list"],
+    ["looking up one event's message", "message.get"],
+  ])("a Svix outage while %s is UNAVAILABLE with Svix's retry delay", async (_what, route) => {
+    standIn.faults.inject({ route, kind: "503", retryAfterSeconds: 7 });
+    const err = await ask(`outage-${route.replace(".", "-")}`);
+    expect(err.code).toBe(Code.Unavailable);
+    expect(retryAfterMs(err)).toBe(7_000);
+  });
+
+  it("a lookup Svix refuses is INTERNAL with a safe message, the reason only in the log", async () => {
+    standIn.faults.inject({ route: "message.get", kind: "422" });
+    const err = await ask("refused");
+    expect(err.code).toBe(Code.Internal);
+    expect(err.rawMessage).toBe("could not read deliveries from Svix");
+    expect(svc.log.text()).toContain("job deliveries: Svix refused");
   });
 });
