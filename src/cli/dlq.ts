@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { type DeadLetterRecord, listDeadLetters, replayDeadLetters } from "../relay/dlq.js";
 import { withNats } from "./nats-session.js";
 import { UsageError } from "./process.js";
-import { formatTable } from "./table.js";
+import { formatTable, printRecords } from "./table.js";
 
 /** `jobhooks dlq list|replay`: why events were dead-lettered, and sending them through again. */
 export function registerDlq(program: Command): void {
@@ -14,16 +14,7 @@ export function registerDlq(program: Command): void {
     .option("--json", "one JSON object per line instead of a table")
     .action(async (opts: { json?: boolean }) => {
       await withNats(async (nc) => {
-        const records = await listDeadLetters(nc);
-        if (opts.json) {
-          for (const r of records) process.stdout.write(`${JSON.stringify(r)}\n`);
-          return;
-        }
-        if (records.length === 0) {
-          process.stderr.write("no dead letters\n");
-          return;
-        }
-        process.stdout.write(table(records));
+        printRecords(await listDeadLetters(nc), { json: opts.json, none: "no dead letters", table });
       });
     });
 

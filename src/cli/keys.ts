@@ -4,7 +4,7 @@ import { tenantIdProblem } from "../events/validate.js";
 import { type ApiKeyRecord, type ApiKeyStore, openApiKeyStore } from "../nats/api-key-store.js";
 import { withNats } from "./nats-session.js";
 import { UsageError } from "./process.js";
-import { formatTable } from "./table.js";
+import { formatTable, printRecords } from "./table.js";
 
 /**
  * `jobhooks keys create|list|revoke`: customer API keys in NATS KV. `create` prints the key alone on
@@ -37,15 +37,7 @@ export function registerKeys(program: Command): void {
     .action(async (opts: { tenant?: string; json?: boolean }) => {
       await withKeyStore(async (store) => {
         const records = (await store.list()).filter((r) => !opts.tenant || r.tenantId === opts.tenant);
-        if (opts.json) {
-          for (const r of records) process.stdout.write(`${JSON.stringify(r)}\n`);
-          return;
-        }
-        if (records.length === 0) {
-          process.stderr.write("no keys\n");
-          return;
-        }
-        process.stdout.write(table(records));
+        printRecords(records, { json: opts.json, none: "no keys", table });
       });
     });
 
