@@ -46,6 +46,18 @@ async function publish(tenantId: string, jobId: string, status: JobStatus, extra
   return client().publishJobEvent({ event: { tenantId, jobId, status, ...extra } }, { headers: service });
 }
 
+/** TENANT's events of a job as ListJobDeliveries lists them, once the first one is at `location`. */
+function eventsOnceFirstIs(jobId: string, location: EventLocation) {
+  return until(
+    `${jobId}'s first event listed as ${EventLocation[location]}`,
+    async () => {
+      const res = await client().listJobDeliveries({ tenantId: TENANT, jobId }, { headers: service });
+      return res.events[0]?.location === location ? res.events : undefined;
+    },
+    { timeoutMs: 20_000 },
+  );
+}
+
 beforeAll(async () => {
   // The service's port is chosen first so a second stand-in can send it operational webhooks.
   const port = await freePort();
@@ -140,18 +152,8 @@ describe("ListJobDeliveries", () => {
     } finally {
       await pub.close();
     }
-    const events = await until(
-      "the dead letter",
-      async () => {
-        const res = await client().listJobDeliveries(
-          { tenantId: TENANT, jobId: "job_dead" },
-          { headers: service },
-        );
-        // Listed as waiting until the relay has taken and dead-lettered it.
-        return res.events[0]?.location === EventLocation.DEAD_LETTERED ? res.events : undefined;
-      },
-      { timeoutMs: 20_000 },
-    );
+    // Listed as waiting until the relay has taken and dead-lettered it.
+    const events = await eventsOnceFirstIs("job_dead", EventLocation.DEAD_LETTERED);
     expect(events[0]).toMatchObject({
       eventId: "dead-1",
       status: JobStatus.FAILED,
@@ -174,17 +176,7 @@ describe("ListJobDeliveries", () => {
       () => stack.svix.state.messages(TENANT).some((m) => m.eventId === "publisher-chosen-7"),
       { timeoutMs: 20_000 },
     );
-    const events = await until(
-      "the event listed as relayed",
-      async () => {
-        const res = await client().listJobDeliveries(
-          { tenantId: TENANT, jobId: "job_tagged" },
-          { headers: service },
-        );
-        return res.events[0]?.location === EventLocation.RELAYED ? res.events : undefined;
-      },
-      { timeoutMs: 20_000 },
-    );
+    const events = await eventsOnceFirstIs("job_tagged", EventLocation.RELAYED);
     expect(events.map((e) => [e.eventId, e.status, e.location])).toEqual([
       ["publisher-chosen-7", JobStatus.PROCESSING, EventLocation.RELAYED],
     ]);
