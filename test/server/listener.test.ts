@@ -63,6 +63,14 @@ function connectionRefused(port: number): Promise<boolean> {
 }
 
 /** Resolves with how long the socket stayed open, or rejects when it is still open after `limitMs`. */
+/** A plain TCP connection to the listener, open; errors (a reset as the server drops it) ignored. */
+async function rawConnection(port: number): Promise<net.Socket> {
+  const socket = net.connect(port, "127.0.0.1");
+  socket.on("error", () => {});
+  await once(socket, "connect");
+  return socket;
+}
+
 function closedWithin(socket: net.Socket, limitMs: number): Promise<number> {
   const since = Date.now();
   return new Promise((resolve, reject) => {
@@ -182,27 +190,21 @@ describe("graceful close", () => {
 describe("slow and idle clients", () => {
   it("a connection that sends nothing is dropped after the first-bytes time-out", async () => {
     const server = await start({ timeouts: { firstBytesMs: 200 } });
-    const socket = net.connect(server.listener.port, "127.0.0.1");
-    socket.on("error", () => {});
-    await once(socket, "connect");
+    const socket = await rawConnection(server.listener.port);
     const openFor = await closedWithin(socket, 5_000);
     expect(openFor).toBeGreaterThanOrEqual(150);
   });
 
   it("a connection that sends only part of the HTTP/2 preface is dropped too", async () => {
     const server = await start({ timeouts: { firstBytesMs: 200 } });
-    const socket = net.connect(server.listener.port, "127.0.0.1");
-    socket.on("error", () => {});
-    await once(socket, "connect");
+    const socket = await rawConnection(server.listener.port);
     socket.write("PRI * HTTP/2.0\r\n");
     await closedWithin(socket, 5_000);
   });
 
   it("an HTTP/1.1 client that never finishes its headers is dropped after the headers time-out", async () => {
     const server = await start({ timeouts: { headersMs: 300, firstBytesMs: 10_000 } });
-    const socket = net.connect(server.listener.port, "127.0.0.1");
-    socket.on("error", () => {});
-    await once(socket, "connect");
+    const socket = await rawConnection(server.listener.port);
     socket.write("GET /healthz HTTP/1.1\r\nHost: test\r\n");
     const openFor = await closedWithin(socket, 5_000);
     expect(openFor).toBeGreaterThanOrEqual(250);
@@ -210,9 +212,7 @@ describe("slow and idle clients", () => {
 
   it("an idle keep-alive HTTP/1.1 connection is closed after the keep-alive time-out", async () => {
     const server = await start({ timeouts: { keepAliveMs: 200 } });
-    const socket = net.connect(server.listener.port, "127.0.0.1");
-    socket.on("error", () => {});
-    await once(socket, "connect");
+    const socket = await rawConnection(server.listener.port);
     socket.write("GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n");
     await once(socket, "data");
     await closedWithin(socket, 5_000);
