@@ -85,15 +85,21 @@ export function storeMessage(
   return msg;
 }
 
+/** The message routes' `with_content` (Svix's default: true), or Svix's 422 for a bad value. */
+function withContentQuery(req: ApiRequest): boolean {
+  const checks = new FieldChecks();
+  const withContent = queryBoolean(checks, req.query, "with_content") ?? true;
+  checks.orThrow();
+  return withContent;
+}
+
 export const messageRoutes: RouteDef<StandInContext>[] = [
   {
     method: "POST",
     template: "/api/v1/app/{app_id}/msg",
     operationId: "v1.message.create",
     handle(req, ctx) {
-      const checks = new FieldChecks();
-      const withContent = queryBoolean(checks, req.query, "with_content") ?? true;
-      checks.orThrow();
+      const withContent = withContentQuery(req);
       const input = readMessageIn(req.body);
       const app = appOrInline(ctx, req, input.application);
       // Svix keeps eventIds unique per app (for a day); evicted messages no longer count here.
@@ -110,9 +116,7 @@ export const messageRoutes: RouteDef<StandInContext>[] = [
     operationId: "v1.message.list",
     appScoped: true,
     handle(req, ctx) {
-      const checks = new FieldChecks();
-      const withContent = queryBoolean(checks, req.query, "with_content") ?? true;
-      checks.orThrow();
+      const withContent = withContentQuery(req);
       const page = pageFrom(req.query, true);
       const app = appFrom(ctx, req);
       const channel = req.query?.get("channel");
@@ -142,9 +146,7 @@ export const messageRoutes: RouteDef<StandInContext>[] = [
     operationId: "v1.message.get",
     appScoped: true,
     handle(req, ctx) {
-      const checks = new FieldChecks();
-      const withContent = queryBoolean(checks, req.query, "with_content") ?? true;
-      checks.orThrow();
+      const withContent = withContentQuery(req);
       const { msg } = messageFrom(ctx, req);
       return { status: 200, json: messageOut(msg, withContent) };
     },
