@@ -33,8 +33,10 @@ export function registerDlq(program: Command): void {
       await withNats(async (nc) => {
         let ok = 0;
         const results = await replayDeadLetters(nc, opts.all ? "all" : seqs, (r) => {
-          if (r.ok) ok++;
-          process.stderr.write(r.ok ? `replayed ${r.seq} → ${r.subject}\n` : `failed ${r.seq}: ${r.error}\n`);
+          if (r.kind === "replayed") ok++;
+          process.stderr.write(
+            r.kind === "replayed" ? `replayed ${r.seq} → ${r.subject}\n` : `failed ${r.seq}: ${r.error}\n`,
+          );
         });
         process.stderr.write(`${ok} of ${results.length} replayed\n`);
         if (ok < results.length) process.exitCode = 1;

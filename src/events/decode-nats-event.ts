@@ -16,8 +16,8 @@ export type DeadReason =
   | "svix_rejected";
 
 export type DecodeResult =
-  | { ok: true; event: JobEvent }
-  | { ok: false; reason: DeadReason; detail: string; violations?: FieldViolation[] };
+  | { kind: "event"; event: JobEvent }
+  | { kind: "dead"; reason: DeadReason; detail: string; violations?: FieldViolation[] };
 
 export interface NatsEventInput {
   /** Tokens of the subject the publisher used: `<prefix>.<tenant_id>.<job_id>.<status>`. */
@@ -37,7 +37,7 @@ export interface NatsEventInput {
 export function decodeNatsEvent(input: NatsEventInput): DecodeResult {
   if (input.data.byteLength > input.maxPayloadBytes) {
     return {
-      ok: false,
+      kind: "dead",
       reason: "too_large",
       detail: `body is ${input.data.byteLength} bytes, over the ${input.maxPayloadBytes}-byte limit`,
     };
@@ -46,21 +46,21 @@ export function decodeNatsEvent(input: NatsEventInput): DecodeResult {
   let event: JobEvent;
   if (type === "application/json" || type === "") {
     const decoded = decodeJsonBody(input.data);
-    if (!decoded.ok) return decoded;
+    if (decoded.kind === "dead") return decoded;
     event = decoded.event;
   } else if (type === "application/protobuf" || type === "application/x-protobuf") {
     try {
       event = fromBinary(JobEventSchema, input.data);
     } catch (err) {
       return {
-        ok: false,
+        kind: "dead",
         reason: "malformed",
         detail: `body is not a binary JobEvent: ${(err as Error).message}`,
       };
     }
   } else {
     return {
-      ok: false,
+      kind: "dead",
       reason: "unsupported_content_type",
       detail: `Content-Type ${input.contentType} is not application/json or application/protobuf`,
     };
@@ -78,7 +78,7 @@ export function decodeNatsEvent(input: NatsEventInput): DecodeResult {
   fill("jobId", "job_id");
   if (fromSubject === undefined) {
     return {
-      ok: false,
+      kind: "dead",
       reason: "bad_subject",
       detail: `unknown status token "${input.subject.status}": one of ${STATUS_TOKENS}`,
     };
@@ -91,21 +91,26 @@ export function decodeNatsEvent(input: NatsEventInput): DecodeResult {
     });
   }
   if (mismatches.length > 0) {
-    return { ok: false, reason: "subject_mismatch", detail: describeAll(mismatches), violations: mismatches };
+    return {
+      kind: "dead",
+      reason: "subject_mismatch",
+      detail: describeAll(mismatches),
+      violations: mismatches,
+    };
   }
 
   const result = validateJobEvent(create(JobEventSchema, event), {
     now: () => input.storedAtMs,
   });
-  if (!result.ok) {
+  if (result.kind === "invalid") {
     return {
-      ok: false,
+      kind: "dead",
       reason: "invalid",
       detail: describeAll(result.violations),
       violations: result.violations,
     };
   }
-  return result;
+  return { kind: "event", event: result.event };
 }
 
 /**
@@ -120,25 +125,29 @@ function decodeJsonBody(data: Uint8Array): DecodeResult {
   try {
     json = JSON.parse(text) as JsonValue;
   } catch (syntax) {
-    return { ok: false, reason: "malformed", detail: `body is not valid JSON: ${(syntax as Error).message}` };
+    return {
+      kind: "dead",
+      reason: "malformed",
+      detail: `body is not valid JSON: ${(syntax as Error).message}`,
+    };
   }
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
-    return { ok: false, reason: "malformed", detail: "body is not a JSON object" };
+    return { kind: "dead", reason: "malformed", detail: "body is not a JSON object" };
   }
   try {
     // Strict first: the common, valid event is decoded once.
-    return { ok: true, event: fromJson(JobEventSchema, json) };
+    return { kind: "event", event: fromJson(JobEventSchema, json) };
   } catch {
     const violations = locateJsonErrors(JobEventSchema, json, "", { ignoreUnknownKeys: true });
     if (violations.length > 0) {
-      return { ok: false, reason: "invalid", detail: describeAll(violations), violations };
+      return { kind: "dead", reason: "invalid", detail: describeAll(violations), violations };
     }
   }
   try {
     // Every known field decodes: only unknown keys stopped the strict decode.
-    return { ok: true, event: fromJson(JobEventSchema, json, { ignoreUnknownFields: true }) };
+    return { kind: "event", event: fromJson(JobEventSchema, json, { ignoreUnknownFields: true }) };
   } catch (err) {
-    return { ok: false, reason: "malformed", detail: (err as Error).message };
+    return { kind: "dead", reason: "malformed", detail: (err as Error).message };
   }
 }
 

@@ -14,7 +14,9 @@ export interface FieldViolation {
   description: string;
 }
 
-export type ValidationResult = { ok: true; event: JobEvent } | { ok: false; violations: FieldViolation[] };
+export type ValidationResult =
+  | { kind: "valid"; event: JobEvent }
+  | { kind: "invalid"; violations: FieldViolation[] };
 
 /** Identifiers become NATS subject tokens and Svix uids: `.` separates tokens, `*`/`>` are wildcards. */
 export const IDENTIFIER = /^[A-Za-z0-9_-]{1,128}$/;
@@ -107,7 +109,7 @@ export function validateJobEvent(input: JobEvent, opts: ValidateOptions = {}): V
     }
   }
 
-  if (violations.length > 0) return { ok: false, violations };
+  if (violations.length > 0) return { kind: "invalid", violations };
 
   const now = opts.now ?? Date.now;
   // A shallow copy: messages are plain objects (protobuf-es v2), so the spread is a JobEvent, and
@@ -117,7 +119,7 @@ export function validateJobEvent(input: JobEvent, opts: ValidateOptions = {}): V
     eventId: input.eventId || deriveEventId(input.jobId, input.status, input.sequence),
     occurredAt: input.occurredAt ?? timestampFromMs(now()),
   };
-  return { ok: true, event };
+  return { kind: "valid", event };
 }
 
 /** Why a tenant id is unacceptable (the JobEvent.tenant_id rules), or undefined when it is fine. */

@@ -133,7 +133,7 @@ function decodeStored(
           deadDetail: m.header?.get(DEAD_HEADERS.detail) ?? "",
         }
       : {};
-  if (decoded.ok) {
+  if (decoded.kind === "event") {
     const e = decoded.event;
     return {
       eventId: e.eventId,

@@ -45,8 +45,8 @@ async function readDeadLetter(jsm: JetStreamManager, seq: number) {
 }
 
 export type ReplayResult =
-  | { seq: number; ok: true; subject: string }
-  | { seq: number; ok: false; error: string };
+  | { kind: "replayed"; seq: number; subject: string }
+  | { kind: "failed"; seq: number; error: string };
 
 /**
  * Publishes dead letters back to the subject they were first published to, with their original
@@ -67,9 +67,9 @@ export async function replayDeadLetters(
     const found = await readDeadLetter(jsm, seq);
     let result: ReplayResult;
     if (!found) {
-      result = { seq, ok: false, error: "no dead letter with this sequence" };
+      result = { kind: "failed", seq, error: "no dead letter with this sequence" };
     } else if (!found.record.subject) {
-      result = { seq, ok: false, error: "dead letter has no original subject" };
+      result = { kind: "failed", seq, error: "dead letter has no original subject" };
     } else {
       try {
         const h = natsHeaders();
@@ -79,9 +79,9 @@ export async function replayDeadLetters(
         }
         await js.publish(found.record.subject, found.message.data, { headers: h, msgID: `replay.${seq}` });
         await jsm.streams.deleteMessage(DLQ_STREAM, seq);
-        result = { seq, ok: true, subject: found.record.subject };
+        result = { kind: "replayed", seq, subject: found.record.subject };
       } catch (err) {
-        result = { seq, ok: false, error: err instanceof Error ? err.message : String(err) };
+        result = { kind: "failed", seq, error: err instanceof Error ? err.message : String(err) };
       }
     }
     results.push(result);

@@ -99,7 +99,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
       storedAtMs: Number(m.info.timestampNanos / 1_000_000),
       maxPayloadBytes: o.maxPayloadBytes,
     });
-    if (!decoded.ok) return dead(m, decoded.reason, decoded.detail, originalSubject);
+    if (decoded.kind === "dead") return dead(m, decoded.reason, decoded.detail, originalSubject);
 
     const event = decoded.event;
     const message = toSvixMessage(event);

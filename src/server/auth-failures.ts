@@ -43,7 +43,7 @@ export function createFailedAuthLimiter(o: FailedAuthLimiterOptions = {}): Faile
     },
     failed(address) {
       const decision = buckets.take(address);
-      if (decision.ok) return;
+      if (decision.kind === "allowed") return;
       blockedUntil.delete(address);
       blockedUntil.set(address, now() + decision.retryAfterMs);
       while (blockedUntil.size > maxAddresses)

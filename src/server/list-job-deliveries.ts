@@ -80,7 +80,8 @@ export function createJobDeliveries(o: JobDeliveriesOptions): JobDeliveries {
       const allowed = o.rate.take(
         caller.kind === "customer" ? `key:${caller.keyId}` : `service:${caller.name}:${tenantId}`,
       );
-      if (!allowed.ok) throw rateLimited("too many delivery lookups; retry later", allowed.retryAfterMs);
+      if (allowed.kind === "limited")
+        throw rateLimited("too many delivery lookups; retry later", allowed.retryAfterMs);
       if (!o.svix) throw unavailable("Svix is not configured on this server", 60_000);
       if (!o.svixAvailable()) throw unavailable("Svix is failing (circuit open); retry shortly", 5_000);
       const svix = o.svix;

@@ -4,7 +4,7 @@
  * long until one is there.
  */
 
-export type RateDecision = { ok: true } | { ok: false; retryAfterMs: number };
+export type RateDecision = { kind: "allowed" } | { kind: "limited"; retryAfterMs: number };
 
 export interface RateLimiter {
   take(caller: string): RateDecision;
@@ -49,9 +49,9 @@ export function createRateLimiter(o: RateLimiterOptions): RateLimiter {
       b.at = t;
       if (b.tokens >= 1) {
         b.tokens -= 1;
-        return { ok: true };
+        return { kind: "allowed" };
       }
-      return { ok: false, retryAfterMs: Math.ceil((1 - b.tokens) / perMs) };
+      return { kind: "limited", retryAfterMs: Math.ceil((1 - b.tokens) / perMs) };
     },
   };
 }

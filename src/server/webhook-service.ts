@@ -74,7 +74,7 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
       if (check.kind === "invalid") throw badRequest(Code.InvalidArgument, check.violations);
       const { params } = check;
       const rate = o.portalRate.take(rateKey(caller, params.tenantId));
-      if (!rate.ok) {
+      if (rate.kind === "limited") {
         throw rateLimited("too many portal links requested; retry later", rate.retryAfterMs);
       }
       if (!o.portal) throw unavailable("the webhook portal is not configured on this server", 60_000);
@@ -165,7 +165,7 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
     signal: AbortSignal,
   ): Promise<Outcome> {
     const result = validateJobEvent(input);
-    if (!result.ok) {
+    if (result.kind === "invalid") {
       o.metrics.published.inc({ outcome: "invalid" });
       return refused(badRequest(Code.InvalidArgument, result.violations, prefix), input.eventId);
     }

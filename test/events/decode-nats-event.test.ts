@@ -13,8 +13,8 @@ const decode = (data: Uint8Array, contentType?: string, sub = subject) =>
 describe("decodeNatsEvent", () => {
   it("takes missing fields from the subject and the time of storage as occurred_at", () => {
     const r = decode(text('{"sequence":"3","result":{"pages":12}}'));
-    expect(r.ok).toBe(true);
-    if (!r.ok) return;
+    expect(r.kind).toBe("event");
+    if (r.kind !== "event") return;
     expect(r.event).toMatchObject({
       tenantId: "acme",
       jobId: "job_123",
@@ -35,13 +35,15 @@ describe("decodeNatsEvent", () => {
   it("decodes the binary encoding when the Content-Type says so", () => {
     const bytes = toBinary(JobEventSchema, create(JobEventSchema, { sequence: 4n }));
     const r = decode(bytes, "application/protobuf");
-    expect(r.ok && r.event.eventId).toBe("job_123.completed.4");
+    expect(r.kind === "event" && r.event.eventId).toBe("job_123.completed.4");
   });
 
   it("is the same event however often it is read (stable id and timestamp)", () => {
     const a = decode(text("{}"));
     const b = decode(text("{}"));
-    expect(a.ok && b.ok && toSvixMessage(a.event)).toEqual(b.ok && toSvixMessage(b.event));
+    expect(a.kind === "event" && b.kind === "event" && toSvixMessage(a.event)).toEqual(
+      b.kind === "event" && toSvixMessage(b.event),
+    );
   });
 
   it.each([
@@ -71,17 +73,17 @@ describe("decodeNatsEvent", () => {
     ],
   ])("dead-letters %s with a reason", (_name, data, contentType, reason, detail) => {
     const r = decode(data, contentType);
-    expect(r.ok).toBe(false);
-    if (r.ok) return;
+    expect(r.kind).toBe("dead");
+    if (r.kind !== "dead") return;
     expect(r.reason).toBe(reason);
     expect(r.detail).toMatch(detail);
   });
 
   it("dead-letters an unknown status token and events the validator rejects", () => {
     const unknown = decode(text("{}"), undefined, { ...subject, status: "done" });
-    expect(!unknown.ok && unknown.reason).toBe("bad_subject");
+    expect(unknown.kind === "dead" && unknown.reason).toBe("bad_subject");
     const failed = decode(text("{}"), undefined, { ...subject, status: "failed" });
-    expect(!failed.ok && failed.reason).toBe("invalid");
-    expect(!failed.ok && failed.detail).toBe("error: is required when status is failed");
+    expect(failed.kind === "dead" && failed.reason).toBe("invalid");
+    expect(failed.kind === "dead" && failed.detail).toBe("error: is required when status is failed");
   });
 });

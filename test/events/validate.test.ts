@@ -15,14 +15,14 @@ function event(init: MessageInitShape<typeof JobEventSchema> = {}): JobEvent {
 
 function fieldsOf(e: JobEvent): string[] {
   const r = validateJobEvent(e, { now: () => NOW });
-  return r.ok ? [] : r.violations.map((v) => v.field);
+  return r.kind === "valid" ? [] : r.violations.map((v) => v.field);
 }
 
 describe("validateJobEvent", () => {
   it("accepts a minimal event and fills in the event id and the time of acceptance", () => {
     const r = validateJobEvent(event(), { now: () => NOW });
-    expect(r.ok).toBe(true);
-    if (!r.ok) return;
+    expect(r.kind).toBe("valid");
+    if (r.kind !== "valid") return;
     expect(r.event.eventId).toBe("job_123.created");
     expect(r.event.occurredAt).toEqual(timestampFromMs(NOW));
   });
@@ -30,8 +30,8 @@ describe("validateJobEvent", () => {
   it("keeps the publisher's own event id and occurred_at", () => {
     const occurredAt = timestampFromMs(NOW - 5_000);
     const r = validateJobEvent(event({ eventId: "evt-1", occurredAt }));
-    expect(r.ok && r.event.eventId).toBe("evt-1");
-    expect(r.ok && r.event.occurredAt).toEqual(occurredAt);
+    expect(r.kind === "valid" && r.event.eventId).toBe("evt-1");
+    expect(r.kind === "valid" && r.event.occurredAt).toEqual(occurredAt);
   });
 
   it("derives the same id for the same status change, with the sequence when set", () => {
@@ -39,7 +39,7 @@ describe("validateJobEvent", () => {
     expect(deriveEventId("job_9", JobStatus.COMPLETED, 3n)).toBe("job_9.completed.3");
     const a = validateJobEvent(event({ status: JobStatus.PROCESSING, sequence: 2n }));
     const b = validateJobEvent(event({ status: JobStatus.PROCESSING, sequence: 2n }));
-    expect(a.ok && b.ok && a.event.eventId === b.event.eventId).toBe(true);
+    expect(a.kind === "valid" && b.kind === "valid" && a.event.eventId === b.event.eventId).toBe(true);
   });
 
   it("accepts an event id that is exactly the derived one, as the relay reads stored events back", () => {

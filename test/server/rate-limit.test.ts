@@ -10,12 +10,12 @@ describe("the portal rate limit", () => {
   it("allows a burst, then refuses with the time until the next call is allowed", () => {
     const c = clock();
     const limiter = createRateLimiter({ perMinute: 30, burst: 3, now: c.now });
-    for (let i = 0; i < 3; i++) expect(limiter.take("k")).toEqual({ ok: true });
-    expect(limiter.take("k")).toEqual({ ok: false, retryAfterMs: 2_000 });
+    for (let i = 0; i < 3; i++) expect(limiter.take("k")).toEqual({ kind: "allowed" });
+    expect(limiter.take("k")).toEqual({ kind: "limited", retryAfterMs: 2_000 });
     c.advance(1_000);
-    expect(limiter.take("k")).toEqual({ ok: false, retryAfterMs: 1_000 });
+    expect(limiter.take("k")).toEqual({ kind: "limited", retryAfterMs: 1_000 });
     c.advance(1_000);
-    expect(limiter.take("k")).toEqual({ ok: true });
+    expect(limiter.take("k")).toEqual({ kind: "allowed" });
   });
 
   it("refills at the configured rate and never above the burst", () => {
@@ -24,17 +24,17 @@ describe("the portal rate limit", () => {
     limiter.take("k");
     limiter.take("k");
     c.advance(3_600_000);
-    expect(limiter.take("k").ok).toBe(true);
-    expect(limiter.take("k").ok).toBe(true);
-    expect(limiter.take("k").ok).toBe(false);
+    expect(limiter.take("k").kind).toBe("allowed");
+    expect(limiter.take("k").kind).toBe("allowed");
+    expect(limiter.take("k").kind).toBe("limited");
   });
 
   it("each caller has its own bucket", () => {
     const c = clock();
     const limiter = createRateLimiter({ perMinute: 1, burst: 1, now: c.now });
-    expect(limiter.take("a").ok).toBe(true);
-    expect(limiter.take("a").ok).toBe(false);
-    expect(limiter.take("b").ok).toBe(true);
+    expect(limiter.take("a").kind).toBe("allowed");
+    expect(limiter.take("a").kind).toBe("limited");
+    expect(limiter.take("b").kind).toBe("allowed");
   });
 
   it("keeps at most maxCallers buckets, dropping idle ones first", () => {
@@ -45,6 +45,6 @@ describe("the portal rate limit", () => {
     c.advance(60_000); // both full again
     limiter.take("busy"); // busy is empty now
     limiter.take("new"); // needs room: idle (full) goes, busy stays
-    expect(limiter.take("busy").ok).toBe(false);
+    expect(limiter.take("busy").kind).toBe("limited");
   });
 });

@@ -77,7 +77,7 @@ export function serveAdmin(
         });
       }
       const checked = readFaultRule(body);
-      if (!checked.ok) return reply(res, 422, { detail: checked.violations });
+      if (checked.kind === "invalid") return reply(res, 422, { detail: checked.violations });
       return reply(res, 201, faults.inject(checked.rule));
     }
   }

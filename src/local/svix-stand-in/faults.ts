@@ -59,7 +59,7 @@ function compileRoute(route: string): RoutePredicate {
 /** Checks a rule as it arrives over the admin API (or from code), with the API's 422 shape. */
 export function readFaultRule(
   value: unknown,
-): { ok: true; rule: FaultRuleInput } | { ok: false; violations: Violation[] } {
+): { kind: "rule"; rule: FaultRuleInput } | { kind: "invalid"; violations: Violation[] } {
   const checks = new FieldChecks();
   const body = checks.object(value, ["body"]);
   const loc = ["body"];
@@ -76,9 +76,9 @@ export function readFaultRule(
   const status = checks.integer(body, "status", loc, 100, 599);
   if (kind === "latency" && latencyMs === undefined)
     checks.fail(["body", "latencyMs"], "field required for latency faults", "value_error.missing");
-  if (checks.violations.length > 0) return { ok: false, violations: checks.violations };
+  if (checks.violations.length > 0) return { kind: "invalid", violations: checks.violations };
   return {
-    ok: true,
+    kind: "rule",
     rule: {
       kind: kind as FaultKind,
       route,
@@ -105,7 +105,7 @@ export class FaultInjector {
   /** Adds a rule; later rules are consulted after earlier ones. Throws FaultRuleError when invalid. */
   inject(input: FaultRuleInput): FaultRule {
     const checked = readFaultRule(input);
-    if (!checked.ok) throw new FaultRuleError(checked.violations);
+    if (checked.kind === "invalid") throw new FaultRuleError(checked.violations);
     const defined = Object.fromEntries(Object.entries(checked.rule).filter(([, v]) => v !== undefined));
     const rule: FaultRule = {
       ...(defined as FaultRuleInput),

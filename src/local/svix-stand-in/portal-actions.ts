@@ -32,8 +32,8 @@ export interface EndpointForm {
 }
 
 export type ActionOutcome =
-  | { ok: true; notice: string; anchor: string }
-  | { ok: false; status: number; error: string; form?: EndpointForm };
+  | { kind: "done"; notice: string; anchor: string }
+  | { kind: "refused"; status: number; error: string; form?: EndpointForm };
 
 const routes: RouteDef<StandInContext>[] = [...endpointRoutes, ...sendExampleRoutes, ...attemptRoutes];
 
@@ -113,7 +113,7 @@ function headersOf(fields: EndpointForm): { headers: Record<string, string> } | 
 }
 
 const NOT_ALLOWED: ActionOutcome = {
-  ok: false,
+  kind: "refused",
   status: 403,
   error: "This portal session may not do that (read-only access).",
 };
@@ -136,9 +136,9 @@ export function runPortalAction(
       const fields = endpointFormOf(form);
       if (!can(session, "ManageEndpoint")) return NOT_ALLOWED;
       if (fields.url === "")
-        return { ok: false, status: 400, error: "url: enter the endpoint's URL", form: fields };
+        return { kind: "refused", status: 400, error: "url: enter the endpoint's URL", form: fields };
       const parsed = headersOf(fields);
-      if ("error" in parsed) return { ok: false, status: 400, error: parsed.error, form: fields };
+      if ("error" in parsed) return { kind: "refused", status: 400, error: parsed.error, form: fields };
       try {
         const created = call(
           ctx,
@@ -154,31 +154,31 @@ export function runPortalAction(
           },
         );
         const id = (JSON.parse(created.json ?? "{}") as { id?: string }).id ?? "";
-        return { ok: true, notice: `Endpoint ${fields.url} added.`, anchor: `ep-${id}` };
+        return { kind: "done", notice: `Endpoint ${fields.url} added.`, anchor: `ep-${id}` };
       } catch (error) {
         if (error instanceof ApiError)
-          return { ok: false, status: 400, error: errorText(error), form: fields };
+          return { kind: "refused", status: 400, error: errorText(error), form: fields };
         throw error;
       }
     }
-    if (endpointId === undefined) return { ok: false, status: 404, error: "Unknown action." };
+    if (endpointId === undefined) return { kind: "refused", status: 404, error: "Unknown action." };
     const params = { endpoint_id: endpointId };
     switch (action) {
       case "disable":
       case "enable":
         if (!can(session, "ManageEndpoint")) return NOT_ALLOWED;
         call(ctx, session, "v1.endpoint.patch", params, { disabled: action === "disable" });
-        return { ok: true, notice: `Endpoint ${action === "disable" ? "disabled" : "enabled"}.`, anchor };
+        return { kind: "done", notice: `Endpoint ${action === "disable" ? "disabled" : "enabled"}.`, anchor };
       case "delete":
         if (!can(session, "ManageEndpoint")) return NOT_ALLOWED;
         call(ctx, session, "v1.endpoint.delete", params);
-        return { ok: true, notice: "Endpoint deleted.", anchor: "endpoints" };
+        return { kind: "done", notice: "Endpoint deleted.", anchor: "endpoints" };
       case "send-example": {
         if (!can(session, "CreateAttempts")) return NOT_ALLOWED;
         const eventType = form.get("eventType") ?? "";
         call(ctx, session, "v1.endpoint.send-example", params, { eventType });
         return {
-          ok: true,
+          kind: "done",
           notice: `Test event ${eventType} sent; its attempt appears under Messages.`,
           anchor,
         };
@@ -187,13 +187,17 @@ export function runPortalAction(
         if (!can(session, "CreateAttempts")) return NOT_ALLOWED;
         const msgId = form.get("msgId") ?? "";
         call(ctx, session, "v1.message-attempt.resend", { ...params, msg_id: msgId });
-        return { ok: true, notice: `Message ${msgId} sent again to this endpoint.`, anchor: `msg-${msgId}` };
+        return {
+          kind: "done",
+          notice: `Message ${msgId} sent again to this endpoint.`,
+          anchor: `msg-${msgId}`,
+        };
       }
       default:
-        return { ok: false, status: 404, error: "Unknown action." };
+        return { kind: "refused", status: 404, error: "Unknown action." };
     }
   } catch (error) {
-    if (error instanceof ApiError) return { ok: false, status: error.status, error: errorText(error) };
+    if (error instanceof ApiError) return { kind: "refused", status: error.status, error: errorText(error) };
     throw error;
   }
 }

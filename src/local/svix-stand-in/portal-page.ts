@@ -98,7 +98,7 @@ function login(
   now: number,
 ): void {
   const outcome = ctx.portal.login(code, now);
-  if (!outcome.ok) {
+  if (outcome.kind === "refused") {
     // The same browser re-opening its own link (a reload, the link pasted again) is already logged in.
     if (outcome.reason === "used" && sessionFromCookie(req, ctx, now)) return redirect(res, "/portal");
     const [status, title, text] =
@@ -157,7 +157,7 @@ export async function servePortal(
     if (!form) return send(res, 413, notePage("Too large", "The form is larger than the portal accepts."));
     const [, endpointId, verb] = action;
     const outcome = runPortalAction(ctx, session, verb ?? "create", endpointId, form);
-    if (!outcome.ok)
+    if (outcome.kind === "refused")
       return showPortal(res, ctx, session, outcome.status, { error: outcome.error, form: outcome.form });
     flash.set(session, outcome.notice);
     return redirect(res, `/portal#${outcome.anchor}`);

@@ -20,8 +20,8 @@ export interface PortalSession extends PortalGrant {
 }
 
 export type LoginOutcome =
-  | { ok: true; session: PortalSession }
-  | { ok: false; reason: "unknown" | "used" | "expired" };
+  | { kind: "session"; session: PortalSession }
+  | { kind: "refused"; reason: "unknown" | "used" | "expired" };
 
 const MAX_GRANTS = 10_000;
 
@@ -42,11 +42,11 @@ export class PortalSessions {
 
   login(code: string, now: number): LoginOutcome {
     const entry = this.byCode.get(code);
-    if (!entry) return { ok: false, reason: "unknown" };
-    if (entry.used) return { ok: false, reason: "used" };
-    if (entry.session.expiresAt <= now) return { ok: false, reason: "expired" };
+    if (!entry) return { kind: "refused", reason: "unknown" };
+    if (entry.used) return { kind: "refused", reason: "used" };
+    if (entry.session.expiresAt <= now) return { kind: "refused", reason: "expired" };
     entry.used = true;
-    return { ok: true, session: entry.session };
+    return { kind: "session", session: entry.session };
   }
 
   /**
