@@ -94,7 +94,7 @@ export async function openApiKeyStore(nc: NatsConnection, opts: { replicas: numb
 
     async findByDigest(digest) {
       const entry = await kv.get(digest);
-      if (!entry || entry.operation !== "PUT") return undefined;
+      if (entry?.operation !== "PUT") return undefined;
       // A record anyone with write access to the bucket could have put there: it grants a tenant
       // only when it has exactly the shape `keys create` writes; anything else is an unknown key.
       const record = recordOf(entry.string());

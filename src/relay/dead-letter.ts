@@ -81,6 +81,7 @@ function refusal(err: unknown): string {
 
 /** Header values are one line of printable text; details are cut to a readable length. */
 function oneLine(s: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it removes.
   const flat = s.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
   return flat.length > 1_000 ? `${flat.slice(0, 997)}...` : flat;
 }

@@ -1,5 +1,5 @@
 import { createHmac } from "node:crypto";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import type { Svix } from "svix";

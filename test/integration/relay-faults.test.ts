@@ -9,11 +9,9 @@ import {
   type RelayStack,
   startRelayStack,
 } from "../support/relay-stack.js";
-import type { TestService } from "../support/service.js";
 
 let nats: NatsServer;
 let svix: SvixStandIn;
-let svc: TestService;
 let stack: RelayStack;
 
 beforeAll(async () => {
@@ -22,7 +20,7 @@ beforeAll(async () => {
     // Short enough that the "slow" fault below is a timeout, long enough for a busy CI machine.
     env: { JOBHOOKS_SVIX_TIMEOUT_MS: "1000", LOG_LEVEL: "info" },
   });
-  ({ nats, svix, svc } = stack);
+  ({ nats, svix } = stack);
 });
 
 afterAll(async () => {

@@ -5,7 +5,6 @@ import { NodeSDK } from "@opentelemetry/sdk-node";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
-import type { NatsServer } from "../../src/local/nats-server.js";
 import type { SvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { tracingRequested } from "../../src/tracing/tracing.js";
 import { until } from "../support/poll.js";
@@ -18,7 +17,6 @@ const sdk = new NodeSDK({
   serviceName: "jobhooks-test",
   spanProcessors: [new SimpleSpanProcessor({ exporter })],
 });
-let nats: NatsServer;
 let svix: SvixStandIn;
 let svc: TestService;
 let stack: RelayStack;
@@ -26,7 +24,7 @@ let stack: RelayStack;
 beforeAll(async () => {
   sdk.start();
   stack = await startRelayStack();
-  ({ nats, svix, svc } = stack);
+  ({ svix, svc } = stack);
 });
 
 afterAll(async () => {

@@ -46,7 +46,7 @@ describe("the API key verifier", () => {
 
   it("caches lookups briefly, and forgets a key at once when the bucket says it changed", async () => {
     const store = fakeStore();
-    let t = 0;
+    const t = 0;
     const { key } = generateApiKey();
     const digest = apiKeyDigest(key);
     store.records.set(digest, { id: "key_a", tenantId: "acme", createdAt: "" });

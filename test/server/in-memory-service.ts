@@ -1,5 +1,5 @@
 import { Writable } from "node:stream";
-import { type Client, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { type Client, createClient, createRouterTransport } from "@connectrpc/connect";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { Registry } from "prom-client";
 import { apiKeyDigest, generateApiKey } from "../../src/credentials/api-key.js";

@@ -35,7 +35,8 @@ describe("PublishJobEvent stores a valid event", () => {
       result: { pages: 12 },
     });
     // A missing occurred_at is the time of acceptance.
-    expect(typeof (svc.publisher.stored[0]?.json as { occurredAt?: unknown }).occurredAt).toBe("string");
+    const stored = svc.publisher.stored[0]?.json as { occurredAt?: unknown } | undefined;
+    expect(typeof stored?.occurredAt).toBe("string");
   });
 
   it("a repeated event id answers duplicate = true with the first sequence, and is stored once", async () => {

@@ -1,4 +1,4 @@
-import { ApiException, AppPortalCapability, MessageStatus, type Svix, Webhook } from "svix";
+import { type ApiException, AppPortalCapability, MessageStatus, type Svix, Webhook } from "svix";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { until } from "../support/poll.js";
