@@ -46,7 +46,7 @@ async function main(): Promise<void> {
   const quiet = pino({ level: "silent" });
   await provisionJetStream(
     await jetstreamManager(nc),
-    { subjectPrefix: "jobs", replicas: 1, duplicateWindowMs: 120_000, partitions: PARTITIONS },
+    { subjectPrefix: "jobs", replicas: 1, duplicateWindowMs: 120_000 },
     quiet,
   );
   await provisionBaseline(nats.url);
@@ -140,7 +140,6 @@ async function startRelayProcess(env: Record<string, string>): Promise<Measured>
       JOBHOOKS_ADDR: `127.0.0.1:${port}`,
       LOG_LEVEL: "warn",
       JOBHOOKS_RELAY_CONCURRENCY: String(CONCURRENCY),
-      JOBHOOKS_RELAY_PARTITIONS: String(PARTITIONS),
     },
     stdio: ["ignore", "ignore", "inherit"],
   });
