@@ -74,7 +74,9 @@ export async function createOrderingGate(o: {
       // Everything of this job up to the last event this process acked is gone (each was first
       // when sent), so ask from just after it: an ack the stream has not applied yet cannot
       // make the job's next event look blocked.
-      const from = (lastDone.get(`${job.tenantId}.${job.jobId}`) ?? 0) + 1;
+      // (A message at or before that point is a second copy of one already acked: ask from 1.)
+      const remembered = lastDone.get(`${job.tenantId}.${job.jobId}`);
+      const from = remembered !== undefined && remembered < seq ? remembered + 1 : 1;
       const filters = jobFilters(
         o.subjectPrefix,
         job.tenantId,
