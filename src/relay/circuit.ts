@@ -29,6 +29,7 @@ export class Circuit {
   /** Open because nothing is known yet, not because Svix failed (reported as closed). */
   private unproven = false;
   private consecutiveFailures = 0;
+  private lastSuccess = Number.NEGATIVE_INFINITY;
   private probing = false;
   private nextProbeAt = 0;
   private waiters = new Set<() => void>();
@@ -56,6 +57,11 @@ export class Circuit {
     return this.state === "closed";
   }
 
+  /** When Svix last answered a request (accepted or refused it); -Infinity before the first. */
+  get lastSuccessAt(): number {
+    return this.lastSuccess;
+  }
+
   /**
    * Resolves when this caller may send: at once while closed; while open, when it is this caller's
    * turn to probe. `onWait` runs every few seconds while waiting (to keep a JetStream message alive).
@@ -81,6 +87,7 @@ export class Circuit {
 
   success(admission: Admission): void {
     this.consecutiveFailures = 0;
+    this.lastSuccess = this.now();
     if (admission === "probe") this.probing = false;
     if (this.state === "open") {
       this.state = "closed";

@@ -93,8 +93,8 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
       "events stored by the partitioned layout remain: ordering each job across both subject shapes",
     );
   }
-  /** Failed Svix attempts per stream sequence, as this process counted them. */
-  const attempts = new Map<number, number>();
+  /** Failed Svix attempts per stream sequence (and when the last one ended), as this process counted them. */
+  const attempts = new Map<number, { n: number; at: number }>();
 
   // Event types are registered in the background: a Svix outage at start-up must not stop relaying
   // of whatever Svix accepts, nor the service starting.
@@ -161,12 +161,16 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
     }
     endRelaySpan(span, outcome.kind, "reason" in outcome ? outcome.reason : undefined);
     const failed = outcome.kind === "transient" || outcome.kind === "internal";
-    const tries = failed ? countAttempt(m.seq) : (attempts.get(m.seq) ?? 0) + 1;
+    const before = attempts.get(m.seq);
+    const tries = failed ? countAttempt(m.seq) : (before?.n ?? 0) + 1;
     const decision = decide({
       outcome,
       attempts: tries,
       ageMs: Date.now() - storedAtMs(m),
-      svixAnswering: circuit.answering,
+      // "Svix otherwise answers": the circuit is closed and Svix accepted something else since
+      // this event last failed. One event failing alone, or an outage's first seconds before
+      // the circuit opens, so never count as the event's own fault.
+      svixAnswering: circuit.answering && (before === undefined || circuit.lastSuccessAt > before.at),
       limits,
     });
     switch (decision.action) {
@@ -200,9 +204,9 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
   }
 
   function countAttempt(seq: number): number {
-    const n = (attempts.get(seq) ?? 0) + 1;
+    const n = (attempts.get(seq)?.n ?? 0) + 1;
     attempts.delete(seq);
-    attempts.set(seq, n);
+    attempts.set(seq, { n, at: Date.now() });
     if (attempts.size > ATTEMPTS_TRACKED_MAX) {
       const oldest = attempts.keys().next().value;
       if (oldest !== undefined) attempts.delete(oldest);
