@@ -1,4 +1,5 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
+import { sameTick } from "./same-tick.js";
 import { jobFilters, legacyFilter } from "./stored-subject.js";
 
 /**
@@ -20,8 +21,12 @@ import { jobFilters, legacyFilter } from "./stored-subject.js";
 export interface OrderingGate {
   /** Runs `task` after every task queued earlier for the same job has finished. */
   inTurn(jobKey: string, task: () => Promise<void>): Promise<void>;
-  /** Whether stream sequence `seq` is the job's first stored event. */
-  isFirst(job: { tenantId: string; jobId: string; legacy: boolean }, seq: number): Promise<boolean>;
+  /** The stream sequence of the job's first stored event (asked on behalf of the event at `seq`);
+   * undefined when the stream (or the replica answering) has none. */
+  firstStored(
+    job: { tenantId: string; jobId: string; legacy: boolean },
+    seq: number,
+  ): Promise<number | undefined>;
   /** The job's event at `seq` left the stream (acked): later asks start after it. */
   done(jobKey: string, seq: number): void;
   /** Jobs with tasks queued in this process. */
@@ -42,8 +47,10 @@ export async function createOrderingGate(o: {
 }): Promise<OrderingGate> {
   const tails = new Map<string, Promise<void>>();
   const lastDone = new Map<string, number>();
+  const together = sameTick();
 
   async function firstStored(filter: string, from: number): Promise<number | undefined> {
+    await together();
     const m = await o.jsm.direct.getMessage(o.stream, { next_by_subj: filter, seq: from });
     return m?.seq;
   }
@@ -70,7 +77,7 @@ export async function createOrderingGate(o: {
       return run;
     },
 
-    async isFirst(job, seq) {
+    async firstStored(job, seq) {
       // Everything of this job up to the last event this process acked is gone (each was first
       // when sent), so ask from just after it: an ack the stream has not applied yet cannot
       // make the job's next event look blocked.
@@ -85,7 +92,7 @@ export async function createOrderingGate(o: {
       );
       const firsts = await Promise.all(filters.map((f) => firstStored(f, from)));
       const first = Math.min(...firsts.map((s) => s ?? Number.POSITIVE_INFINITY));
-      return first === seq;
+      return Number.isFinite(first) ? first : undefined;
     },
 
     done(jobKey, seq) {

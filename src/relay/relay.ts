@@ -16,6 +16,7 @@ import { deadLetter } from "./dead-letter.js";
 import { decide, type RetryLimits } from "./decide.js";
 import type { RelayMetrics } from "./metrics.js";
 import { createOrderingGate } from "./ordering-gate.js";
+import { sameTick } from "./same-tick.js";
 import { parseStoredSubject, type StoredSubject } from "./stored-subject.js";
 import { createSvixSender } from "./svix-sender.js";
 
@@ -93,14 +94,30 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
       "events stored by the partitioned layout remain: ordering each job across both subject shapes",
     );
   }
+  // Messages held at once: enough to keep the budget busy while some jobs wait their turn;
+  // bounded for memory, and far below the consumer's max_ack_pending so other replicas get work.
+  const maxHeld = Math.min(4_096, Math.max(256, o.concurrency * 8));
   /** Failed Svix attempts per stream sequence (and when the last one ended), as this process counted them. */
   const attempts = new Map<number, { n: number; at: number }>();
+  const acksTogether = sameTick();
 
   // Event types are registered in the background: a Svix outage at start-up must not stop relaying
   // of whatever Svix accepts, nor the service starting.
   void registerEventTypes(o, stopping.signal);
 
+  /** Stream sequences of the messages this process holds. */
+  const heldSeqs = new Set<number>();
+
   async function handle(m: JsMsg): Promise<void> {
+    heldSeqs.add(m.seq);
+    try {
+      await handleHeld(m);
+    } finally {
+      heldSeqs.delete(m.seq);
+    }
+  }
+
+  async function handleHeld(m: JsMsg): Promise<void> {
     o.metrics.received.inc();
     const subject = parseStoredSubject(o.subjectPrefix, m.subject);
     if (!subject) {
@@ -140,9 +157,9 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
     originalSubject: string,
   ): Promise<void> {
     if (stopping.signal.aborted) return void m.nak();
-    if (!(await gate.isFirst(subject, m.seq))) {
-      // The job's earlier event is held by another replica, waits for a retry, or for redelivery
-      // after a crash: ask again shortly.
+    if (!(await waitForTurn(m, subject))) {
+      // The job's earlier event is still stored after a while: it waits for a retry, or for
+      // redelivery after a crash. Hand this one back; it asks again later.
       m.nak(waitDelayMs(m.info.deliveryCount));
       o.metrics.outcomes.inc({ outcome: "waited" });
       return;
@@ -175,6 +192,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
     });
     switch (decision.action) {
       case "ack":
+        await acksTogether();
         m.ack();
         attempts.delete(m.seq);
         gate.done(jobKey, m.seq);
@@ -200,6 +218,38 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
           );
         }
         return;
+    }
+  }
+
+  /** Messages holding their place while an earlier event of their job is sent elsewhere. */
+  let polling = 0;
+
+  /**
+   * Whether `m` is its job's first stored event, asking again a few times over about two seconds
+   * while it is not: most often the earlier event is in a Svix call on another replica and is
+   * acked within tens of milliseconds, and holding the message (kept alive) is far quicker than a
+   * nak and a redelivery. Bounded in time and in how many messages poll at once, so jobs that wait
+   * long never fill this process.
+   */
+  async function waitForTurn(m: JsMsg, subject: StoredSubject): Promise<boolean> {
+    let first = await gate.firstStored(subject, m.seq);
+    if (first === m.seq) return true;
+    if (polling >= maxHeld / 2) return false;
+    polling++;
+    try {
+      for (let waited = 0, i = 1; waited < 2_000 && !stopping.signal.aborted; i++) {
+        // The earlier event was redelivered to this process and queued behind this one: give way.
+        if (first !== undefined && heldSeqs.has(first)) return false;
+        const pause = Math.min(200, 10 * i);
+        await delay(pause, undefined, { signal: stopping.signal }).catch(() => undefined);
+        waited += pause;
+        if (stopping.signal.aborted) return false;
+        first = await gate.firstStored(subject, m.seq);
+        if (first === m.seq) return true;
+      }
+      return false;
+    } finally {
+      polling--;
     }
   }
 
@@ -232,9 +282,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
     js,
     stream: JOBS_STREAM,
     consumer: RELAY_CONSUMER,
-    // Enough to keep the budget busy while some jobs wait their turn; bounded for memory, and
-    // far below the consumer's max_ack_pending so other replicas always get work.
-    maxHeld: Math.min(4_096, Math.max(256, o.concurrency * 8)),
+    maxHeld,
     keepAliveMs: Math.max(1_000, Math.floor(ackWaitMs / 3)),
     onMessage: handle,
     onConsuming: (on) => o.metrics.consuming.set(on ? 1 : 0),
