@@ -33,8 +33,7 @@ export interface ConsumerLoopOptions {
 /**
  * Pulls from the relay's durable consumer and hands each message to `onMessage` without waiting
  * for it, up to `maxHeld` at once: the per-job ordering and the Svix budget decide what waits,
- * not the order of the pull. Reconnects forever. A short `expires` makes a lost consumer leader
- * (or a deleted consumer) visible in seconds instead of the default 30.
+ * not the order of the pull. Reconnects forever.
  */
 export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
   const stopping = new AbortController();
@@ -61,8 +60,9 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
       });
   }
 
-  async function room(): Promise<void> {
-    while (held.size >= o.maxHeld) {
+  /** Waits until at least `n` more messages may be held. */
+  async function room(n: number): Promise<void> {
+    while (o.maxHeld - held.size < n && !stopping.signal.aborted) {
       await new Promise<void>((resolve) => {
         freed = resolve;
       });
@@ -71,19 +71,27 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
   }
 
   async function run(): Promise<void> {
+    // Pull only what there is room for. consume() keeps pulling while its iterator is not read,
+    // so a loop that stops reading when full lets thousands of messages pile up unread in the
+    // client (measured: 10,000 after an outage), where their ack_wait runs out.
+    const batchMin = Math.max(1, Math.min(64, Math.floor(o.maxHeld / 4)));
     while (!stopping.signal.aborted) {
       try {
         await o.nats.whenConnected(stopping.signal);
         const consumer = await o.js.consumers.get(o.stream, o.consumer);
-        const messages = await consumer.consume({ max_messages: Math.min(256, o.maxHeld), expires: 2_000 });
-        active = messages;
-        if (stopping.signal.aborted) await messages.close();
-        setConsuming(true);
-        for await (const m of messages) {
-          await room();
-          // After stop(), the client still yields what it had pulled: give it straight back.
-          if (stopping.signal.aborted) m.nak();
-          else hold(m);
+        while (!stopping.signal.aborted) {
+          await room(batchMin);
+          if (stopping.signal.aborted) break;
+          // A short expiry makes a lost consumer leader (or a deleted consumer) visible in seconds.
+          const batch = await consumer.fetch({ max_messages: o.maxHeld - held.size, expires: 2_000 });
+          active = batch;
+          setConsuming(true);
+          for await (const m of batch) {
+            // After stop(), messages of the pull still arriving go straight back.
+            if (stopping.signal.aborted) m.nak();
+            else hold(m);
+          }
+          active = undefined;
         }
       } catch (err) {
         if (!stopping.signal.aborted) o.log.warn({ err }, "relay consumer lost; reconnecting");
@@ -115,6 +123,7 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
     },
     async stop() {
       stopping.abort();
+      freed?.();
       await active?.close().catch(() => undefined);
       await loop;
       while (held.size > 0) {

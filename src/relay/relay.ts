@@ -157,7 +157,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
     originalSubject: string,
   ): Promise<void> {
     if (stopping.signal.aborted) return void m.nak();
-    if (!(await waitForTurn(m, subject))) {
+    if (!(await waitForTurn(m, subject, jobKey))) {
       // The job's earlier event is still stored after a while: it waits for a retry, or for
       // redelivery after a crash. Hand this one back; it asks again later.
       m.nak(waitDelayMs(m.info.deliveryCount));
@@ -223,6 +223,16 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
 
   /** Messages holding their place while an earlier event of their job is sent elsewhere. */
   let polling = 0;
+  /** Per job, the predecessor an event of it last waited for in vain (bounded, oldest dropped). */
+  const gaveUpOn = new Map<string, number>();
+  const rememberGaveUp = (jobKey: string, seq: number) => {
+    gaveUpOn.delete(jobKey);
+    gaveUpOn.set(jobKey, seq);
+    if (gaveUpOn.size > 10_000) {
+      const oldest = gaveUpOn.keys().next().value;
+      if (oldest !== undefined) gaveUpOn.delete(oldest);
+    }
+  };
 
   /**
    * Whether `m` is its job's first stored event, asking again a few times over about two seconds
@@ -231,10 +241,17 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
    * nak and a redelivery. Bounded in time and in how many messages poll at once, so jobs that wait
    * long never fill this process.
    */
-  async function waitForTurn(m: JsMsg, subject: StoredSubject): Promise<boolean> {
+  async function waitForTurn(m: JsMsg, subject: StoredSubject, jobKey: string): Promise<boolean> {
     let first = await gate.firstStored(subject, m.seq);
-    if (first === m.seq) return true;
-    if (polling >= maxHeld / 2) return false;
+    if (first === m.seq) {
+      gaveUpOn.delete(jobKey);
+      return true;
+    }
+    // An event of this job queued here just waited for the same predecessor in vain: do not
+    // wait again (a job's whole queue would otherwise wait 2 s per event while the predecessor
+    // sits in the client's buffer behind it, e.g. after redeliveries scrambled the order).
+    if (first !== undefined && gaveUpOn.get(jobKey) === first) return false;
+    if (polling >= maxHeld / 4) return false;
     polling++;
     try {
       for (let waited = 0, i = 1; waited < 2_000 && !stopping.signal.aborted; i++) {
@@ -245,8 +262,12 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
         waited += pause;
         if (stopping.signal.aborted) return false;
         first = await gate.firstStored(subject, m.seq);
-        if (first === m.seq) return true;
+        if (first === m.seq) {
+          gaveUpOn.delete(jobKey);
+          return true;
+        }
       }
+      if (first !== undefined) rememberGaveUp(jobKey, first);
       return false;
     } finally {
       polling--;
