@@ -69,7 +69,6 @@ async function wire(
         dlqMaxBytes: config.nats.dlqMaxBytes,
         dlqMaxAgeMs: config.nats.dlqMaxAgeMs,
       },
-      partitions: config.relay.partitions,
       ackWaitMs: config.relay.ackWaitMs,
     },
     log,
@@ -107,9 +106,12 @@ async function wire(
       log,
       metrics: relayMetrics,
       subjectPrefix: config.nats.subjectPrefix,
-      partitions: config.relay.partitions,
       concurrency: config.relay.concurrency,
       maxPayloadBytes: config.server.maxPayloadBytes,
+      ackWaitMs: config.relay.ackWaitMs,
+      retries: { maxAttempts: config.relay.maxAttempts, maxAgeMs: config.relay.maxAgeMs },
+      // The relay's part of the stop, leaving time for the NATS drain within the whole deadline.
+      stopDeadlineMs: Math.max(500, config.server.stopDeadlineMs - 3_000),
     });
     undo.push(() => relay?.stop());
   }
@@ -139,7 +141,7 @@ async function wire(
         checks.relay = {
           ok: r.consuming,
           gates: true,
-          ...(r.consuming ? {} : { detail: `consuming ${r.partitionsConsuming} partitions; reconnecting` }),
+          ...(r.consuming ? {} : { detail: "not attached to the relay consumer; reconnecting" }),
         };
         // Svix's state is reported but does not gate readiness: accepting events needs only NATS.
         checks.svix = {
@@ -205,14 +207,37 @@ async function wire(
       }
     },
     stop() {
-      stopping ??= (async () => {
-        await server.close();
-        apiKeyVerifier.close();
-        await relay?.stop();
-        await nats.drain();
-        log.info("stopped");
-      })();
+      stopping ??= withDeadline(
+        (async () => {
+          // The relay stops taking messages at once (handing back what waits) while the server
+          // lets in-flight RPCs finish: a replica going away holds no event it will not send.
+          await Promise.all([server.close(), relay?.stop()]);
+          apiKeyVerifier.close();
+          await nats.drain();
+          log.info("stopped");
+        })(),
+        config.server.stopDeadlineMs,
+        async () => {
+          // Past the deadline: whatever is unacked is redelivered by JetStream; published events
+          // were acknowledged only once stored, so nothing accepted is lost by closing now.
+          log.warn({ deadline_ms: config.server.stopDeadlineMs }, "stop deadline passed; closing NATS now");
+          await nats.nc.close().catch(() => undefined);
+        },
+      );
       return stopping;
     },
   };
+}
+
+/** `work`, or `onTimeout` once `ms` has passed without it finishing. */
+async function withDeadline(work: Promise<void>, ms: number, onTimeout: () => Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), ms);
+  });
+  try {
+    if ((await Promise.race([work, late])) === "late") await onTimeout();
+  } finally {
+    clearTimeout(timer);
+  }
 }

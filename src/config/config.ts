@@ -13,6 +13,8 @@ export interface Config {
     serviceTokensFile: string | undefined;
     /** How long SIGTERM waits for in-flight RPCs before closing connections. */
     shutdownGraceMs: number;
+    /** The whole stop (server, relay, NATS drain) ends within this, below the orchestrator's grace. */
+    stopDeadlineMs: number;
     /** Upper bound on a PublishJobEvent call's wait for JetStream when the caller sets no deadline. */
     publishTimeoutMs: number;
     maxConnections: number;
@@ -30,9 +32,12 @@ export interface Config {
   relay: {
     /** Off for API-only replicas: they accept events; other replicas relay them. */
     enabled: boolean;
+    /** Ceiling of Svix requests in flight per replica (adapted down on 429s). */
     concurrency: number;
-    /** Partitions of the job key space (one JetStream consumer each); fixed once the stream exists. */
-    partitions: number;
+    /** Failed Svix attempts after which an event Svix keeps failing (while it accepts others) is dead-lettered. */
+    maxAttempts: number;
+    /** Age after which such an event is dead-lettered. */
+    maxAgeMs: number;
     /** How long JetStream waits for an ack before redelivering; bounds the stall after a crash. */
     ackWaitMs: number;
   };
@@ -141,7 +146,8 @@ const schema = z.object({
   JOBHOOKS_RELAY_CONCURRENCY: int(64, 1, 10_000),
   JOBHOOKS_SVIX_TIMEOUT_MS: int(10_000, 100, 60_000),
   JOBHOOKS_RELAY_ACK_WAIT_MS: int(30_000, 1_000, 600_000),
-  JOBHOOKS_RELAY_PARTITIONS: int(64, 1, 1_024),
+  JOBHOOKS_RELAY_MAX_ATTEMPTS: int(10_000, 1, 1_000_000_000),
+  JOBHOOKS_RELAY_MAX_AGE_MS: int(24 * 3_600_000, 1_000, 365 * 24 * 3_600_000),
   JOBHOOKS_RELAY_ENABLED: z
     .string()
     .optional()
@@ -155,6 +161,7 @@ const schema = z.object({
   JOBHOOKS_DLQ_MAX_BYTES: int(256 * 1024 ** 2, 64 * 1024, 2 ** 50),
   JOBHOOKS_DLQ_MAX_AGE_MS: int(30 * 24 * 3_600_000, 60_000, 10 * 365 * 24 * 3_600_000),
   JOBHOOKS_SHUTDOWN_GRACE_MS: int(10_000, 0, 600_000),
+  JOBHOOKS_STOP_DEADLINE_MS: int(20_000, 1_000, 600_000),
   JOBHOOKS_PUBLISH_TIMEOUT_MS: int(10_000, 100, 600_000),
   JOBHOOKS_MAX_CONNECTIONS: int(4_096, 1, 1_000_000),
   JOBHOOKS_RPC_DEADLINE_MS: int(30_000, 100, 600_000),
@@ -196,6 +203,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {})
   if (v && v.JOBHOOKS_RELAY_ACK_WAIT_MS < 2 * v.JOBHOOKS_SVIX_TIMEOUT_MS) {
     problems.push("JOBHOOKS_RELAY_ACK_WAIT_MS: must be at least twice JOBHOOKS_SVIX_TIMEOUT_MS");
   }
+  if (v && v.JOBHOOKS_STOP_DEADLINE_MS <= v.JOBHOOKS_SHUTDOWN_GRACE_MS) {
+    problems.push("JOBHOOKS_STOP_DEADLINE_MS: must be above JOBHOOKS_SHUTDOWN_GRACE_MS");
+  }
   if (problems.length > 0 || !v) throw new ConfigError(problems);
   return {
     server: {
@@ -204,6 +214,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {})
       maxPayloadBytes: v.JOBHOOKS_MAX_PAYLOAD_BYTES,
       serviceTokensFile: v.JOBHOOKS_SERVICE_TOKENS_FILE,
       shutdownGraceMs: v.JOBHOOKS_SHUTDOWN_GRACE_MS,
+      stopDeadlineMs: v.JOBHOOKS_STOP_DEADLINE_MS,
       publishTimeoutMs: v.JOBHOOKS_PUBLISH_TIMEOUT_MS,
       maxConnections: v.JOBHOOKS_MAX_CONNECTIONS,
       rpcDeadlineMs: v.JOBHOOKS_RPC_DEADLINE_MS,
@@ -231,7 +242,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {})
     relay: {
       enabled: v.JOBHOOKS_RELAY_ENABLED,
       concurrency: v.JOBHOOKS_RELAY_CONCURRENCY,
-      partitions: v.JOBHOOKS_RELAY_PARTITIONS,
+      maxAttempts: v.JOBHOOKS_RELAY_MAX_ATTEMPTS,
+      maxAgeMs: v.JOBHOOKS_RELAY_MAX_AGE_MS,
       ackWaitMs: v.JOBHOOKS_RELAY_ACK_WAIT_MS,
     },
     portal: { ratePerMinute: v.JOBHOOKS_PORTAL_RATE_PER_MIN, burst: v.JOBHOOKS_PORTAL_BURST },

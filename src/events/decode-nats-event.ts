@@ -13,7 +13,9 @@ export type DeadReason =
   | "malformed"
   | "subject_mismatch"
   | "invalid"
-  | "svix_rejected";
+  | "svix_rejected"
+  /** Svix kept failing this event while it accepted others (the relay's bounded retries). */
+  | "retries_exhausted";
 
 export type DecodeResult =
   | { kind: "event"; event: JobEvent }

@@ -16,12 +16,15 @@ import { classifyNatsError } from "./errors.js";
 
 export const JOBS_STREAM = "JOBS";
 export const DLQ_STREAM = "JOBS_DLQ";
+/** The relay's one durable consumer, shared by every replica. */
 export const RELAY_CONSUMER = "jobhooks-relay";
 
-/** The durable consumer of one partition, e.g. `jobhooks-relay-07`. */
-export function relayConsumerName(partition: number): string {
-  return `${RELAY_CONSUMER}-${String(partition).padStart(2, "0")}`;
-}
+/** The partitioned layout's consumers (`jobhooks-relay-07`), removed when it is taken over. */
+const LEGACY_CONSUMER = /^jobhooks-relay-\d+$/;
+
+/** Messages the relay consumer hands out before acks: far above what all replicas hold at once
+ * (each holds a bounded number, see the relay), so it never limits throughput. */
+export const RELAY_MAX_ACK_PENDING = 20_000;
 
 export interface ProvisionOptions {
   subjectPrefix: string;
@@ -32,8 +35,6 @@ export interface ProvisionOptions {
   maxMsgBytes?: number;
   /** How long the relay may hold a message before JetStream redelivers it. */
   ackWaitMs?: number;
-  /** Partitions of the job key space; one consumer each. Fixed when the stream is created. */
-  partitions: number;
   /** Storage limits; applied to existing streams too (see applyLimits). */
   limits?: StreamLimits;
 }
@@ -85,17 +86,14 @@ export async function provisionJetStream(
   // Work-queue retention: a relayed (acked) event is deleted, so the stream holds the backlog
   // only and never grows without bound; nothing is deleted before the relay acked it.
   //
-  // Per-job order across crashes and replicas: the stream maps `<prefix>.<tenant>.<job>.<status>`
-  // to `<prefix>.<partition>.<tenant>.<job>.<status>`, the partition a hash of tenant and job.
-  // Each partition has its own consumer with max_ack_pending 1, so JetStream itself never hands
-  // out a job's next event while an earlier one is unacknowledged, whichever replica holds it and
-  // even after that replica crashed (the pending event is redelivered first).
+  // Stored subject = published subject: the relay orders each job's events by asking the stream
+  // for the job's first stored message (direct get, hence allow_direct), see relay/ordering-gate.
+  await takeOverPartitionedLayout(jsm, opts.subjectPrefix, log);
   const jobs = await ensureStream(
     jsm,
     {
       name: JOBS_STREAM,
       subjects: [`${opts.subjectPrefix}.*.*.*`],
-      subject_transform: partitionTransform(opts.subjectPrefix, opts.partitions),
       retention: RetentionPolicy.Workqueue,
       storage: StorageType.File,
       num_replicas: opts.replicas,
@@ -111,7 +109,7 @@ export async function provisionJetStream(
   );
   // Dead letters are kept until an operator replays or purges them, or they pass the age or byte
   // limit: then the oldest go first, so a flood of poison never stops dead-lettering (and with it
-  // the relay's partitions).
+  // the relay).
   await ensureStream(
     jsm,
     {
@@ -128,24 +126,21 @@ export async function provisionJetStream(
     },
     log,
   );
-  for (let p = 0; p < opts.partitions; p++) {
-    await ensureConsumer(
-      jsm,
-      JOBS_STREAM,
-      {
-        durable_name: relayConsumerName(p),
-        ack_policy: AckPolicy.Explicit,
-        deliver_policy: DeliverPolicy.All,
-        filter_subject: partitionFilter(opts.subjectPrefix, p),
-        // Well above the Svix request timeout; the relay calls working() on slow calls anyway.
-        ack_wait: nanos(opts.ackWaitMs ?? 30_000),
-        max_deliver: -1,
-        max_ack_pending: 1,
-        num_replicas: opts.replicas,
-      },
-      log,
-    );
-  }
+  await ensureConsumer(
+    jsm,
+    JOBS_STREAM,
+    {
+      durable_name: RELAY_CONSUMER,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      // Well above the Svix request timeout; the relay calls working() on held messages anyway.
+      ack_wait: nanos(opts.ackWaitMs ?? 30_000),
+      max_deliver: -1,
+      max_ack_pending: RELAY_MAX_ACK_PENDING,
+      num_replicas: opts.replicas,
+    },
+    log,
+  );
   return { duplicateWindowMs: millis(jobs.duplicate_window ?? nanos(opts.duplicateWindowMs)) };
 }
 
@@ -253,13 +248,19 @@ async function ensureConsumer(
     const info = await retryTransient(`read consumer ${want.durable_name}`, log, () =>
       jsm.consumers.info(stream, want.durable_name),
     );
-    if (
-      info.config.filter_subject !== want.filter_subject ||
-      info.config.max_ack_pending !== want.max_ack_pending
-    ) {
+    if ((info.config.filter_subject || undefined) !== want.filter_subject) {
       throw new ProvisioningError(
-        `consumer ${want.durable_name} on ${stream} has filter ${info.config.filter_subject} and max_ack_pending ` +
-          `${info.config.max_ack_pending}, want ${want.filter_subject} and ${want.max_ack_pending}; delete it to let jobhooks recreate it`,
+        `consumer ${want.durable_name} on ${stream} has filter ${info.config.filter_subject}, want ` +
+          `${want.filter_subject ?? "none"}; delete it to let jobhooks recreate it`,
+      );
+    }
+    if (want.max_ack_pending !== undefined && info.config.max_ack_pending !== want.max_ack_pending) {
+      await retryTransient(`update consumer ${want.durable_name}`, log, () =>
+        jsm.consumers.update(stream, want.durable_name, { max_ack_pending: want.max_ack_pending }),
+      );
+      log.info(
+        { stream, consumer: want.durable_name, max_ack_pending: want.max_ack_pending },
+        "consumer updated",
       );
     }
     return;
@@ -294,16 +295,43 @@ async function retryTransient<T>(what: string, log: Logger, call: () => Promise<
   }
 }
 
-/** The stream's mapping from a published subject to its stored, partitioned subject. */
-export function partitionTransform(prefix: string, partitions: number): { src: string; dest: string } {
-  return {
-    src: `${prefix}.*.*.*`,
-    dest: `${prefix}.{{partition(${partitions},1,2)}}.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}`,
-  };
-}
-
-export function partitionFilter(prefix: string, partition: number): string {
-  return `${prefix}.${partition}.*.*.*`;
+/**
+ * Takes over a JOBS stream made by the partitioned layout (a subject transform to
+ * `<prefix>.<partition>.<tenant>.<job>.<status>` and consumers `jobhooks-relay-NN` with
+ * max_ack_pending 1), keeping every stored event: the transform is removed, so new events are
+ * stored under their published subject, and the partition consumers are deleted, because a
+ * work-queue stream allows no consumer overlapping them. Stored messages keep their partitioned
+ * subjects; the relay reads both shapes and orders a job's events across both until none of the
+ * old shape is left. Deleting a consumer deletes no message, and a message a partition consumer
+ * had handed out is delivered again by the new consumer (Svix's idempotency key makes a second
+ * send harmless). Idempotent, so replicas starting together may all run it.
+ */
+async function takeOverPartitionedLayout(jsm: JetStreamManager, prefix: string, log: Logger): Promise<void> {
+  const existing = await streamConfig(jsm, JOBS_STREAM, log);
+  if (!existing) return;
+  const transform = existing.subject_transform;
+  if (transform?.dest?.includes("{{partition(") && transform.src === `${prefix}.*.*.*`) {
+    log.warn(
+      { stream: JOBS_STREAM, transform },
+      "taking over the partitioned JOBS layout: removing its subject transform (stored events are kept)",
+    );
+    await retryTransient(`update stream ${JOBS_STREAM}`, log, () =>
+      jsm.streams.update(JOBS_STREAM, { subject_transform: undefined, allow_direct: true }),
+    );
+  }
+  const legacy: string[] = [];
+  for await (const c of await jsm.consumers.list(JOBS_STREAM)) {
+    if (LEGACY_CONSUMER.test(c.name)) legacy.push(c.name);
+  }
+  for (const name of legacy) {
+    try {
+      await retryTransient(`delete consumer ${name}`, log, () => jsm.consumers.delete(JOBS_STREAM, name));
+      log.warn({ stream: JOBS_STREAM, consumer: name }, "deleted a partitioned-layout consumer");
+    } catch (err) {
+      // Another replica deleted it first.
+      if (!(err instanceof JetStreamApiError) || err.code !== 10014) throw err;
+    }
+  }
 }
 
 function sameSet(a: string[], b: string[]): boolean {

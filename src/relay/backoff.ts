@@ -1,6 +1,6 @@
 /**
  * How long a message waits before JetStream redelivers it after a transient Svix failure: capped
- * exponential growth with full jitter (so partitions that failed together do not retry together),
+ * exponential growth with full jitter (so events that failed together do not retry together),
  * and never sooner than Svix's Retry-After. The cap is short because the circuit, not the
  * backoff, protects Svix during an outage; a short cap means delivery resumes within seconds.
  */

@@ -1,8 +1,13 @@
 /**
- * A circuit breaker shared by every partition loop. While Svix keeps failing the circuit opens:
- * messages wait in place instead of being sent, and one of them at a time is let through as a
- * probe every `probeIntervalMs`. So an outage costs about one request per interval, not a retry
- * storm, and the first successful probe closes the circuit and releases everything at once.
+ * A circuit breaker shared by every message of a replica. While Svix keeps failing the circuit
+ * opens: messages wait in place instead of being sent, and one of them at a time is let through
+ * as a probe every `probeIntervalMs` (or later, when Svix's Retry-After asks for more). So an
+ * outage costs about one request per interval, not a retry storm, and the first successful probe
+ * closes the circuit and releases everything at once.
+ *
+ * With `startUnproven` the circuit begins as if open, without a failure: until Svix has answered
+ * once, one request at a time goes out. A replica restarted in the middle of an outage so sends
+ * probes, not a burst of its whole budget.
  */
 export type CircuitState = "closed" | "open";
 
@@ -11,6 +16,8 @@ export interface CircuitOptions {
   failureThreshold?: number;
   /** Time between probes while open. */
   probeIntervalMs?: number;
+  /** Begin by probing: nothing is known about Svix yet (see above). */
+  startUnproven?: boolean;
   onChange?: (state: CircuitState, detail: { consecutiveFailures: number }) => void;
   now?: () => number;
 }
@@ -19,7 +26,10 @@ export type Admission = "send" | "probe";
 
 export class Circuit {
   private state: CircuitState = "closed";
+  /** Open because nothing is known yet, not because Svix failed (reported as closed). */
+  private unproven = false;
   private consecutiveFailures = 0;
+  private lastSuccess = Number.NEGATIVE_INFINITY;
   private probing = false;
   private nextProbeAt = 0;
   private waiters = new Set<() => void>();
@@ -31,10 +41,25 @@ export class Circuit {
     this.threshold = o.failureThreshold ?? 10;
     this.probeIntervalMs = o.probeIntervalMs ?? 1_000;
     this.now = o.now ?? Date.now;
+    if (o.startUnproven) {
+      this.state = "open";
+      this.unproven = true;
+    }
   }
 
+  /** "open" only after Svix failed; a circuit still proving Svix reports "closed". */
   get current(): CircuitState {
-    return this.state;
+    return this.unproven ? "closed" : this.state;
+  }
+
+  /** Svix answered recently and is not failing: a failure now is the request's own. */
+  get answering(): boolean {
+    return this.state === "closed";
+  }
+
+  /** When Svix last answered a request (accepted or refused it); -Infinity before the first. */
+  get lastSuccessAt(): number {
+    return this.lastSuccess;
   }
 
   /**
@@ -62,25 +87,41 @@ export class Circuit {
 
   success(admission: Admission): void {
     this.consecutiveFailures = 0;
+    this.lastSuccess = this.now();
     if (admission === "probe") this.probing = false;
     if (this.state === "open") {
       this.state = "closed";
-      this.o.onChange?.("closed", { consecutiveFailures: 0 });
+      if (!this.unproven) this.o.onChange?.("closed", { consecutiveFailures: 0 });
+      this.unproven = false;
       this.wake();
     }
   }
 
-  failure(admission: Admission): void {
+  /**
+   * A transient failure. `retryAfterMs` (already clamped by the caller) is Svix asking for a
+   * pause: while open, the next probe waits at least that long.
+   */
+  failure(admission: Admission, retryAfterMs?: number): void {
     this.consecutiveFailures++;
+    const pause = Math.max(this.probeIntervalMs, retryAfterMs ?? 0);
     if (admission === "probe") {
       this.probing = false;
-      this.nextProbeAt = this.now() + this.probeIntervalMs;
+      this.nextProbeAt = this.now() + pause;
+      if (this.unproven) {
+        // The first answer of this process's life is a failure: now it is a real outage.
+        this.unproven = false;
+        this.o.onChange?.("open", { consecutiveFailures: this.consecutiveFailures });
+      }
       this.wake();
       return;
     }
-    if (this.state === "closed" && this.consecutiveFailures >= this.threshold) {
+    if (this.state === "open") {
+      this.nextProbeAt = Math.max(this.nextProbeAt, this.now() + (retryAfterMs ?? 0));
+      return;
+    }
+    if (this.consecutiveFailures >= this.threshold) {
       this.state = "open";
-      this.nextProbeAt = this.now() + this.probeIntervalMs;
+      this.nextProbeAt = this.now() + pause;
       this.o.onChange?.("open", { consecutiveFailures: this.consecutiveFailures });
     }
   }

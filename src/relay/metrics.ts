@@ -10,7 +10,7 @@ export function createRelayMetrics(registry: Registry) {
     }),
     outcomes: new Counter({
       name: "jobhooks_relay_events_total",
-      help: "Relay outcomes: relayed (created at Svix), already_sent (409), dead_lettered, retried (transient failure)",
+      help: "Relay outcomes: relayed (created at Svix), already_sent (409), dead_lettered, retried (transient failure), waited (the job's earlier event is still stored), failed (a bug of ours; event kept)",
       labelNames: ["outcome"] as const,
       registers: [registry],
     }),
@@ -42,9 +42,14 @@ export function createRelayMetrics(registry: Registry) {
       help: "Events this process holds: taken from JetStream, not yet acknowledged",
       registers: [registry],
     }),
-    partitionsConsuming: new Gauge({
-      name: "jobhooks_relay_partitions_consuming",
-      help: "Partition consumers this process is consuming from",
+    consuming: new Gauge({
+      name: "jobhooks_relay_consuming",
+      help: "1 while this process is attached to the relay's JetStream consumer",
+      registers: [registry],
+    }),
+    svixBudget: new Gauge({
+      name: "jobhooks_relay_svix_budget",
+      help: "Svix requests this process may have in flight now (adapts to 429s; at most JOBHOOKS_RELAY_CONCURRENCY)",
       registers: [registry],
     }),
   };

@@ -1,25 +1,24 @@
 import { setTimeout as delay } from "node:timers/promises";
-import {
-  type ConsumerMessages,
-  type JetStreamClient,
-  type JetStreamManager,
-  type JsMsg,
-  jetstream,
-  jetstreamManager,
-} from "@nats-io/jetstream";
+import { type JetStreamClient, type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream";
 
 import { type DeadReason, decodeNatsEvent } from "../events/decode-nats-event.js";
 import { eventTypeDefinitions, toSvixMessage } from "../events/webhook-payload.js";
+import type { JobEvent } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { Logger } from "../log/logger.js";
 import type { NatsLink } from "../nats/connection.js";
-import { dlqPrefix, JOBS_STREAM, relayConsumerName } from "../nats/provision.js";
+import { dlqPrefix, JOBS_STREAM, RELAY_CONSUMER } from "../nats/provision.js";
 import type { SvixGateway } from "../svix/gateway.js";
 import { endRelaySpan, startRelaySpan } from "../tracing/spans.js";
-import { retryDelayMs } from "./backoff.js";
-import { type Admission, Circuit } from "./circuit.js";
+import { AdaptiveLimit } from "./adaptive-limit.js";
+import { Circuit } from "./circuit.js";
+import { startConsumerLoop } from "./consumer-loop.js";
 import { deadLetter } from "./dead-letter.js";
+import { decide, type RetryLimits } from "./decide.js";
 import type { RelayMetrics } from "./metrics.js";
-import { Semaphore } from "./semaphore.js";
+import { createOrderingGate } from "./ordering-gate.js";
+import { sameTick } from "./same-tick.js";
+import { parseStoredSubject, type StoredSubject } from "./stored-subject.js";
+import { createSvixSender } from "./svix-sender.js";
 
 export interface RelayOptions {
   nats: NatsLink;
@@ -27,47 +26,55 @@ export interface RelayOptions {
   log: Logger;
   metrics: RelayMetrics;
   subjectPrefix: string;
-  partitions: number;
-  /** Svix requests in flight at once. */
+  /** Ceiling of Svix requests in flight in this replica (the adaptive budget never exceeds it). */
   concurrency: number;
   maxPayloadBytes: number;
+  /** The consumer's ack_wait: held messages are kept alive well within it. */
+  ackWaitMs?: number;
   /** Consecutive transient failures that open the circuit; probe interval while open. */
   circuit?: { failureThreshold?: number; probeIntervalMs?: number };
-  /** Upper bound of the redelivery backoff after a transient failure. */
-  maxRetryDelayMs?: number;
+  /** Bounded retries of an event Svix keeps failing while it accepts others. */
+  retries?: Partial<RetryLimits>;
+  /** How long stop() waits for Svix calls in flight before giving up on them (they are redelivered). */
+  stopDeadlineMs?: number;
 }
 
 export interface RelayReadiness {
   consuming: boolean;
-  partitionsConsuming: number;
   circuit: "closed" | "open";
 }
 
 export interface Relay {
   readiness(): RelayReadiness;
-  /** Stops taking messages, lets Svix calls in flight finish, hands back messages still waiting. */
+  /** Stops taking messages, hands back those waiting, lets Svix calls in flight finish (bounded). */
   stop(): Promise<void>;
 }
 
+/** Attempt counts are kept for this many events at most (oldest forgotten first). */
+const ATTEMPTS_TRACKED_MAX = 100_000;
+
 /**
- * JetStream → Svix. One loop per partition consumer; each consumer has max_ack_pending 1, so a
- * loop holds at most one message, and a job's next event is not handed out (to this or any
- * replica) before the previous one is acked — per-job order survives crashes and scale-out.
+ * JetStream → Svix, in four parts: the consumer loop (pulls, holds a bounded number of messages,
+ * keeps them alive), the ordering gate (a job's event is sent only when it is the job's first
+ * stored event), the Svix sender (circuit, adaptive budget, one call) and dead-lettering. Between
+ * them, `decide` turns each Svix outcome into ack, retry after a delay, or dead letter.
  * A message is acked only after Svix accepted it (2xx, or 409: already sent) or after it was
- * dead-lettered; a transient failure naks it with a backoff, so nothing accepted is ever dropped.
+ * dead-lettered; anything else is handed back (nak), so nothing accepted is ever dropped.
  */
 export async function startRelay(o: RelayOptions): Promise<Relay> {
   const js: JetStreamClient = jetstream(o.nats.nc);
-  const jsm: JetStreamManager = await jetstreamManager(o.nats.nc);
-  const limit = new Semaphore(o.concurrency);
+  const jsm = await jetstreamManager(o.nats.nc);
   const stopping = new AbortController();
-  const consuming = new Array<boolean>(o.partitions).fill(false);
-  const active = new Array<ConsumerMessages | undefined>(o.partitions);
   const dlq = dlqPrefix(o.subjectPrefix);
-  /** Messages this process holds (taken from JetStream, not yet acked or handed back). */
-  let inFlight = 0;
+  const ackWaitMs = o.ackWaitMs ?? 30_000;
+  const limits: RetryLimits = {
+    maxAttempts: o.retries?.maxAttempts ?? 10_000,
+    maxAgeMs: o.retries?.maxAgeMs ?? 24 * 3_600_000,
+    maxRetryDelayMs: o.retries?.maxRetryDelayMs ?? 2_000,
+  };
   const circuit = new Circuit({
     ...o.circuit,
+    startUnproven: true,
     onChange: (state, detail) => {
       o.metrics.circuitOpen.set(state === "open" ? 1 : 0);
       if (state === "open")
@@ -75,89 +82,207 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
       else o.log.info("svix circuit closed: Svix answers again");
     },
   });
+  const budget = new AdaptiveLimit({
+    max: o.concurrency,
+    onChange: (limit) => o.metrics.svixBudget.set(limit),
+  });
+  o.metrics.svixBudget.set(budget.limit);
+  const sender = createSvixSender({ svix: o.svix, circuit, limit: budget, signal: stopping.signal });
+  const gate = await createOrderingGate({ jsm, stream: JOBS_STREAM, subjectPrefix: o.subjectPrefix });
+  if (gate.legacyMayRemain) {
+    o.log.warn(
+      "events stored by the partitioned layout remain: ordering each job across both subject shapes",
+    );
+  }
+  // Messages held at once: enough to keep the budget busy while some jobs wait their turn;
+  // bounded for memory, and far below the consumer's max_ack_pending so other replicas get work.
+  const maxHeld = Math.min(4_096, Math.max(256, o.concurrency * 8));
+  /** Failed Svix attempts per stream sequence (and when the last one ended), as this process counted them. */
+  const attempts = new Map<number, { n: number; at: number }>();
+  const acksTogether = sameTick();
 
   // Event types are registered in the background: a Svix outage at start-up must not stop relaying
   // of whatever Svix accepts, nor the service starting.
   void registerEventTypes(o, stopping.signal);
 
+  /** Stream sequences of the messages this process holds. */
+  const heldSeqs = new Set<number>();
+
   async function handle(m: JsMsg): Promise<void> {
-    o.metrics.received.inc();
-    const tokens = parseStoredSubject(o.subjectPrefix, m.subject);
-    if (!tokens) {
-      return dead(
-        m,
-        "bad_subject",
-        `subject ${m.subject} is not ${o.subjectPrefix}.<tenant_id>.<job_id>.<status>`,
-        m.subject,
-      );
+    heldSeqs.add(m.seq);
+    try {
+      await handleHeld(m);
+    } finally {
+      heldSeqs.delete(m.seq);
     }
-    const originalSubject = `${o.subjectPrefix}.${tokens.tenantId}.${tokens.jobId}.${tokens.status}`;
+  }
+
+  async function handleHeld(m: JsMsg): Promise<void> {
+    o.metrics.received.inc();
+    const subject = parseStoredSubject(o.subjectPrefix, m.subject);
+    if (!subject) {
+      const detail = `subject ${m.subject} is not ${o.subjectPrefix}.<tenant_id>.<job_id>.<status>`;
+      return dead(m, "bad_subject", detail, m.subject);
+    }
+    const originalSubject = `${o.subjectPrefix}.${subject.tenantId}.${subject.jobId}.${subject.status}`;
     const decoded = decodeNatsEvent({
-      subject: tokens,
+      subject,
       data: m.data,
       contentType: m.headers?.get("Content-Type") || undefined,
-      storedAtMs: Number(m.info.timestampNanos / 1_000_000),
+      storedAtMs: storedAtMs(m),
       maxPayloadBytes: o.maxPayloadBytes,
     });
+    // An event that can never be delivered does not wait for its job's turn: it reaches no one.
     if (decoded.kind === "dead") return dead(m, decoded.reason, decoded.detail, originalSubject);
-
-    const event = decoded.event;
-    const message = toSvixMessage(event);
-    let admission: Admission;
+    const jobKey = `${subject.tenantId}.${subject.jobId}`;
     try {
-      admission = await circuit.admit(stopping.signal, () => m.working());
-    } catch {
-      m.nak(); // shutting down: hand it back for another replica (or our restart)
+      await gate.inTurn(jobKey, () => relayInTurn(m, decoded.event, subject, jobKey, originalSubject));
+    } catch (err) {
+      // A bug of ours, or NATS failing under a dead letter or an ack: keep the message (the DLQ
+      // publish is de-duplicated, Svix's idempotency key makes a second send harmless).
+      o.metrics.outcomes.inc({ outcome: "failed" });
+      o.log.error(
+        { err, stream_seq: m.seq, tenant: subject.tenantId, job_id: subject.jobId },
+        "relay failed on a message; it will be retried",
+      );
+      m.nak(limits.maxRetryDelayMs);
+    }
+  }
+
+  async function relayInTurn(
+    m: JsMsg,
+    event: JobEvent,
+    subject: StoredSubject,
+    jobKey: string,
+    originalSubject: string,
+  ): Promise<void> {
+    if (stopping.signal.aborted) return void m.nak();
+    if (!(await waitForTurn(m, subject, jobKey))) {
+      // The job's earlier event is still stored after a while: it waits for a retry, or for
+      // redelivery after a crash. Hand this one back; it asks again later.
+      m.nak(waitDelayMs(m.info.deliveryCount));
+      o.metrics.outcomes.inc({ outcome: "waited" });
       return;
     }
+    const ids = { tenant: event.tenantId, job_id: event.jobId, event_id: event.eventId };
     const span = startRelaySpan(m.headers, {
       "jobhooks.tenant": event.tenantId,
       "jobhooks.job_id": event.jobId,
       "jobhooks.event_id": event.eventId,
       "jobhooks.delivery_count": m.info.deliveryCount,
     });
-    await limit.acquire();
-    let outcome: Awaited<ReturnType<SvixGateway["createMessage"]>>;
-    try {
-      outcome = await o.svix.createMessage(event.tenantId, message);
-    } finally {
-      limit.release();
+    const outcome = await sender.send(event.tenantId, toSvixMessage(event), () => m.working());
+    if (outcome.kind === "stopped") {
+      endRelaySpan(span, "stopped", undefined);
+      return void m.nak(); // shutting down: hand it back for another replica (or our restart)
     }
     endRelaySpan(span, outcome.kind, "reason" in outcome ? outcome.reason : undefined);
-    switch (outcome.kind) {
-      case "created":
-      case "already_sent":
-        circuit.success(admission);
+    const failed = outcome.kind === "transient" || outcome.kind === "internal";
+    const before = attempts.get(m.seq);
+    const tries = failed ? countAttempt(m.seq) : (before?.n ?? 0) + 1;
+    const decision = decide({
+      outcome,
+      attempts: tries,
+      ageMs: Date.now() - storedAtMs(m),
+      // "Svix otherwise answers": the circuit is closed and Svix accepted something else since
+      // this event last failed. One event failing alone, or an outage's first seconds before
+      // the circuit opens, so never count as the event's own fault.
+      svixAnswering: circuit.answering && (before === undefined || circuit.lastSuccessAt > before.at),
+      limits,
+    });
+    switch (decision.action) {
+      case "ack":
+        await acksTogether();
         m.ack();
-        o.metrics.outcomes.inc({ outcome: outcome.kind === "created" ? "relayed" : "already_sent" });
+        attempts.delete(m.seq);
+        gate.done(jobKey, m.seq);
+        o.metrics.outcomes.inc({ outcome: decision.outcome });
         return;
-      case "permanent":
-        circuit.success(admission); // Svix answered: it is up
-        return dead(m, "svix_rejected", outcome.reason, originalSubject, {
-          tenant: event.tenantId,
-          job_id: event.jobId,
-          event_id: event.eventId,
-        });
-      case "transient": {
-        circuit.failure(admission);
-        const delay = retryDelayMs(m.info.deliveryCount, outcome.retryAfterMs, {
-          capMs: o.maxRetryDelayMs ?? 2_000,
-        });
-        m.nak(delay);
-        o.metrics.outcomes.inc({ outcome: "retried" });
-        o.log.debug(
-          {
-            tenant: event.tenantId,
-            job_id: event.jobId,
-            event_id: event.eventId,
-            reason: outcome.reason,
-            delay,
-          },
-          "svix transient failure; will retry",
-        );
+      case "dead_letter":
+        await dead(m, decision.reason, decision.detail, originalSubject, ids);
+        attempts.delete(m.seq);
+        gate.done(jobKey, m.seq);
         return;
-      }
+      case "retry":
+        m.nak(decision.delayMs);
+        o.metrics.outcomes.inc({ outcome: decision.cause === "bug" ? "failed" : "retried" });
+        if (decision.cause === "bug") {
+          o.log.error(
+            { ...ids, reason: decision.reason, attempts: tries },
+            "relay bug while calling Svix; event kept, will retry",
+          );
+        } else {
+          o.log.debug(
+            { ...ids, reason: decision.reason, delay: decision.delayMs },
+            "svix transient failure; will retry",
+          );
+        }
+        return;
     }
+  }
+
+  /** Messages holding their place while an earlier event of their job is sent elsewhere. */
+  let polling = 0;
+  /** Per job, the predecessor an event of it last waited for in vain (bounded, oldest dropped). */
+  const gaveUpOn = new Map<string, number>();
+  const rememberGaveUp = (jobKey: string, seq: number) => {
+    gaveUpOn.delete(jobKey);
+    gaveUpOn.set(jobKey, seq);
+    if (gaveUpOn.size > 10_000) {
+      const oldest = gaveUpOn.keys().next().value;
+      if (oldest !== undefined) gaveUpOn.delete(oldest);
+    }
+  };
+
+  /**
+   * Whether `m` is its job's first stored event, asking again a few times over about two seconds
+   * while it is not: most often the earlier event is in a Svix call on another replica and is
+   * acked within tens of milliseconds, and holding the message (kept alive) is far quicker than a
+   * nak and a redelivery. Bounded in time and in how many messages poll at once, so jobs that wait
+   * long never fill this process.
+   */
+  async function waitForTurn(m: JsMsg, subject: StoredSubject, jobKey: string): Promise<boolean> {
+    let first = await gate.firstStored(subject, m.seq);
+    if (first === m.seq) {
+      gaveUpOn.delete(jobKey);
+      return true;
+    }
+    // An event of this job queued here just waited for the same predecessor in vain: do not
+    // wait again (a job's whole queue would otherwise wait 2 s per event while the predecessor
+    // sits in the client's buffer behind it, e.g. after redeliveries scrambled the order).
+    if (first !== undefined && gaveUpOn.get(jobKey) === first) return false;
+    if (polling >= maxHeld / 4) return false;
+    polling++;
+    try {
+      for (let waited = 0, i = 1; waited < 2_000 && !stopping.signal.aborted; i++) {
+        // The earlier event was redelivered to this process and queued behind this one: give way.
+        if (first !== undefined && heldSeqs.has(first)) return false;
+        const pause = Math.min(200, 10 * i);
+        await delay(pause, undefined, { signal: stopping.signal }).catch(() => undefined);
+        waited += pause;
+        if (stopping.signal.aborted) return false;
+        first = await gate.firstStored(subject, m.seq);
+        if (first === m.seq) {
+          gaveUpOn.delete(jobKey);
+          return true;
+        }
+      }
+      if (first !== undefined) rememberGaveUp(jobKey, first);
+      return false;
+    } finally {
+      polling--;
+    }
+  }
+
+  function countAttempt(seq: number): number {
+    const n = (attempts.get(seq)?.n ?? 0) + 1;
+    attempts.delete(seq);
+    attempts.set(seq, { n, at: Date.now() });
+    if (attempts.size > ATTEMPTS_TRACKED_MAX) {
+      const oldest = attempts.keys().next().value;
+      if (oldest !== undefined) attempts.delete(oldest);
+    }
+    return n;
   }
 
   async function dead(
@@ -173,94 +298,61 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
     o.log.warn({ reason, detail, subject: originalSubject, stream_seq: m.seq, ...ids }, "dead letter");
   }
 
-  async function runPartition(p: number): Promise<void> {
-    const name = relayConsumerName(p);
-    while (!stopping.signal.aborted) {
-      try {
-        await o.nats.whenConnected(stopping.signal);
-        const consumer = await js.consumers.get(JOBS_STREAM, name);
-        // A short expiry makes a lost consumer leader (or a deleted consumer) visible in seconds.
-        // max_ack_pending 1 lets the server hand over one message at a time anyway; a large pull
-        // just saves a pull request per message.
-        const messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
-        active[p] = messages;
-        setConsuming(p, true);
-        for await (const m of messages) {
-          inFlight++;
-          try {
-            await handle(m);
-          } catch (err) {
-            // NATS trouble while dead-lettering or acking: leave the message unacked; JetStream
-            // redelivers it after ack_wait, and the DLQ publish is de-duplicated.
-            o.log.warn(
-              { err, partition: p, stream_seq: m.seq },
-              "could not finish a message; it will be redelivered",
-            );
-          } finally {
-            inFlight--;
-          }
-          if (stopping.signal.aborted) break;
-        }
-      } catch (err) {
-        if (!stopping.signal.aborted) o.log.warn({ err, partition: p }, "relay consumer lost; reconnecting");
-      } finally {
-        active[p] = undefined;
-        setConsuming(p, false);
-      }
-      if (!stopping.signal.aborted) await sleep(1_000, stopping.signal);
-    }
-  }
-
-  function setConsuming(p: number, on: boolean): void {
-    consuming[p] = on;
-    o.metrics.partitionsConsuming.set(consuming.filter(Boolean).length);
-  }
+  const loop = startConsumerLoop({
+    nats: o.nats,
+    js,
+    stream: JOBS_STREAM,
+    consumer: RELAY_CONSUMER,
+    maxHeld,
+    keepAliveMs: Math.max(1_000, Math.floor(ackWaitMs / 3)),
+    onMessage: handle,
+    onConsuming: (on) => o.metrics.consuming.set(on ? 1 : 0),
+    log: o.log,
+  });
 
   // Backlog gauges: one stream-info request every few seconds. With work-queue retention every
   // stored message is an event not yet relayed, so the stream's count is the backlog.
-  const backlogTimer = setInterval(() => {
+  const gaugeTimer = setInterval(() => {
     jsm.streams.info(JOBS_STREAM).then(
       (info) => o.metrics.consumerPending.set(info.state.messages),
       () => undefined,
     );
-    o.metrics.consumerAckPending.set(inFlight);
+    o.metrics.consumerAckPending.set(loop.held);
+    gate.refreshLegacy().catch(() => undefined);
   }, 5_000);
-  backlogTimer.unref();
+  gaugeTimer.unref();
 
-  const loops = Array.from({ length: o.partitions }, (_, p) => runPartition(p));
-  o.log.info({ partitions: o.partitions, concurrency: o.concurrency }, "relay started");
+  o.log.info({ concurrency: o.concurrency }, "relay started");
 
   return {
     readiness() {
-      const n = consuming.filter(Boolean).length;
-      return {
-        consuming: n === o.partitions && o.nats.connected,
-        partitionsConsuming: n,
-        circuit: circuit.current,
-      };
+      return { consuming: loop.consuming && o.nats.connected, circuit: circuit.current };
     },
     async stop() {
       if (stopping.signal.aborted) return;
       stopping.abort();
-      clearInterval(backlogTimer);
-      // close() lets the message being handled finish; nothing new is taken.
-      await Promise.all(active.map((m) => m?.close().catch(() => undefined)));
-      await Promise.all(loops);
-      o.log.info("relay stopped");
+      clearInterval(gaugeTimer);
+      const deadline = o.stopDeadlineMs ?? 10_000;
+      const stopped = await Promise.race([
+        loop.stop().then(() => true),
+        delay(deadline, false, { ref: false }),
+      ]);
+      if (stopped) o.log.info("relay stopped");
+      else
+        o.log.warn({ held: loop.held }, "relay stop deadline passed; unfinished events will be redelivered");
     },
   };
 }
 
-/** `<prefix>.<partition>.<tenant>.<job>.<status>` as the stream stores it; undefined otherwise. */
-export function parseStoredSubject(
-  prefix: string,
-  subject: string,
-): { partition: number; tenantId: string; jobId: string; status: string } | undefined {
-  if (!subject.startsWith(`${prefix}.`)) return undefined;
-  const parts = subject.slice(prefix.length + 1).split(".");
-  if (parts.length !== 4 || !/^\d+$/.test(parts[0] as string)) return undefined;
-  const [partition, tenantId, jobId, status] = parts as [string, string, string, string];
-  return { partition: Number(partition), tenantId, jobId, status };
+/** When JetStream stored the message: the event's time of acceptance, stable across redeliveries. */
+function storedAtMs(m: JsMsg): number {
+  return Number(m.info.timestampNanos / 1_000_000);
+}
+
+/** How long an event waits before asking again whether its job's earlier event is gone. */
+function waitDelayMs(deliveryCount: number): number {
+  const step = Math.min(1_000, 50 * 2 ** Math.min(5, Math.max(0, deliveryCount - 1)));
+  return Math.round(step / 2 + Math.random() * (step / 2));
 }
 
 async function registerEventTypes(o: RelayOptions, signal: AbortSignal): Promise<void> {
@@ -270,12 +362,7 @@ async function registerEventTypes(o: RelayOptions, signal: AbortSignal): Promise
       return;
     } catch (err) {
       if (attempt === 0) o.log.warn({ err: String(err) }, "could not register svix event types; retrying");
-      await sleep(Math.min(30_000, 1_000 * 2 ** attempt), signal);
+      await delay(Math.min(30_000, 1_000 * 2 ** attempt), undefined, { signal }).catch(() => undefined);
     }
   }
-}
-
-/** Waits `ms`, or less when `signal` aborts (which is not an error here: the caller checks it). */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return delay(ms, undefined, signal ? { signal } : {}).catch(() => undefined);
 }

@@ -19,7 +19,10 @@ export type SvixFailure =
   /** Svix refused the request itself (400/413/422): retrying the same request cannot succeed. */
   | { kind: "permanent"; status: number; reason: string }
   /** Anything that may clear up (429, 5xx, timeouts, resets, bad gateways): retry later. */
-  | { kind: "transient"; status?: number; retryAfterMs?: number; reason: string };
+  | { kind: "transient"; status?: number; retryAfterMs?: number; reason: string }
+  /** Not Svix's answer nor the network's: a bug in our own code (a TypeError, …). Never a
+   * reason to give up on the event, and never to be mistaken for Svix being down. */
+  | { kind: "internal"; reason: string };
 
 const PERMANENT = new Set([400, 413, 422]);
 
@@ -53,11 +56,25 @@ export function classifySvixError(err: unknown): SvixFailure {
   if (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError")) {
     return { kind: "transient", reason: "Svix did not answer in time" };
   }
-  const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : "";
-  return {
-    kind: "transient",
-    reason: `network error${cause || (err instanceof Error ? `: ${err.message}` : "")}`,
-  };
+  if (isNetworkError(err)) {
+    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
+    return { kind: "transient", reason: `network error${cause || `: ${err.message}`}` };
+  }
+  const what = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return { kind: "internal", reason: what.slice(0, 500) };
+}
+
+/**
+ * A failure of the connection to Svix: a socket error from node:http (it carries a system error
+ * code such as ECONNRESET) or the global fetch's `TypeError("fetch failed")` wrapping one. Any other
+ * exception is a bug of ours and must surface as one.
+ */
+function isNetworkError(err: unknown): err is Error {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string" && /^(E[A-Z0-9_]+|UND_ERR[A-Z_]*|ERR_STREAM_PREMATURE_CLOSE)$/.test(code))
+    return true;
+  return err instanceof TypeError && err.message === "fetch failed";
 }
 
 /**

@@ -88,4 +88,21 @@ describe("loadConfig", () => {
     expect(String(err)).toContain("JOBHOOKS_SVIX_OPERATIONAL_SECRET");
     expect(String(err)).not.toContain("hunter2");
   });
+
+  it("bounds retries and the stop by default, below Kubernetes' 30 s grace", () => {
+    const c = loadConfig({ SVIX_TOKEN: "testsk_x" });
+    expect(c.relay.maxAttempts).toBe(10_000);
+    expect(c.relay.maxAgeMs).toBe(24 * 3_600_000);
+    expect(c.server.stopDeadlineMs).toBe(20_000);
+  });
+
+  it("refuses a stop deadline that leaves no time after the RPC grace", () => {
+    expect(() =>
+      loadConfig({
+        SVIX_TOKEN: "testsk_x",
+        JOBHOOKS_SHUTDOWN_GRACE_MS: "10000",
+        JOBHOOKS_STOP_DEADLINE_MS: "5000",
+      }),
+    ).toThrow(/JOBHOOKS_STOP_DEADLINE_MS: must be above JOBHOOKS_SHUTDOWN_GRACE_MS/);
+  });
 });

@@ -6,7 +6,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsCluster, type NatsServer, startNatsCluster } from "../../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
-import { JOBS_STREAM, relayConsumerName } from "../../src/nats/provision.js";
+import { JOBS_STREAM, RELAY_CONSUMER } from "../../src/nats/provision.js";
 import { waitFor } from "../support/publish.js";
 import { type ServiceProcess, spawnService } from "../support/spawn-service.js";
 import {
@@ -28,7 +28,6 @@ import {
  */
 
 const TOKEN = "svc_cluster_token_0123456789abcdef";
-const PARTITIONS = 64;
 const RATE = 150;
 let cluster: NatsCluster;
 let svix: SvixStandIn;
@@ -49,7 +48,6 @@ beforeAll(async () => {
     SVIX_SERVER_URL: svix.url,
     JOBHOOKS_SERVICE_TOKENS_FILE: path.join(dir, "tokens"),
     JOBHOOKS_STREAM_REPLICAS: "3",
-    JOBHOOKS_RELAY_PARTITIONS: String(PARTITIONS),
     JOBHOOKS_SVIX_TIMEOUT_MS: "2000",
     JOBHOOKS_RELAY_ACK_WAIT_MS: "5000",
   };
@@ -61,7 +59,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (figures.length > 0) {
-    console.log(`\nstalls on a 3-node cluster, ${RATE} events/s, 2 replicas, ${PARTITIONS} partitions`);
+    console.log(`\nstalls on a 3-node cluster, ${RATE} events/s, 2 replicas, one relay consumer`);
     console.table(figures);
   }
   await Promise.all(services.splice(0).map((s) => s.kill()));
@@ -95,10 +93,8 @@ async function streamLeader(): Promise<NatsServer> {
 
 async function consumerLeaders(): Promise<Map<string, number[]>> {
   const leaders = new Map<string, number[]>();
-  for (let p = 0; p < PARTITIONS; p++) {
-    const leader = (await jsm.consumers.info(JOBS_STREAM, relayConsumerName(p))).cluster?.leader ?? "";
-    leaders.set(leader, [...(leaders.get(leader) ?? []), p]);
-  }
+  const leader = (await jsm.consumers.info(JOBS_STREAM, RELAY_CONSUMER)).cluster?.leader ?? "";
+  leaders.set(leader, [0]);
   return leaders;
 }
 
@@ -107,7 +103,7 @@ async function consumerLeaders(): Promise<Map<string, number[]>> {
  * leaderless one counts as still led, so "none left" means every one has a new leader.
  */
 async function ledBy(name: string, among?: string[]): Promise<string[]> {
-  const all = among ?? [JOBS_STREAM, ...Array.from({ length: PARTITIONS }, (_, p) => relayConsumerName(p))];
+  const all = among ?? [JOBS_STREAM, RELAY_CONSUMER];
   const led = await Promise.all(
     all.map(async (x) => {
       const info = await (x === JOBS_STREAM ? jsm.streams.info(x) : jsm.consumers.info(JOBS_STREAM, x)).catch(
@@ -125,10 +121,8 @@ async function clusterSettled(): Promise<boolean> {
   try {
     const s = await jsm.streams.info(JOBS_STREAM);
     if (!s.cluster?.leader || (s.cluster.replicas ?? []).some((r) => !r.current || r.offline)) return false;
-    for (let p = 0; p < PARTITIONS; p++) {
-      const c = await jsm.consumers.info(JOBS_STREAM, relayConsumerName(p));
-      if (!c.cluster?.leader || (c.cluster.replicas ?? []).some((r) => !r.current || r.offline)) return false;
-    }
+    const c = await jsm.consumers.info(JOBS_STREAM, RELAY_CONSUMER);
+    if (!c.cluster?.leader || (c.cluster.replicas ?? []).some((r) => !r.current || r.offline)) return false;
     return true;
   } catch {
     return false;
@@ -249,7 +243,7 @@ describe("on a 3-node NATS cluster (R3), publishing and relaying survive losing 
       const node = candidates[0] ?? serverNamed([...leaders.keys()][0]);
       return {
         node,
-        note: ` (leads ${leaders.get(node.name)?.length ?? 0}/${PARTITIONS} consumers${connected.has(node) ? ", a replica is on it" : ""})`,
+        note: ` (leads ${leaders.get(node.name)?.length ?? 0}/1 consumers${connected.has(node) ? ", a replica is on it" : ""})`,
       };
     });
   });

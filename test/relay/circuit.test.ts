@@ -94,3 +94,63 @@ describe("retryDelayMs", () => {
     expect(retryDelayMs(1, 10, { baseMs: 100, random: mid })).toBe(75);
   });
 });
+
+describe("Circuit at start and under Retry-After", () => {
+  const never = new AbortController().signal;
+
+  it("a replica that just started sends one probe at a time until Svix has answered once", async () => {
+    const now = 0;
+    const c = new Circuit({ startUnproven: true, probeIntervalMs: 1_000, now: () => now });
+    expect(c.current).toBe("closed"); // nothing known to be wrong
+    expect(c.answering).toBe(false);
+    expect(await c.admit(never)).toBe("probe");
+    let second: string | undefined;
+    void c.admit(never).then((a) => {
+      second = a;
+    });
+    await new Promise((r) => setTimeout(r, 30));
+    expect(second).toBeUndefined();
+    c.success("probe");
+    await new Promise((r) => setTimeout(r, 0));
+    expect(second).toBe("send");
+    expect(c.answering).toBe(true);
+  });
+
+  it("a first probe that fails makes a real outage: open, next probe an interval later", async () => {
+    const now = 0;
+    const changes: string[] = [];
+    const c = new Circuit({
+      startUnproven: true,
+      probeIntervalMs: 1_000,
+      now: () => now,
+      onChange: (s) => changes.push(s),
+    });
+    expect(await c.admit(never)).toBe("probe");
+    c.failure("probe");
+    expect(c.current).toBe("open");
+    expect(changes).toEqual(["open"]);
+  });
+
+  it("Svix's Retry-After moves the next probe later than the interval", async () => {
+    let now = 0;
+    const c = new Circuit({ failureThreshold: 1, probeIntervalMs: 1_000, now: () => now });
+    c.failure("send", 30_000);
+    now = 1_000;
+    const aborted = new AbortController();
+    const early = c.admit(aborted.signal);
+    await new Promise((r) => setTimeout(r, 30));
+    aborted.abort();
+    await expect(early).rejects.toThrow();
+    now = 30_000;
+    expect(await c.admit(never)).toBe("probe");
+    c.failure("probe", 10_000);
+    now = 39_000;
+    const stillEarly = new AbortController();
+    const p = c.admit(stillEarly.signal);
+    await new Promise((r) => setTimeout(r, 30));
+    stillEarly.abort();
+    await expect(p).rejects.toThrow();
+    now = 40_000;
+    expect(await c.admit(never)).toBe("probe");
+  });
+});

@@ -10,7 +10,7 @@ let stack: RelayStack;
 let nc: NatsConnection;
 
 beforeAll(async () => {
-  stack = await startRelayStack({ env: { JOBHOOKS_RELAY_PARTITIONS: "2" } });
+  stack = await startRelayStack();
   nc = await connect({ servers: stack.nats.url });
 });
 

@@ -9,7 +9,7 @@ import { type RelayStack, startRelayStack } from "../support/relay-stack.js";
 let stack: RelayStack;
 
 beforeAll(async () => {
-  stack = await startRelayStack({ env: { JOBHOOKS_RELAY_PARTITIONS: "4" } });
+  stack = await startRelayStack();
 });
 
 afterAll(async () => {

@@ -55,6 +55,22 @@ describe("classifySvixError", () => {
   });
 });
 
+describe("classifySvixError on our own bugs", () => {
+  it("calls a TypeError of our code a bug, not a network error", () => {
+    const bug = classifySvixError(new TypeError("Cannot read properties of undefined (reading 'uid')"));
+    expect(bug).toEqual({
+      kind: "internal",
+      reason: "TypeError: Cannot read properties of undefined (reading 'uid')",
+    });
+    expect(classifySvixError(new RangeError("Invalid array length")).kind).toBe("internal");
+  });
+
+  it("still calls a socket error from node:http a network error", () => {
+    const reset = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+    expect(classifySvixError(reset)).toEqual({ kind: "transient", reason: "network error: read ECONNRESET" });
+  });
+});
+
 describe("parseRetryAfter", () => {
   it("reads seconds and HTTP dates, and ignores nonsense", () => {
     expect(parseRetryAfter("2")).toBe(2_000);

@@ -1,0 +1,112 @@
+import type { JetStreamManager } from "@nats-io/jetstream";
+import { sameTick } from "./same-tick.js";
+import { jobFilters, legacyFilter } from "./stored-subject.js";
+
+/**
+ * Per-job order, and only per job. The JOBS stream has work-queue retention: it holds exactly the
+ * events not yet relayed, so "does an earlier event of this job still wait?" is answered by one
+ * direct get — the first stored message on the job's subjects. An event is sent only when it is
+ * that first message; otherwise its predecessor is still being sent (by this replica or another),
+ * waits for a retry, or waits for redelivery after a crash, and the event waits too.
+ *
+ * Why this is safe whoever holds what: a message is deleted only when acked, and it is acked only
+ * after Svix accepted it (or it was dead-lettered). So while event n is stored, n+1 is never the
+ * first, on any replica, before or after any crash. A lagging stream replica answering the direct
+ * get can only show more stored messages (older deletes not yet applied) or not yet have ours:
+ * both read as "not first", which only delays.
+ *
+ * Within a process, a job's events run one after another (`inTurn`), so a job asks once per event
+ * and never competes with itself.
+ */
+export interface OrderingGate {
+  /** Runs `task` after every task queued earlier for the same job has finished. */
+  inTurn(jobKey: string, task: () => Promise<void>): Promise<void>;
+  /** The stream sequence of the job's first stored event (asked on behalf of the event at `seq`);
+   * undefined when the stream (or the replica answering) has none. */
+  firstStored(
+    job: { tenantId: string; jobId: string; legacy: boolean },
+    seq: number,
+  ): Promise<number | undefined>;
+  /** The job's event at `seq` left the stream (acked): later asks start after it. */
+  done(jobKey: string, seq: number): void;
+  /** Jobs with tasks queued in this process. */
+  readonly jobsQueued: number;
+  /** Whether events stored by the partitioned layout may remain; each ask then checks both shapes. */
+  legacyMayRemain: boolean;
+  /** Re-checks whether any partitioned-layout event is left (once none is, none can come back). */
+  refreshLegacy(): Promise<void>;
+}
+
+/** Jobs whose last acked sequence is remembered (bounded; forgetting only costs a wider ask). */
+const RECENT_JOBS_MAX = 50_000;
+
+export async function createOrderingGate(o: {
+  jsm: JetStreamManager;
+  stream: string;
+  subjectPrefix: string;
+}): Promise<OrderingGate> {
+  const tails = new Map<string, Promise<void>>();
+  const lastDone = new Map<string, number>();
+  const together = sameTick();
+
+  async function firstStored(filter: string, from: number): Promise<number | undefined> {
+    await together();
+    const m = await o.jsm.direct.getMessage(o.stream, { next_by_subj: filter, seq: from });
+    return m?.seq;
+  }
+
+  async function anyLegacy(): Promise<boolean> {
+    return (await firstStored(legacyFilter(o.subjectPrefix), 1)) !== undefined;
+  }
+
+  const gate: OrderingGate = {
+    legacyMayRemain: await anyLegacy(),
+
+    get jobsQueued() {
+      return tails.size;
+    },
+
+    inTurn(jobKey, task) {
+      const previous = tails.get(jobKey);
+      const run = previous ? previous.then(task, task) : task();
+      const tail = run.catch(() => undefined);
+      tails.set(jobKey, tail);
+      void tail.then(() => {
+        if (tails.get(jobKey) === tail) tails.delete(jobKey);
+      });
+      return run;
+    },
+
+    async firstStored(job, seq) {
+      // Everything of this job up to the last event this process acked is gone (each was first
+      // when sent), so ask from just after it: an ack the stream has not applied yet cannot
+      // make the job's next event look blocked.
+      // (A message at or before that point is a second copy of one already acked: ask from 1.)
+      const remembered = lastDone.get(`${job.tenantId}.${job.jobId}`);
+      const from = remembered !== undefined && remembered < seq ? remembered + 1 : 1;
+      const filters = jobFilters(
+        o.subjectPrefix,
+        job.tenantId,
+        job.jobId,
+        job.legacy || gate.legacyMayRemain,
+      );
+      const firsts = await Promise.all(filters.map((f) => firstStored(f, from)));
+      const first = Math.min(...firsts.map((s) => s ?? Number.POSITIVE_INFINITY));
+      return Number.isFinite(first) ? first : undefined;
+    },
+
+    done(jobKey, seq) {
+      lastDone.delete(jobKey);
+      lastDone.set(jobKey, seq);
+      if (lastDone.size > RECENT_JOBS_MAX) {
+        const oldest = lastDone.keys().next().value;
+        if (oldest !== undefined) lastDone.delete(oldest);
+      }
+    },
+
+    async refreshLegacy() {
+      if (gate.legacyMayRemain) gate.legacyMayRemain = await anyLegacy();
+    },
+  };
+  return gate;
+}
