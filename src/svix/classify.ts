@@ -1,4 +1,5 @@
 import { ApiException } from "svix";
+import { ResponseTooLargeError } from "./keep-alive-fetch.js";
 
 /**
  * Every outcome of a Svix call reduced to what the caller does next, classified at
@@ -55,6 +56,10 @@ export function classifySvixError(err: unknown): SvixFailure {
   }
   if (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError")) {
     return { kind: "transient", reason: "Svix did not answer in time" };
+  }
+  if (err instanceof ResponseTooLargeError) {
+    // A proxy or a broken Svix streaming an endless body: its answer, not our bug.
+    return { kind: "transient", reason: err.message };
   }
   if (isNetworkError(err)) {
     const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
