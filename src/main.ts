@@ -10,12 +10,13 @@ import { createRelayMetrics } from "./relay/metrics.js";
 import { type Relay, startRelay } from "./relay/relay.js";
 import { startApiKeyVerifier } from "./server/api-key-verifier.js";
 import { type CredentialVerifier, readServiceTokens, serviceTokenVerifier } from "./server/auth.js";
-import type { Readiness } from "./server/http-endpoints.js";
 import { createJobDeliveries } from "./server/list-job-deliveries.js";
 import { operationalWebhooks } from "./server/operational-webhooks.js";
 import { createRateLimiter } from "./server/rate-limit.js";
+import { serviceReadiness } from "./server/readiness.js";
 import { startServer } from "./server/server.js";
 import { createSvixGateway } from "./svix/gateway.js";
+import { createSvixMetrics } from "./svix/metrics.js";
 
 export interface Jobhooks {
   readonly url: string;
@@ -87,24 +88,23 @@ async function wire(
   const apiKeys = await openApiKeyStore(nats.nc, { replicas: config.nats.streamReplicas });
 
   // One Svix client for both of its users: the relay sends messages, GetPortalLink opens portals.
-  const relayMetrics = config.relay.enabled ? createRelayMetrics(registry) : undefined;
+  const svixMetrics = createSvixMetrics(registry);
   const svix = createSvixGateway({
     token: config.svix.token ?? "",
     serverUrl: config.svix.serverUrl,
     requestTimeoutMs: config.svix.requestTimeoutMs,
     maxSockets: config.relay.concurrency * 2,
     log,
-    onRequest: (seconds, statusClass) =>
-      relayMetrics?.svixSeconds.observe({ status_class: statusClass }, seconds),
+    onRequest: svixMetrics.observe,
   });
 
   let relay: Relay | undefined;
-  if (relayMetrics) {
+  if (config.relay.enabled) {
     relay = await startRelay({
       nats,
       svix,
       log,
-      metrics: relayMetrics,
+      metrics: createRelayMetrics(registry),
       subjectPrefix: config.nats.subjectPrefix,
       concurrency: config.relay.concurrency,
       maxPayloadBytes: config.server.maxPayloadBytes,
@@ -127,32 +127,7 @@ async function wire(
   undo.push(() => apiKeyVerifier.close());
   verifiers.push(apiKeyVerifier.verify);
 
-  const readiness: Readiness = {
-    checks: () => {
-      const checks: ReturnType<Readiness["checks"]> = {
-        nats: {
-          ok: nats.connected,
-          gates: true,
-          ...(nats.connected ? {} : { detail: "disconnected; reconnecting" }),
-        },
-      };
-      if (relay) {
-        const r = relay.readiness();
-        checks.relay = {
-          ok: r.consuming,
-          gates: true,
-          ...(r.consuming ? {} : { detail: "not attached to the relay consumer; reconnecting" }),
-        };
-        // Svix's state is reported but does not gate readiness: accepting events needs only NATS.
-        checks.svix = {
-          ok: r.circuit === "closed",
-          gates: false,
-          ...(r.circuit === "open" ? { detail: "circuit open: Svix failing, sending probes" } : {}),
-        };
-      }
-      return checks;
-    },
-  };
+  const readiness = serviceReadiness({ nats, relay });
 
   const server = await startServer({
     host: config.server.host,

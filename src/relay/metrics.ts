@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "prom-client";
 
 /** The relay's metrics, on the registry the /metrics endpoint serves. */
 export function createRelayMetrics(registry: Registry) {
@@ -18,13 +18,6 @@ export function createRelayMetrics(registry: Registry) {
       name: "jobhooks_relay_dead_letters_total",
       help: "Events moved to JOBS_DLQ, by reason",
       labelNames: ["reason"] as const,
-      registers: [registry],
-    }),
-    svixSeconds: new Histogram({
-      name: "jobhooks_svix_request_duration_seconds",
-      help: "Svix API request latency, by status class",
-      labelNames: ["status_class"] as const,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
     circuitOpen: new Gauge({

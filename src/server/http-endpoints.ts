@@ -1,16 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { Registry } from "prom-client";
-
-export interface ReadinessCheck {
-  ok: boolean;
-  detail?: string;
-}
-
-/** Named checks; the service is ready when every check that `gates` is ok. */
-export interface Readiness {
-  checks(): Record<string, ReadinessCheck & { gates: boolean }>;
-}
+import { isReady, type Readiness } from "./readiness.js";
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
@@ -37,7 +28,7 @@ export function httpEndpoints(o: {
         return send(res, 200, "application/json", `${JSON.stringify({ status: "ok" })}\n`);
       case "/readyz": {
         const checks = o.readiness.checks();
-        const ready = Object.values(checks).every((c) => c.ok || !c.gates);
+        const ready = isReady(checks);
         const body = Object.fromEntries(
           Object.entries(checks).map(([name, c]) => [
             name,

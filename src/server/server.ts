@@ -9,11 +9,12 @@ import { type CredentialVerifier, clientAddressKey, createAuthenticator } from "
 import { createFailedAuthLimiter, type FailedAuthLimiterOptions } from "./auth-failures.js";
 import { withGrpcFastPath } from "./grpc-fast-path.js";
 import { createHealth, overallHealth } from "./health.js";
-import { httpEndpoints, type Readiness } from "./http-endpoints.js";
+import { httpEndpoints } from "./http-endpoints.js";
 import type { JobDeliveries } from "./list-job-deliveries.js";
 import { listenOnePort, type OnePortListener } from "./listener.js";
 import { createServerMetrics } from "./metrics.js";
 import type { RateLimiter } from "./rate-limit.js";
+import { isReady, type Readiness } from "./readiness.js";
 import { createRpcRoutes, MAX_REQUEST_BYTES, rpcRecorder, tracingOn } from "./rpc-routes.js";
 import { createWebhookService } from "./webhook-service.js";
 
@@ -75,10 +76,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   // Health follows readiness, so a gRPC load balancer stops routing to a replica that lost NATS.
   const syncHealth = () => {
-    const ready = Object.values(o.readiness.checks()).every((c) => c.ok || !c.gates);
+    const checks = o.readiness.checks();
+    const ready = isReady(checks);
     health.set(overallHealth, ready);
     health.set(WebhookService.typeName, ready);
-    metrics.natsConnected.set(o.readiness.checks().nats?.ok ? 1 : 0);
+    metrics.natsConnected.set(checks.nats?.ok ? 1 : 0);
   };
   syncHealth();
   const healthTimer = setInterval(syncHealth, 1_000);

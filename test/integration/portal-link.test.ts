@@ -159,6 +159,20 @@ describe("the tenant's Svix application", () => {
     expect(appCreates()).toBe(creates + 1);
   });
 
+  it("an API-only replica (relay off) still counts its Svix calls in /metrics", async () => {
+    const svixRequests = async () => {
+      const text = await (await fetch(`${svc.url}/metrics`)).text();
+      const line = text
+        .split("\n")
+        .find((l) => l.startsWith('jobhooks_svix_request_duration_seconds_count{status_class="2xx"}'));
+      return Number(line?.split(" ")[1] ?? 0);
+    };
+    const before = await svixRequests();
+    await client().getPortalLink({ tenantId: uniqueTenant("metrics") }, { headers: service });
+    // At least the portal-access call (plus the application create on first use).
+    expect(await svixRequests()).toBeGreaterThanOrEqual(before + 1);
+  });
+
   it("20 concurrent first calls create exactly one application", async () => {
     const tenant = uniqueTenant("concurrent");
     // One key per call, as 20 of the tenant's users would hold: each key has its own rate bucket.
