@@ -46,8 +46,22 @@ export async function startJobhooks(config: Config, log: Logger): Promise<Jobhoo
   try {
     return await wire(config, log, nats, serviceTokens, undo);
   } catch (err) {
-    for (const step of undo.reverse()) await step();
+    await undoAll(undo, log);
     throw err;
+  }
+}
+
+/**
+ * Runs undo steps last-first, every one of them even when one fails: a failed step is logged and
+ * the rest still run, and the caller rethrows the error that made start-up fail, not an undo's.
+ */
+export async function undoAll(steps: ReadonlyArray<() => unknown>, log: Logger): Promise<void> {
+  for (const step of [...steps].reverse()) {
+    try {
+      await step();
+    } catch (err) {
+      log.warn({ err }, "a start-up step could not be undone");
+    }
   }
 }
 

@@ -94,6 +94,8 @@ export interface NatsServer {
   readonly running: boolean;
   /** The server process's id while it runs (a watchdog kills it if its owner dies). */
   readonly pid: number | undefined;
+  /** Its HTTP monitoring endpoint (`/connz`, `/jsz`, …), on loopback. */
+  readonly monitorUrl: string;
   /** Stops gracefully (SIGTERM, then SIGKILL) and keeps the store for restart(). */
   stop(): Promise<void>;
   /** Crashes the server (SIGKILL): JetStream recovers from its file store on restart(). */
@@ -155,6 +157,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
+    monitorUrl: `http://127.0.0.1:${monitorPort}`,
     storeDir,
     name,
     get running() {
