@@ -1,6 +1,8 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import { type BuiltServer, type CloseState, checkingIntervalFor, trackSessions } from "./listener-parts.js";
+import { buildTlsServer } from "./listener-tls.js";
 
 /**
  * The request handler both HTTP versions share — in practice the function returned by
@@ -146,24 +148,6 @@ export async function listenOnePort(options: OnePortOptions): Promise<OnePortLis
   };
 }
 
-interface BuiltServer {
-  /** The server that owns the port; its `close` callback fires once every accepted socket is gone. */
-  server: net.Server;
-  /** Every socket accepted and not yet closed. */
-  sockets: Set<net.Socket>;
-  sessions: Set<http2.Http2Session>;
-  /** Closes HTTP/1.1 connections that have no request in flight. */
-  closeIdleHttp1(): void;
-  /** Connections still being sniffed, or handshaking: nothing is in flight on them. */
-  dropUndecided(): void;
-  /** Stops the inner servers' timers once no socket is left. */
-  dispose(): void;
-}
-
-interface CloseState {
-  closing: boolean;
-}
-
 /**
  * Once closing has begun, an HTTP/1.1 response asks the client to close the connection, so a
  * keep-alive client does not send another request on a connection about to go away; when the
@@ -291,114 +275,6 @@ function sniffProtocol(
   socket.on("data", onData);
 }
 
-function buildTlsServer(
-  handler: OnePortHandler,
-  tls: { cert: string | Buffer; key: string | Buffer },
-  timeouts: Required<OnePortTimeouts>,
-  state: CloseState,
-  settings: http2.Settings,
-): BuiltServer {
-  const server = http2.createSecureServer(
-    {
-      settings,
-      cert: tls.cert,
-      key: tls.key,
-      allowHTTP1: true,
-      handshakeTimeout: timeouts.firstBytesMs,
-    },
-    handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
-  );
-  // With allowHTTP1 the secure server runs Node's HTTP/1.1 machinery itself and reads these.
-  const http1Settings = server as unknown as {
-    headersTimeout: number;
-    requestTimeout: number;
-    keepAliveTimeout: number;
-    connectionsCheckingInterval: number;
-    closeIdleConnections?: () => void;
-  };
-  http1Settings.headersTimeout = timeouts.headersMs;
-  http1Settings.requestTimeout = timeouts.requestMs;
-  http1Settings.keepAliveTimeout = timeouts.keepAliveMs;
-  http1Settings.connectionsCheckingInterval = checkingIntervalFor(timeouts);
-
-  const sessions = trackSessions(server, timeouts.idleSessionMs);
-  const sockets = new Set<net.Socket>();
-  const handshaking = new Set<net.Socket>();
-  server.on("connection", (socket: net.Socket) => {
-    sockets.add(socket);
-    handshaking.add(socket);
-    socket.once("close", () => {
-      sockets.delete(socket);
-      handshaking.delete(socket);
-    });
-  });
-  server.on("secureConnection", (tlsSocket: net.Socket) => {
-    sockets.add(tlsSocket);
-    tlsSocket.once("close", () => sockets.delete(tlsSocket));
-  });
-  server.on("request", (_request, response: http2.Http2ServerResponse) => {
-    response.once("finish", () => {
-      if (state.closing) setImmediate(() => http1Settings.closeIdleConnections?.call(server));
-    });
-  });
-  server.on("secureConnection", (tlsSocket: net.Socket & { _parent?: net.Socket }) => {
-    // `_parent` is Node's (undocumented) link from a TLS socket to its TCP socket. Without it a
-    // handshaken connection would merely count as undecided: close() would cut it at once.
-    if (tlsSocket._parent) handshaking.delete(tlsSocket._parent);
-  });
-
-  return {
-    server,
-    sockets,
-    sessions,
-    closeIdleHttp1: () => http1Settings.closeIdleConnections?.call(server),
-    dropUndecided: () => {
-      for (const socket of handshaking) socket.destroy();
-    },
-    // server.close() in closeGracefully already stopped everything this server runs.
-    dispose: () => {},
-  };
-}
-
-/**
- * Keeps the set of live sessions, and closes (GOAWAY) a session that has had no open stream for
- * `idleMs`. Node's own session time-out counts any quiet period, open streams or not, and would cut
- * a long-lived server stream; this one only counts time without streams, like Go's IdleTimeout.
- */
-function trackSessions(
-  server: http2.Http2Server | http2.Http2SecureServer,
-  idleMs: number,
-): Set<http2.Http2Session> {
-  const sessions = new Set<http2.Http2Session>();
-  server.on("session", (session: http2.ServerHttp2Session) => {
-    sessions.add(session);
-    let openStreams = 0;
-    let idleTimer: NodeJS.Timeout | undefined;
-    const armIdleTimer = () => {
-      idleTimer = setTimeout(() => {
-        if (!session.closed && !session.destroyed) session.close();
-      }, idleMs);
-      idleTimer.unref();
-    };
-    armIdleTimer();
-    session.on("stream", (stream) => {
-      openStreams++;
-      clearTimeout(idleTimer);
-      stream.once("close", () => {
-        openStreams--;
-        if (openStreams === 0 && !session.closed && !session.destroyed) armIdleTimer();
-      });
-    });
-    session.once("close", () => {
-      clearTimeout(idleTimer);
-      sessions.delete(session);
-    });
-    // A session error is the peer's problem; without a listener it would be thrown.
-    session.on("error", () => {});
-  });
-  return sessions;
-}
-
 function withDefaults(timeouts: OnePortTimeouts): Required<OnePortTimeouts> {
   return {
     firstBytesMs: timeouts.firstBytesMs ?? defaultTimeouts.firstBytesMs,
@@ -407,11 +283,6 @@ function withDefaults(timeouts: OnePortTimeouts): Required<OnePortTimeouts> {
     keepAliveMs: timeouts.keepAliveMs ?? defaultTimeouts.keepAliveMs,
     idleSessionMs: timeouts.idleSessionMs ?? defaultTimeouts.idleSessionMs,
   };
-}
-
-function checkingIntervalFor(timeouts: Required<OnePortTimeouts>): number {
-  const shortest = Math.min(timeouts.headersMs, timeouts.requestMs || timeouts.headersMs);
-  return Math.min(30_000, Math.max(100, Math.floor(shortest / 4)));
 }
 
 async function closeGracefully(
