@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import type { Config } from "./config/config.js";
@@ -39,12 +40,13 @@ export async function startJobhooks(config: Config, log: Logger): Promise<Jobhoo
   const serviceTokens = config.server.serviceTokensFile
     ? await readServiceTokens(config.server.serviceTokensFile, (m) => log.warn(m))
     : undefined;
+  const tls = config.server.tls ? await readTlsFiles(config.server.tls) : undefined;
   const nats = await connectNats(config.nats, log);
   // What has started so far, undone in reverse if a later step fails (a taken port, a conflicting
   // stream), so a failed start leaves no consumer or connection behind.
   const undo: Array<() => unknown> = [() => nats.drain()];
   try {
-    return await wire(config, log, nats, serviceTokens, undo);
+    return await wire(config, log, nats, { serviceTokens, tls }, undo);
   } catch (err) {
     await undoAll(undo, log);
     throw err;
@@ -69,9 +71,10 @@ async function wire(
   config: Config,
   log: Logger,
   nats: NatsLink,
-  serviceTokens: string[] | undefined,
+  files: { serviceTokens: string[] | undefined; tls: TlsFiles | undefined },
   undo: Array<() => unknown>,
 ): Promise<Jobhooks> {
+  const { serviceTokens } = files;
   const jsm = await jetstreamManager(nats.nc);
   const { duplicateWindowMs } = await provisionJetStream(
     jsm,
@@ -157,6 +160,7 @@ async function wire(
     shutdownGraceMs: config.server.shutdownGraceMs,
     maxConnections: config.server.maxConnections,
     rpcDeadlineMs: config.server.rpcDeadlineMs,
+    tls: files.tls,
     log,
     deliveries: createJobDeliveries({
       jsm,
@@ -215,6 +219,20 @@ async function wire(
       );
       return stopping;
     },
+  };
+}
+
+type TlsFiles = { cert: Buffer; key: Buffer };
+
+/** The certificate and key, read before anything connects so a wrong path stops start-up at once. */
+async function readTlsFiles(files: { certFile: string; keyFile: string }): Promise<TlsFiles> {
+  const read = (name: string, file: string) =>
+    readFile(file).catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`${name}: cannot read ${file}: ${err.code}`, { cause: err });
+    });
+  return {
+    cert: await read("JOBHOOKS_TLS_CERT_FILE", files.certFile),
+    key: await read("JOBHOOKS_TLS_KEY_FILE", files.keyFile),
   };
 }
 

@@ -11,6 +11,8 @@ export interface Config {
     /** Largest accepted event (its stored JSON), in bytes. */
     maxPayloadBytes: number;
     serviceTokensFile: string | undefined;
+    /** PEM files to terminate TLS in-process (both or neither); without them the port is cleartext. */
+    tls: { certFile: string; keyFile: string } | undefined;
     /** How long SIGTERM waits for in-flight RPCs before closing connections. */
     shutdownGraceMs: number;
     /** The whole stop (server, relay, NATS drain) ends within this, below the orchestrator's grace. */
@@ -134,6 +136,8 @@ const schema = z.object({
       .optional(),
   ),
   JOBHOOKS_SERVICE_TOKENS_FILE: optional,
+  JOBHOOKS_TLS_CERT_FILE: optional,
+  JOBHOOKS_TLS_KEY_FILE: optional,
   JOBHOOKS_SUBJECT_PREFIX: z
     .string()
     .optional()
@@ -199,6 +203,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {})
   if (["NATS_CREDS", "NATS_TOKEN", "NATS_USER"].filter(set).length > 1) {
     problems.push("NATS_CREDS, NATS_TOKEN, NATS_USER: set at most one way to authenticate");
   }
+  if (set("JOBHOOKS_TLS_CERT_FILE") !== set("JOBHOOKS_TLS_KEY_FILE")) {
+    problems.push("JOBHOOKS_TLS_CERT_FILE, JOBHOOKS_TLS_KEY_FILE: set both or neither");
+  }
   const v = parsed.data;
   if (v && v.JOBHOOKS_RELAY_ACK_WAIT_MS < 2 * v.JOBHOOKS_SVIX_TIMEOUT_MS) {
     problems.push("JOBHOOKS_RELAY_ACK_WAIT_MS: must be at least twice JOBHOOKS_SVIX_TIMEOUT_MS");
@@ -213,6 +220,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {})
       port: v.JOBHOOKS_ADDR.port,
       maxPayloadBytes: v.JOBHOOKS_MAX_PAYLOAD_BYTES,
       serviceTokensFile: v.JOBHOOKS_SERVICE_TOKENS_FILE,
+      tls:
+        v.JOBHOOKS_TLS_CERT_FILE && v.JOBHOOKS_TLS_KEY_FILE
+          ? { certFile: v.JOBHOOKS_TLS_CERT_FILE, keyFile: v.JOBHOOKS_TLS_KEY_FILE }
+          : undefined,
       shutdownGraceMs: v.JOBHOOKS_SHUTDOWN_GRACE_MS,
       stopDeadlineMs: v.JOBHOOKS_STOP_DEADLINE_MS,
       publishTimeoutMs: v.JOBHOOKS_PUBLISH_TIMEOUT_MS,

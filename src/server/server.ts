@@ -33,6 +33,8 @@ export interface ServerOptions {
   shutdownGraceMs: number;
   /** Failed authentications allowed per client address. */
   authFailures?: FailedAuthLimiterOptions;
+  /** Certificate and key (PEM) to terminate TLS on the port; cleartext without. */
+  tls?: { cert: string | Buffer; key: string | Buffer } | undefined;
   /** Connections open at once (JOBHOOKS_MAX_CONNECTIONS). */
   maxConnections?: number;
   /** Longest a unary RPC may take, whatever deadline the client set (JOBHOOKS_RPC_DEADLINE_MS). */
@@ -114,6 +116,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       enabled: () => !tracingOn(),
     }),
     ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}),
+    ...(o.tls ? { tls: o.tls } : {}),
   });
   o.log.info({ url: listener.url }, "listening");
 

@@ -105,4 +105,16 @@ describe("loadConfig", () => {
       }),
     ).toThrow(/JOBHOOKS_STOP_DEADLINE_MS: must be above JOBHOOKS_SHUTDOWN_GRACE_MS/);
   });
+  it("terminates TLS only with both a certificate and a key file", () => {
+    const both = loadConfig({
+      SVIX_TOKEN: "testsk_x",
+      JOBHOOKS_TLS_CERT_FILE: "/etc/jobhooks/tls.crt",
+      JOBHOOKS_TLS_KEY_FILE: "/etc/jobhooks/tls.key",
+    });
+    expect(both.server.tls).toEqual({ certFile: "/etc/jobhooks/tls.crt", keyFile: "/etc/jobhooks/tls.key" });
+    expect(loadConfig({ SVIX_TOKEN: "testsk_x" }).server.tls).toBeUndefined();
+    expect(() =>
+      loadConfig({ SVIX_TOKEN: "testsk_x", JOBHOOKS_TLS_CERT_FILE: "/etc/jobhooks/tls.crt" }),
+    ).toThrow(/JOBHOOKS_TLS_CERT_FILE, JOBHOOKS_TLS_KEY_FILE: set both or neither/);
+  });
 });
