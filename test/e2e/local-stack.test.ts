@@ -1,15 +1,22 @@
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findNatsServer, freePort } from "../../src/local/nats-server.js";
+import { freePort } from "../../src/local/nats-server.js";
 import { signatureHeaders } from "../../src/local/svix-stand-in/signing.js";
 import { until } from "../support/poll.js";
 import { publishToNats } from "../support/publish.js";
 import { bannerExports, type Child, processesOf, root, startChild } from "./child.js";
+import {
+  CHROMIUM,
+  missingPrerequisite,
+  PYTHON,
+  processed,
+  receiverLog,
+  untilListening,
+} from "./local-stack-support.js";
 
 // What a newcomer does on day one: `jobhooks dev`, then the banner's steps as printed (portal link,
 // endpoint, copied secret, the receiver command, the publish lines run by bash), the two example
@@ -17,64 +24,11 @@ import { bannerExports, type Child, processesOf, root, startChild } from "./chil
 // Screenshots go to artifacts/e2e/ (git-ignored), with first-day.json: seconds from starting
 // `jobhooks dev` to the first verified webhook for this scripted user.
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const PYTHON = "/usr/bin/python3";
 const ARTIFACTS = path.join(root, "artifacts/e2e");
 const RPC = "jobhooks.v1.WebhookService";
 
-function missingPrerequisite(): string | undefined {
-  if (!existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (apt-get install -y chromium)`;
-  if (spawnSync(PYTHON, ["-c", "import flask"], { timeout: 10_000 }).status !== 0)
-    return `no Flask for ${PYTHON} (apt-get install -y python3-flask)`;
-  try {
-    findNatsServer();
-  } catch (err) {
-    return (err as Error).message;
-  }
-  return undefined;
-}
-
 const skipReason = missingPrerequisite();
 if (skipReason) console.warn(`skipping the local-stack end-to-end test: ${skipReason}`);
-
-interface ReceiverLine {
-  msg: string;
-  webhook_id?: string;
-  type?: string;
-  job_id?: string;
-  reason?: string;
-}
-
-function receiverLog(child: Child): ReceiverLine[] {
-  return child.lines.flatMap((line) => {
-    try {
-      return [JSON.parse(line) as ReceiverLine];
-    } catch {
-      return [];
-    }
-  });
-}
-
-const processed = (child: Child) =>
-  receiverLog(child)
-    .filter((l) => l.msg === "processed")
-    .map((l) => `${l.type} ${l.job_id}`)
-    .sort();
-
-async function untilListening(url: string): Promise<void> {
-  await until(
-    `${url} to listen`,
-    async () => {
-      try {
-        await fetch(url, { signal: AbortSignal.timeout(1_000) });
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    { timeoutMs: 20_000 },
-  );
-}
 
 describe.skipIf(skipReason !== undefined)("the local stack, end to end", () => {
   let dev: Child;
