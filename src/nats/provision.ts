@@ -4,6 +4,7 @@ import {
   type ConsumerConfig,
   DeliverPolicy,
   DiscardPolicy,
+  JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamManager,
   RetentionPolicy,
@@ -12,7 +13,7 @@ import {
 } from "@nats-io/jetstream";
 import { millis, nanos } from "@nats-io/transport-node";
 import type { Logger } from "../log/logger.js";
-import { classifyNatsError } from "./errors.js";
+import { classifyNatsError, JetStreamCodes } from "./errors.js";
 
 export const JOBS_STREAM = "JOBS";
 export const DLQ_STREAM = "JOBS_DLQ";
@@ -181,7 +182,7 @@ async function ensureStream(
       return info.config;
     } catch (err) {
       // Another replica created it between our read and our add: read again.
-      if (!(err instanceof JetStreamApiError) || err.code !== 10058) throw err;
+      if (!(err instanceof JetStreamApiError) || err.code !== JetStreamCodes.StreamNameInUse) throw err;
     }
   }
   throw new ProvisioningError(`stream ${want.name}: could not create or read it`);
@@ -233,7 +234,7 @@ async function streamConfig(
   try {
     return (await retryTransient(`read stream ${name}`, log, () => jsm.streams.info(name))).config;
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === 10059) return undefined; // stream not found
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return undefined;
     throw err;
   }
 }
@@ -265,7 +266,7 @@ async function ensureConsumer(
     }
     return;
   } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== 10014) throw err; // consumer not found
+    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound) throw err;
   }
   // Consumer create is idempotent for an identical config, so racing replicas all succeed.
   await retryTransient(`create consumer ${want.durable_name}`, log, () => jsm.consumers.add(stream, want));
@@ -329,7 +330,7 @@ async function takeOverPartitionedLayout(jsm: JetStreamManager, prefix: string, 
       log.warn({ stream: JOBS_STREAM, consumer: name }, "deleted a partitioned-layout consumer");
     } catch (err) {
       // Another replica deleted it first.
-      if (!(err instanceof JetStreamApiError) || err.code !== 10014) throw err;
+      if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound) throw err;
     }
   }
 }
