@@ -12,6 +12,7 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { millis, nanos } from "@nats-io/transport-node";
+import { dlqStreamSubject, jobsStreamSubject } from "../events/subjects.js";
 import type { Logger } from "../log/logger.js";
 import { classifyNatsError, JetStreamCodes } from "./errors.js";
 
@@ -66,10 +67,6 @@ export class ProvisioningError extends Error {
   }
 }
 
-export function dlqPrefix(subjectPrefix: string): string {
-  return `${subjectPrefix}_dlq`;
-}
-
 /**
  * Creates the streams and the relay's durable consumer, or adopts existing ones that match. Every
  * replica runs this at start, concurrently: creation races are settled by re-reading. An existing
@@ -94,7 +91,7 @@ export async function provisionJetStream(
     jsm,
     {
       name: JOBS_STREAM,
-      subjects: [`${opts.subjectPrefix}.*.*.*`],
+      subjects: [jobsStreamSubject(opts.subjectPrefix)],
       retention: RetentionPolicy.Workqueue,
       storage: StorageType.File,
       num_replicas: opts.replicas,
@@ -115,7 +112,7 @@ export async function provisionJetStream(
     jsm,
     {
       name: DLQ_STREAM,
-      subjects: [`${dlqPrefix(opts.subjectPrefix)}.>`],
+      subjects: [dlqStreamSubject(opts.subjectPrefix)],
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       num_replicas: opts.replicas,
@@ -311,7 +308,7 @@ async function takeOverPartitionedLayout(jsm: JetStreamManager, prefix: string, 
   const existing = await streamConfig(jsm, JOBS_STREAM, log);
   if (!existing) return;
   const transform = existing.subject_transform;
-  if (transform?.dest?.includes("{{partition(") && transform.src === `${prefix}.*.*.*`) {
+  if (transform?.dest?.includes("{{partition(") && transform.src === jobsStreamSubject(prefix)) {
     log.warn(
       { stream: JOBS_STREAM, transform },
       "taking over the partitioned JOBS layout: removing its subject transform (stored events are kept)",
