@@ -3,6 +3,7 @@ import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { apiKeyDigest, generateApiKey, isApiKeyId } from "../credentials/api-key.js";
 import { tenantIdProblem } from "../events/validate.js";
+import { JetStreamCodes } from "./errors.js";
 
 /**
  * Customer API keys in the NATS KV bucket `jobhooks_api_keys` (README "Commands", `jobhooks keys`). An
@@ -58,7 +59,7 @@ export async function openApiKeyStore(nc: NatsConnection, opts: { replicas: numb
       description: "jobhooks customer API keys: SHA-256 digest → key id, tenant, creation time",
     });
   } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== 10058) throw err; // stream name in use
+    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamCodes.StreamNameInUse) throw err;
     kv = await kvm.open(API_KEYS_BUCKET);
   }
 

@@ -2,6 +2,22 @@ import { JetStreamApiError, JetStreamError } from "@nats-io/jetstream";
 import { errors } from "@nats-io/transport-node";
 
 /**
+ * JetStream API error codes we act on that `JetStreamApiCodes` of @nats-io/jetstream does not name
+ * (it names ConsumerNotFound, StreamNotFound, NoMessageFound, …). Numbers and meanings are those of
+ * nats-server's errors.json.
+ */
+export const JetStreamCodes = {
+  /** JSClusterNotAvailErr: "JetStream system temporarily unavailable" (e.g. during an election). */
+  ClusterNotAvailable: 10008,
+  /** JSStreamMessageExceedsMaximumErr: the message is larger than the stream's max_msg_size. */
+  MessageTooLarge: 10054,
+  /** JSStreamNameExistErr: a stream (or KV bucket) of that name exists with another configuration. */
+  StreamNameInUse: 10058,
+  /** JSStreamStoreFailedF: storing failed; with discard "new", "maximum bytes/messages exceeded". */
+  StoreFailed: 10077,
+} as const;
+
+/**
  * What a NATS failure means for the caller, decided in one place, at the edge:
  * `transient` clears up by itself (a disconnect, a leader election, a slow server) and is worth
  * retrying; `full` clears up when the stream drains, later than a caller's retries should wait;
@@ -11,13 +27,13 @@ export type NatsFailure = "transient" | "too_large" | "full" | "permanent";
 
 export function classifyNatsError(err: unknown): NatsFailure {
   if (err instanceof JetStreamApiError) {
-    // 10054: message size exceeds the stream's maximum.
-    if (err.code === 10054) return "too_large";
-    // 10077 "maximum bytes/messages exceeded": a stream with discard "new" at its limit. It clears
+    if (err.code === JetStreamCodes.MessageTooLarge) return "too_large";
+    // "maximum bytes/messages exceeded": a stream with discard "new" at its limit. It clears
     // as the relay drains the stream, not within one call's retries: tell the caller at once.
-    if (err.code === 10077 && /maximum (bytes|messages)/i.test(err.message)) return "full";
+    if (err.code === JetStreamCodes.StoreFailed && /maximum (bytes|messages)/i.test(err.message))
+      return "full";
     // JetStream answers 503 while a stream or meta leader is being elected.
-    if (err.status === 503 || err.code === 10008) return "transient";
+    if (err.status === 503 || err.code === JetStreamCodes.ClusterNotAvailable) return "transient";
     return "permanent";
   }
   if (

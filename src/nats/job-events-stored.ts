@@ -1,6 +1,7 @@
 import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import { decodeNatsEvent } from "../events/decode-nats-event.js";
 import { statusFromName } from "../events/job-status.js";
+import { jobFilters, parseStoredSubject } from "../events/subjects.js";
 import { IDENTIFIER } from "../events/validate.js";
 import { JobStatus } from "../gen/jobhooks/v1/webhooks_pb.js";
 import { DEAD_HEADERS } from "../relay/dead-letter.js";
@@ -36,29 +37,14 @@ export interface StoredJobEventsOptions {
 
 const DLQ_BATCH = 256;
 
-/**
- * The job's subjects in JOBS. Today the stream stores `<prefix>.<partition>.<tenant>.<job>.<status>`;
- * the relay is moving to `<prefix>.<tenant>.<job>.<status>`. Both filters are asked, so the lookup
- * works before, during and after that change (a filter that matches nothing costs one request).
- */
-export function jobSubjectFilters(prefix: string, tenantId: string, jobId: string): string[] {
-  return [`${prefix}.*.${tenantId}.${jobId}.*`, `${prefix}.${tenantId}.${jobId}.*`];
-}
-
-/** The tenant, job and status of a stored or original subject: always its last three tokens. */
-function tailTokens(subject: string): { tenantId: string; jobId: string; status: string } | undefined {
-  const parts = subject.split(".");
-  if (parts.length < 4) return undefined;
-  const [tenantId, jobId, status] = parts.slice(-3) as [string, string, string];
-  return { tenantId, jobId, status };
-}
-
 export async function readWaitingJobEvents(
   jsm: JetStreamManager,
   o: StoredJobEventsOptions,
 ): Promise<{ events: StoredJobEvent[]; truncated: boolean }> {
   const events: StoredJobEvent[] = [];
-  for (const filter of jobSubjectFilters(o.subjectPrefix, o.tenantId, o.jobId)) {
+  // Both subject shapes are asked (events of the partitioned layout may remain after its
+  // take-over); a filter that matches nothing costs one request.
+  for (const filter of jobFilters(o.subjectPrefix, o.tenantId, o.jobId, true)) {
     let seq = 0;
     // Direct gets walk the job's subjects in stream order, one stored event per request.
     while (events.length <= o.maxEvents) {
@@ -93,7 +79,7 @@ export async function readDeadLetteredJobEvents(
     let read = 0;
     for await (const m of batch) {
       read++;
-      const original = tailTokens(m.headers?.get(DEAD_HEADERS.subject) ?? "");
+      const original = parseStoredSubject(o.subjectPrefix, m.headers?.get(DEAD_HEADERS.subject) ?? "");
       if (original?.tenantId === o.tenantId && original.jobId === o.jobId) matches.push(m.seq);
       // Stop at the end of the stream as it was, rather than wait for the fetch to expire.
       if (m.seq >= last || m.info.pending === 0) {
@@ -118,7 +104,11 @@ function decodeStored(
   where: StoredJobEvent["where"],
 ): StoredJobEvent {
   const subject = where === "dead_lettered" ? (m.header?.get(DEAD_HEADERS.subject) ?? m.subject) : m.subject;
-  const tokens = tailTokens(subject) ?? { tenantId: o.tenantId, jobId: o.jobId, status: "" };
+  const tokens = parseStoredSubject(o.subjectPrefix, subject) ?? {
+    tenantId: o.tenantId,
+    jobId: o.jobId,
+    status: "",
+  };
   const decoded = decodeNatsEvent({
     subject: tokens,
     data: m.data,

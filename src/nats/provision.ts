@@ -4,6 +4,7 @@ import {
   type ConsumerConfig,
   DeliverPolicy,
   DiscardPolicy,
+  JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamManager,
   RetentionPolicy,
@@ -11,8 +12,9 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { millis, nanos } from "@nats-io/transport-node";
+import { dlqStreamSubject, jobsStreamSubject } from "../events/subjects.js";
 import type { Logger } from "../log/logger.js";
-import { classifyNatsError } from "./errors.js";
+import { classifyNatsError, JetStreamCodes } from "./errors.js";
 
 export const JOBS_STREAM = "JOBS";
 export const DLQ_STREAM = "JOBS_DLQ";
@@ -65,10 +67,6 @@ export class ProvisioningError extends Error {
   }
 }
 
-export function dlqPrefix(subjectPrefix: string): string {
-  return `${subjectPrefix}_dlq`;
-}
-
 /**
  * Creates the streams and the relay's durable consumer, or adopts existing ones that match. Every
  * replica runs this at start, concurrently: creation races are settled by re-reading. An existing
@@ -93,7 +91,7 @@ export async function provisionJetStream(
     jsm,
     {
       name: JOBS_STREAM,
-      subjects: [`${opts.subjectPrefix}.*.*.*`],
+      subjects: [jobsStreamSubject(opts.subjectPrefix)],
       retention: RetentionPolicy.Workqueue,
       storage: StorageType.File,
       num_replicas: opts.replicas,
@@ -114,7 +112,7 @@ export async function provisionJetStream(
     jsm,
     {
       name: DLQ_STREAM,
-      subjects: [`${dlqPrefix(opts.subjectPrefix)}.>`],
+      subjects: [dlqStreamSubject(opts.subjectPrefix)],
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       num_replicas: opts.replicas,
@@ -181,7 +179,7 @@ async function ensureStream(
       return info.config;
     } catch (err) {
       // Another replica created it between our read and our add: read again.
-      if (!(err instanceof JetStreamApiError) || err.code !== 10058) throw err;
+      if (!(err instanceof JetStreamApiError) || err.code !== JetStreamCodes.StreamNameInUse) throw err;
     }
   }
   throw new ProvisioningError(`stream ${want.name}: could not create or read it`);
@@ -233,7 +231,7 @@ async function streamConfig(
   try {
     return (await retryTransient(`read stream ${name}`, log, () => jsm.streams.info(name))).config;
   } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === 10059) return undefined; // stream not found
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return undefined;
     throw err;
   }
 }
@@ -265,7 +263,7 @@ async function ensureConsumer(
     }
     return;
   } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== 10014) throw err; // consumer not found
+    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound) throw err;
   }
   // Consumer create is idempotent for an identical config, so racing replicas all succeed.
   await retryTransient(`create consumer ${want.durable_name}`, log, () => jsm.consumers.add(stream, want));
@@ -310,7 +308,7 @@ async function takeOverPartitionedLayout(jsm: JetStreamManager, prefix: string, 
   const existing = await streamConfig(jsm, JOBS_STREAM, log);
   if (!existing) return;
   const transform = existing.subject_transform;
-  if (transform?.dest?.includes("{{partition(") && transform.src === `${prefix}.*.*.*`) {
+  if (transform?.dest?.includes("{{partition(") && transform.src === jobsStreamSubject(prefix)) {
     log.warn(
       { stream: JOBS_STREAM, transform },
       "taking over the partitioned JOBS layout: removing its subject transform (stored events are kept)",
@@ -329,7 +327,7 @@ async function takeOverPartitionedLayout(jsm: JetStreamManager, prefix: string, 
       log.warn({ stream: JOBS_STREAM, consumer: name }, "deleted a partitioned-layout consumer");
     } catch (err) {
       // Another replica deleted it first.
-      if (!(err instanceof JetStreamApiError) || err.code !== 10014) throw err;
+      if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound) throw err;
     }
   }
 }

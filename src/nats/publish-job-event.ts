@@ -2,7 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { natsMsgId } from "../events/event-id.js";
-import { subjectFor } from "../events/subject.js";
+import { subjectFor } from "../events/subjects.js";
 import type { JobEvent } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { Logger } from "../log/logger.js";
 import { injectTraceContext } from "../tracing/spans.js";

@@ -1,6 +1,7 @@
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { type MsgHdrs, headers as natsHeaders } from "@nats-io/transport-node";
 import type { DeadReason } from "../events/decode-nats-event.js";
+import { dlqSubject } from "../events/subjects.js";
 import { classifyNatsError } from "../nats/errors.js";
 
 /** Headers a dead letter carries besides the original ones. */
@@ -26,9 +27,9 @@ export const DEAD_HEADERS = {
 export async function deadLetter(
   js: JetStreamClient,
   m: JsMsg,
-  o: { dlqPrefix: string; reason: DeadReason; detail: string; originalSubject: string },
+  o: { subjectPrefix: string; reason: DeadReason; detail: string; originalSubject: string },
 ): Promise<void> {
-  const subject = `${o.dlqPrefix}.${o.reason}`;
+  const subject = dlqSubject(o.subjectPrefix, o.reason);
   const msgID = `dlq.${m.seq}`;
   const ours = deadHeaders(m, o);
   try {

@@ -1,6 +1,6 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
+import { jobFilters, legacyFilter } from "../events/subjects.js";
 import { sameTick } from "./same-tick.js";
-import { jobFilters, legacyFilter } from "./stored-subject.js";
 
 /**
  * Per-job order, and only per job. The JOBS stream has work-queue retention: it holds exactly the

@@ -2,11 +2,12 @@ import { setTimeout as delay } from "node:timers/promises";
 import { type JetStreamClient, type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream";
 
 import { type DeadReason, decodeNatsEvent } from "../events/decode-nats-event.js";
+import { eventSubject, parseStoredSubject, type StoredSubject } from "../events/subjects.js";
 import { eventTypeDefinitions, toSvixMessage } from "../events/webhook-payload.js";
 import type { JobEvent } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { Logger } from "../log/logger.js";
 import type { NatsLink } from "../nats/connection.js";
-import { dlqPrefix, JOBS_STREAM, RELAY_CONSUMER } from "../nats/provision.js";
+import { JOBS_STREAM, RELAY_CONSUMER } from "../nats/provision.js";
 import type { SvixGateway } from "../svix/gateway.js";
 import { endRelaySpan, startRelaySpan } from "../tracing/spans.js";
 import { AdaptiveLimit } from "./adaptive-limit.js";
@@ -17,7 +18,6 @@ import { decide, type RetryLimits } from "./decide.js";
 import type { RelayMetrics } from "./metrics.js";
 import { createOrderingGate } from "./ordering-gate.js";
 import { sameTick } from "./same-tick.js";
-import { parseStoredSubject, type StoredSubject } from "./stored-subject.js";
 import { createSvixSender } from "./svix-sender.js";
 
 export interface RelayOptions {
@@ -65,7 +65,6 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
   const js: JetStreamClient = jetstream(o.nats.nc);
   const jsm = await jetstreamManager(o.nats.nc);
   const stopping = new AbortController();
-  const dlq = dlqPrefix(o.subjectPrefix);
   const ackWaitMs = o.ackWaitMs ?? 30_000;
   const limits: RetryLimits = {
     maxAttempts: o.retries?.maxAttempts ?? 10_000,
@@ -124,7 +123,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
       const detail = `subject ${m.subject} is not ${o.subjectPrefix}.<tenant_id>.<job_id>.<status>`;
       return dead(m, "bad_subject", detail, m.subject);
     }
-    const originalSubject = `${o.subjectPrefix}.${subject.tenantId}.${subject.jobId}.${subject.status}`;
+    const originalSubject = eventSubject(o.subjectPrefix, subject);
     const decoded = decodeNatsEvent({
       subject,
       data: m.data,
@@ -292,7 +291,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
     originalSubject: string,
     ids: Record<string, string> = {},
   ): Promise<void> {
-    await deadLetter(js, m, { dlqPrefix: dlq, reason, detail, originalSubject });
+    await deadLetter(js, m, { subjectPrefix: o.subjectPrefix, reason, detail, originalSubject });
     o.metrics.outcomes.inc({ outcome: "dead_lettered" });
     o.metrics.deadLetters.inc({ reason });
     o.log.warn({ reason, detail, subject: originalSubject, stream_seq: m.seq, ...ids }, "dead letter");

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Counter, type Registry } from "prom-client";
 import { Webhook } from "svix";
+import { opsSubject } from "../events/subjects.js";
 import type { Logger } from "../log/logger.js";
 
 /**
@@ -12,7 +13,6 @@ import type { Logger } from "../log/logger.js";
  * `jobhooks.ops.<tenant>.<type>` for internal services to react to, and is counted by type.
  */
 
-export const OPS_SUBJECT_PREFIX = "jobhooks.ops";
 /** Svix's operational payloads are a few hundred bytes; anything near this is not one. */
 const MAX_BODY_BYTES = 64 * 1024;
 
@@ -28,12 +28,6 @@ export interface OperationalWebhooksOptions {
   connected(): boolean;
   registry: Registry;
   log: Logger;
-}
-
-/** `jobhooks.ops.<tenant>.<type>`: dots in the type (and anything else not a token char) become `_`. */
-export function opsSubject(tenant: string, type: string): string {
-  const token = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, "_") || "_";
-  return `${OPS_SUBJECT_PREFIX}.${token(tenant)}.${token(type)}`;
 }
 
 export function operationalWebhooks(o: OperationalWebhooksOptions): (req: Req, res: Res) => void {

@@ -8,7 +8,7 @@ import { bearer, service, startInMemoryService } from "./in-memory-service.js";
 // PublishJobEvent and PublishJobEvents through the server's RPC pipeline, in memory: what a
 // publisher is told for each kind of input and each answer of the event store. What reaches a
 // real JetStream (subjects, headers, de-duplication across replicas) is in
-// test/integration/publish-job-event.test.ts.
+// test/integration/publish-job-event.test.ts and publish-job-events-batch.test.ts.
 
 type EventFields = MessageInitShape<typeof JobEventSchema>;
 

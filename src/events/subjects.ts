@@ -1,0 +1,98 @@
+import type { JobEvent } from "../gen/jobhooks/v1/webhooks_pb.js";
+import { statusName } from "./job-status.js";
+
+/**
+ * Every NATS subject and filter jobhooks builds or reads, in one place (the wire contract: README "Calling it").
+ * Pure: strings in, strings out. `prefix` is JOBHOOKS_SUBJECT_PREFIX (`jobs` by default); tenant
+ * and job ids are single tokens (the validator's identifier pattern forbids `.`, `*` and `>`).
+ *
+ * - `<prefix>.<tenant>.<job>.<status>`: an event, as published and as stored in JOBS.
+ * - `<prefix>.<partition>.<tenant>.<job>.<status>`: an event stored by the partitioned layout (a
+ *   stream subject transform, removed on take-over); still read until none is left.
+ * - `<prefix>_dlq.<reason>`: a dead letter in JOBS_DLQ.
+ * - `jobhooks.ops.<tenant>.<type>`: a Svix operational webhook, core NATS only.
+ */
+
+/** The tokens of an event's subject. */
+export interface SubjectTokens {
+  tenantId: string;
+  jobId: string;
+  status: string;
+}
+
+/** Tokens of a subject as the JOBS stream stores it. */
+export interface StoredSubject extends SubjectTokens {
+  /** Stored by the partitioned layout (`<prefix>.<partition>.<tenant>.<job>.<status>`), before
+   * the stream's subject transform was removed; such messages are relayed like the others. */
+  legacy: boolean;
+}
+
+/** `<prefix>.<tenant>.<job>.<status>` from its tokens. */
+export function eventSubject(prefix: string, tokens: SubjectTokens): string {
+  return `${prefix}.${tokens.tenantId}.${tokens.jobId}.${tokens.status}`;
+}
+
+/** The subject an event is published (and stored) under. */
+export function subjectFor(prefix: string, event: Pick<JobEvent, "tenantId" | "jobId" | "status">): string {
+  return eventSubject(prefix, {
+    tenantId: event.tenantId,
+    jobId: event.jobId,
+    status: String(statusName(event.status)),
+  });
+}
+
+/**
+ * `<prefix>.<tenant>.<job>.<status>` (the published subject, stored as is), or the partitioned
+ * layout's `<prefix>.<partition>.<tenant>.<job>.<status>`; undefined for anything else.
+ */
+export function parseStoredSubject(prefix: string, subject: string): StoredSubject | undefined {
+  if (!subject.startsWith(`${prefix}.`)) return undefined;
+  const parts = subject.slice(prefix.length + 1).split(".");
+  if (parts.length === 3) {
+    const [tenantId, jobId, status] = parts as [string, string, string];
+    return { tenantId, jobId, status, legacy: false };
+  }
+  if (parts.length === 4 && /^\d+$/.test(parts[0] as string)) {
+    const [, tenantId, jobId, status] = parts as [string, string, string, string];
+    return { tenantId, jobId, status, legacy: true };
+  }
+  return undefined;
+}
+
+/** What the JOBS stream captures: every event subject (and, before take-over, the partitioned
+ * layout's transform source). */
+export function jobsStreamSubject(prefix: string): string {
+  return `${prefix}.*.*.*`;
+}
+
+/** Matches any message stored by the partitioned layout. */
+export function legacyFilter(prefix: string): string {
+  return `${prefix}.*.*.*.*`;
+}
+
+/**
+ * The filters under which JOBS may hold a job's events; with `legacy`, the partitioned layout's
+ * too, first, so a reader walking the filters in order meets the older events first.
+ */
+export function jobFilters(prefix: string, tenantId: string, jobId: string, legacy: boolean): string[] {
+  const current = `${prefix}.${tenantId}.${jobId}.*`;
+  return legacy ? [`${prefix}.*.${tenantId}.${jobId}.*`, current] : [current];
+}
+
+/** `<prefix>_dlq.<reason>`: where a dead letter for `reason` is published. */
+export function dlqSubject(prefix: string, reason: string): string {
+  return `${prefix}_dlq.${reason}`;
+}
+
+/** What the JOBS_DLQ stream captures: every dead letter. */
+export function dlqStreamSubject(prefix: string): string {
+  return `${prefix}_dlq.>`;
+}
+
+export const OPS_SUBJECT_PREFIX = "jobhooks.ops";
+
+/** `jobhooks.ops.<tenant>.<type>`: dots in the type (and anything else not a token char) become `_`. */
+export function opsSubject(tenant: string, type: string): string {
+  const token = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, "_") || "_";
+  return `${OPS_SUBJECT_PREFIX}.${token(tenant)}.${token(type)}`;
+}
