@@ -1,4 +1,3 @@
-import { setTimeout as delay } from "node:timers/promises";
 import {
   AckPolicy,
   type ConsumerConfig,
@@ -12,6 +11,8 @@ import {
 } from "@nats-io/jetstream";
 import { millis, nanos } from "@nats-io/transport-node";
 import type { Logger } from "../log/logger.js";
+import { backoffMs } from "../resilience/backoff.js";
+import { sleep } from "../resilience/clock.js";
 import { classifyNatsError } from "./errors.js";
 
 export const JOBS_STREAM = "JOBS";
@@ -290,7 +291,7 @@ async function retryTransient<T>(what: string, log: Logger, call: () => Promise<
     } catch (err) {
       if (classifyNatsError(err) !== "transient" || Date.now() >= deadline) throw err;
       log.warn({ err, attempt }, `${what}: JetStream did not answer; retrying`);
-      await delay(Math.min(5_000, 250 * 2 ** attempt));
+      await sleep(backoffMs(attempt, { baseMs: 250, capMs: 5_000 }));
     }
   }
 }
