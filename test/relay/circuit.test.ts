@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { retryDelayMs } from "../../src/relay/backoff.js";
 import { type Admission, Circuit } from "../../src/relay/circuit.js";
-import { createFakeClock } from "../support/fake-clock.js";
+import { createFakeClock, type FakeClock } from "../support/fake-clock.js";
+
+const never = new AbortController().signal;
 
 /** What a pending admission resolved to, read without awaiting it. */
 function track(p: Promise<Admission>): { value: Admission | undefined } {
@@ -12,9 +14,28 @@ function track(p: Promise<Admission>): { value: Admission | undefined } {
   return t;
 }
 
-describe("Circuit", () => {
-  const never = new AbortController().signal;
+/** A caller asking now gets the probe exactly `ms` later, not a millisecond sooner. */
+async function expectProbeAfter(c: Circuit, clock: FakeClock, ms: number): Promise<void> {
+  const next = c.admit(never);
+  const turn = track(next);
+  await clock.advance(ms - 1);
+  expect(turn.value).toBeUndefined();
+  await clock.advance(1);
+  expect(await next).toBe("probe");
+}
 
+/** With a probe in flight, however long it takes, a second caller waits; its success lets it send. */
+async function expectOneProbeAtATime(c: Circuit, clock: FakeClock): Promise<void> {
+  expect(await c.admit(never)).toBe("probe");
+  const waiting = c.admit(never);
+  const second = track(waiting);
+  await clock.advance(10_000);
+  expect(second.value).toBeUndefined();
+  c.success("probe");
+  expect(await waiting).toBe("send");
+}
+
+describe("Circuit", () => {
   it("lets everything through while Svix answers", async () => {
     const c = new Circuit({ failureThreshold: 3, clock: createFakeClock() });
     expect(await c.admit(never)).toBe("send");
@@ -40,14 +61,7 @@ describe("Circuit", () => {
     expect(changes).toEqual(["open"]);
 
     await clock.advance(1_000);
-    expect(await c.admit(never)).toBe("probe");
-    const waiting = c.admit(never);
-    const second = track(waiting);
-    await clock.advance(10_000);
-    expect(second.value).toBeUndefined(); // only one probe in flight, however long it takes
-
-    c.success("probe");
-    expect(await waiting).toBe("send");
+    await expectOneProbeAtATime(c, clock);
     expect(c.current).toBe("closed");
     expect(changes).toEqual(["open", "closed"]);
   });
@@ -59,12 +73,7 @@ describe("Circuit", () => {
     await clock.advance(1_000);
     expect(await c.admit(never)).toBe("probe");
     c.failure("probe");
-    const next = c.admit(never);
-    const turn = track(next);
-    await clock.advance(999);
-    expect(turn.value).toBeUndefined();
-    await clock.advance(1);
-    expect(await next).toBe("probe");
+    await expectProbeAfter(c, clock, 1_000);
   });
 
   it("a caller waiting for its turn stops waiting when its signal aborts", async () => {
@@ -113,20 +122,12 @@ describe("retryDelayMs", () => {
 });
 
 describe("Circuit at start and under Retry-After", () => {
-  const never = new AbortController().signal;
-
   it("a replica that just started sends one probe at a time until Svix has answered once", async () => {
     const clock = createFakeClock();
     const c = new Circuit({ startUnproven: true, probeIntervalMs: 1_000, clock });
     expect(c.current).toBe("closed"); // nothing known to be wrong
     expect(c.answering).toBe(false);
-    expect(await c.admit(never)).toBe("probe");
-    const waiting = c.admit(never);
-    const second = track(waiting);
-    await clock.advance(10_000);
-    expect(second.value).toBeUndefined();
-    c.success("probe");
-    expect(await waiting).toBe("send");
+    await expectOneProbeAtATime(c, clock);
     expect(c.answering).toBe(true);
   });
 
@@ -143,32 +144,16 @@ describe("Circuit at start and under Retry-After", () => {
     c.failure("probe");
     expect(c.current).toBe("open");
     expect(changes).toEqual(["open"]);
-    const next = c.admit(never);
-    const turn = track(next);
-    await clock.advance(999);
-    expect(turn.value).toBeUndefined();
-    await clock.advance(1);
-    expect(await next).toBe("probe");
+    await expectProbeAfter(c, clock, 1_000);
   });
 
   it("Svix's Retry-After moves the next probe later than the interval", async () => {
     const clock = createFakeClock();
     const c = new Circuit({ failureThreshold: 1, probeIntervalMs: 1_000, clock });
     c.failure("send", 30_000);
-    const first = c.admit(never);
-    const firstTurn = track(first);
-    await clock.advance(29_999);
-    expect(firstTurn.value).toBeUndefined();
-    await clock.advance(1);
-    expect(await first).toBe("probe");
-
+    await expectProbeAfter(c, clock, 30_000);
     c.failure("probe", 10_000);
-    const second = c.admit(never);
-    const secondTurn = track(second);
-    await clock.advance(9_999);
-    expect(secondTurn.value).toBeUndefined();
-    await clock.advance(1);
-    expect(await second).toBe("probe");
+    await expectProbeAfter(c, clock, 10_000);
   });
 
   it("a message waiting for its turn is kept alive every five seconds", async () => {
