@@ -1,12 +1,13 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import pino from "pino";
-import { freePort, startNatsServer } from "../src/local/nats-server.js";
+import { startNatsServer } from "../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../src/local/svix-stand-in/index.js";
 import { provisionJetStream } from "../src/nats/provision.js";
+import { sleep } from "../src/resilience/clock.js";
 import { BASELINE_PREFIX, provisionBaseline } from "./baseline-relay.js";
+import { type Measured, startBaseline, startRelays, stop } from "./relay-processes.js";
 
 /**
  * `npm run bench -- relay`: the relay beside an unordered bare loop (consume + POST + ack, same
@@ -37,13 +38,6 @@ const STEADY_JOBS = 500;
 const STATUSES = ["created", "processing", "completed"] as const;
 /** BENCH_ONLY=1,4 runs only those scenarios (numbered as above, from 1). */
 const ONLY = new Set((process.env.BENCH_ONLY ?? "1,2,3,4,5").split(",").map((x) => Number(x.trim())));
-
-interface Measured {
-  children: ChildProcess[];
-  peakRssMb(): number;
-  /** /metrics of each relay replica (none for the bare loop). */
-  metricsUrls?: string[];
-}
 
 interface Result {
   events: number;
@@ -293,7 +287,7 @@ async function steady(
     for (let i = 0; i < total; i++) {
       // 10 events every 10 ms: 1,000/s without a burst that would look like a backlog.
       const wait = began + Math.floor(i / 10) * 10 - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (wait > 0) await sleep(wait);
       const body = JSON.stringify({
         sequence: String(Math.floor(i / STEADY_JOBS) + 1),
         metadata: { t: String(Date.now()) },
@@ -313,7 +307,7 @@ async function untilDelivered(svix: SvixStandIn, tenant: string, count: number, 
   while (svix.state.messages(tenant).length < count) {
     if (Date.now() > deadline)
       throw new Error(`${tenant}: only ${svix.state.messages(tenant).length}/${count}`);
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
   }
 }
 
@@ -350,98 +344,6 @@ function summarize(svix: SvixStandIn, tenant: string, m: Measured, perJob: numbe
     rssMb: m.peakRssMb(),
     outOfOrderJobs,
   };
-}
-
-function sampleRss(child: ChildProcess): () => number {
-  let peak = 0;
-  const timer = setInterval(() => {
-    try {
-      const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
-      const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
-      if (hwm) peak = Math.max(peak, Number(hwm[1]) / 1024);
-    } catch {
-      // the process is gone
-    }
-  }, 250);
-  child.on("exit", () => clearInterval(timer));
-  return () => Math.round(peak);
-}
-
-/** `replicas` relay processes of the compiled service, as production runs it; ready when /readyz is. */
-async function startRelays(
-  env: Record<string, string>,
-  replicas: number,
-  concurrency: number,
-): Promise<Measured> {
-  // The container image's heap flags (Dockerfile NODE_OPTIONS), unless BENCH_NODE_ARGS overrides them.
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "--max-semi-space-size=4 --max-old-space-size=192").split(
-    " ",
-  );
-  const children: ChildProcess[] = [];
-  const rss: Array<() => number> = [];
-  const urls: string[] = [];
-  for (let r = 0; r < replicas; r++) {
-    const port = await freePort();
-    urls.push(`http://127.0.0.1:${port}/metrics`);
-    const child = spawn(process.execPath, [...nodeArgs.filter(Boolean), "dist/cli.js", "serve"], {
-      env: {
-        ...process.env,
-        ...env,
-        JOBHOOKS_ADDR: `127.0.0.1:${port}`,
-        LOG_LEVEL: "warn",
-        JOBHOOKS_RELAY_CONCURRENCY: String(concurrency),
-      },
-      stdio: ["ignore", "ignore", "inherit"],
-    });
-    children.push(child);
-    rss.push(sampleRss(child));
-    for (let i = 0; i < 300; i++) {
-      const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-        (res) => res.ok,
-        () => false,
-      );
-      if (ok) break;
-      await new Promise((res) => setTimeout(res, 100));
-    }
-  }
-  return { children, peakRssMb: () => Math.max(...rss.map((f) => f())), metricsUrls: urls };
-}
-
-async function startBaseline(natsUrl: string, svix: SvixStandIn, concurrency: number): Promise<Measured> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", "bench/baseline-relay.ts", natsUrl, svix.url, svix.token, String(concurrency)],
-    { stdio: ["ignore", "inherit", "inherit"] },
-  );
-  return { children: [child], peakRssMb: sampleRss(child) };
-}
-
-/** The relays' outcome counters (relayed, waited, retried, …), summed over replicas. */
-async function outcomes(m: Measured): Promise<string> {
-  const sums = new Map<string, number>();
-  for (const url of m.metricsUrls ?? []) {
-    const text = await fetch(url).then(
-      (r) => r.text(),
-      () => "",
-    );
-    for (const line of text.split("\n")) {
-      const hit = /^jobhooks_relay_events_total\{outcome="([a-z_]+)"\} (\d+)/.exec(line);
-      if (hit) sums.set(hit[1] as string, (sums.get(hit[1] as string) ?? 0) + Number(hit[2]));
-    }
-  }
-  return [...sums].map(([k, v]) => `${k} ${v}`).join(", ");
-}
-
-async function stop(m: Measured): Promise<void> {
-  if (m.metricsUrls) console.log(`    relay outcomes: ${await outcomes(m)}`);
-  await Promise.all(
-    m.children.map((child) => {
-      if (child.exitCode !== null || child.signalCode !== null) return undefined;
-      const exited = new Promise((r) => child.once("exit", r));
-      child.kill("SIGTERM");
-      return exited;
-    }),
-  );
 }
 
 await main();

@@ -1,4 +1,3 @@
-import { setTimeout as delay } from "node:timers/promises";
 import {
   AckPolicy,
   type ConsumerConfig,
@@ -12,8 +11,10 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { millis, nanos } from "@nats-io/transport-node";
+import { DelegateBackoff, handleWhen, retry } from "cockatiel";
 import { dlqStreamSubject, jobsStreamSubject } from "../events/subjects.js";
 import type { Logger } from "../log/logger.js";
+import { backoffMs } from "../resilience/backoff.js";
 import { classifyNatsError, JetStreamCodes } from "./errors.js";
 
 export const JOBS_STREAM = "JOBS";
@@ -271,6 +272,7 @@ async function ensureConsumer(
 }
 
 const RETRY_FOR_MS = 60_000;
+const RETRY_BACKOFF = { baseMs: 250, capMs: 5_000 };
 
 /**
  * One JetStream API call of start-up, repeated while it fails transiently. With replicas > 1 every
@@ -278,19 +280,23 @@ const RETRY_FOR_MS = 60_000;
  * leader election, the request can time out (found by the cluster drill: two replicas provisioning
  * 64 R3 consumers at once on a loaded machine, one exited with "timeout"). Repeating is safe: reads
  * trivially, creates because JetStream accepts an identical create again (and a stream created by the
- * timed-out attempt is then adopted). Answers such as "not found" are permanent and pass through.
+ * timed-out attempt is then adopted). Answers such as "not found" are permanent and pass through,
+ * and so does the last transient error once the minute is up.
+ *
+ * cockatiel's retry runs the loop (nothing here needs to cancel it: start-up either succeeds or
+ * exits); the pacing is the service's one backoff, the same as every other retry.
  */
 async function retryTransient<T>(what: string, log: Logger, call: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + RETRY_FOR_MS;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await call();
-    } catch (err) {
-      if (classifyNatsError(err) !== "transient" || Date.now() >= deadline) throw err;
-      log.warn({ err, attempt }, `${what}: JetStream did not answer; retrying`);
-      await delay(Math.min(5_000, 250 * 2 ** attempt));
-    }
-  }
+  const policy = retry(
+    handleWhen((err) => classifyNatsError(err) === "transient" && Date.now() < deadline),
+    { backoff: new DelegateBackoff(({ attempt }) => backoffMs(attempt, RETRY_BACKOFF)) },
+  );
+  policy.onRetry((failed) => {
+    if ("error" in failed)
+      log.warn({ err: failed.error, attempt: failed.attempt }, `${what}: JetStream did not answer; retrying`);
+  });
+  return policy.execute(() => call());
 }
 
 /**

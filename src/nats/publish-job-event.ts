@@ -1,10 +1,11 @@
-import { setTimeout as delay } from "node:timers/promises";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { natsMsgId } from "../events/event-id.js";
 import { subjectFor } from "../events/subjects.js";
 import type { JobEvent } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { Logger } from "../log/logger.js";
+import { backoffMs } from "../resilience/backoff.js";
+import { sleep, waitAtMost } from "../resilience/clock.js";
 import { injectTraceContext } from "../tracing/spans.js";
 import type { NatsLink } from "./connection.js";
 import { classifyNatsError } from "./errors.js";
@@ -56,6 +57,8 @@ export interface JobEventPublisher {
 }
 
 const ATTEMPT_TIMEOUT_MS = 3_000;
+/** Short steps: every retry must land inside the de-duplication window and the caller's budget. */
+const PUBLISH_BACKOFF = { baseMs: 50, capMs: 1_000 };
 /** A full JOBS stream drains at the relay's pace: ask callers to come back in seconds, not at once. */
 const FULL_RETRY_MS = 5_000;
 
@@ -76,7 +79,7 @@ export function createJobEventPublisher(o: JobEventPublisherOptions): JobEventPu
           throw new PublishUnavailableError("NATS JetStream did not store the event in time; retry", 1_000);
         }
         if (!o.link.connected) {
-          await waitFor(o.link.whenConnected(signal), remaining);
+          await waitAtMost(o.link.whenConnected(signal), remaining);
           continue;
         }
         try {
@@ -94,30 +97,12 @@ export function createJobEventPublisher(o: JobEventPublisherOptions): JobEventPu
             throw new PublishUnavailableError("the JOBS stream is full; retry", FULL_RETRY_MS);
           if (kind === "permanent") throw err;
           o.log.debug({ err, attempt, event_id: event.eventId }, "publish failed; retrying");
-          await sleep(Math.min(backoffMs(attempt), Math.max(0, deadline - Date.now())), signal);
+          await sleep(
+            Math.min(backoffMs(attempt, PUBLISH_BACKOFF), Math.max(0, deadline - Date.now())),
+            signal,
+          );
         }
       }
     },
   };
-}
-
-function backoffMs(attempt: number): number {
-  const base = Math.min(1_000, 50 * 2 ** attempt);
-  return base / 2 + Math.random() * (base / 2);
-}
-
-/** Waits `ms`, or less when `signal` aborts (which is not an error here: the caller checks it). */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return delay(ms, undefined, signal ? { signal } : {}).catch(() => undefined);
-}
-
-async function waitFor(p: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    p.catch(() => undefined),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]);
-  clearTimeout(timer);
 }

@@ -1,3 +1,5 @@
+import { type Clock, systemClock } from "../resilience/clock.js";
+
 /**
  * A circuit breaker shared by every message of a replica. While Svix keeps failing the circuit
  * opens: messages wait in place instead of being sent, and one of them at a time is let through
@@ -19,7 +21,8 @@ export interface CircuitOptions {
   /** Begin by probing: nothing is known about Svix yet (see above). */
   startUnproven?: boolean;
   onChange?: (state: CircuitState, detail: { consecutiveFailures: number }) => void;
-  now?: () => number;
+  /** Reads the time and waits between probes; a test passes a fake one. */
+  clock?: Clock;
 }
 
 export type Admission = "send" | "probe";
@@ -32,15 +35,16 @@ export class Circuit {
   private lastSuccess = Number.NEGATIVE_INFINITY;
   private probing = false;
   private nextProbeAt = 0;
-  private waiters = new Set<() => void>();
+  /** Callers waiting for their turn: aborting one ends its wait early. */
+  private waiters = new Set<AbortController>();
   private readonly threshold: number;
   private readonly probeIntervalMs: number;
-  private readonly now: () => number;
+  private readonly clock: Clock;
 
   constructor(private readonly o: CircuitOptions = {}) {
     this.threshold = o.failureThreshold ?? 10;
     this.probeIntervalMs = o.probeIntervalMs ?? 1_000;
-    this.now = o.now ?? Date.now;
+    this.clock = o.clock ?? systemClock;
     if (o.startUnproven) {
       this.state = "open";
       this.unproven = true;
@@ -68,18 +72,18 @@ export class Circuit {
    * Rejects if `signal` aborts first.
    */
   async admit(signal: AbortSignal, onWait?: () => void): Promise<Admission> {
-    let lastKeepAlive = this.now();
+    let lastKeepAlive = this.clock.now();
     for (;;) {
       signal.throwIfAborted();
       if (this.state === "closed") return "send";
-      const wait = this.nextProbeAt - this.now();
+      const wait = this.nextProbeAt - this.clock.now();
       if (!this.probing && wait <= 0) {
         this.probing = true;
         return "probe";
       }
-      await this.sleep(Math.max(10, Math.min(wait > 0 ? wait : this.probeIntervalMs, 5_000)), signal);
-      if (onWait && this.now() - lastKeepAlive >= 5_000) {
-        lastKeepAlive = this.now();
+      await this.waitForTurn(Math.max(10, Math.min(wait > 0 ? wait : this.probeIntervalMs, 5_000)), signal);
+      if (onWait && this.clock.now() - lastKeepAlive >= 5_000) {
+        lastKeepAlive = this.clock.now();
         onWait();
       }
     }
@@ -87,7 +91,7 @@ export class Circuit {
 
   success(admission: Admission): void {
     this.consecutiveFailures = 0;
-    this.lastSuccess = this.now();
+    this.lastSuccess = this.clock.now();
     if (admission === "probe") this.probing = false;
     if (this.state === "open") {
       this.state = "closed";
@@ -106,7 +110,7 @@ export class Circuit {
     const pause = Math.max(this.probeIntervalMs, retryAfterMs ?? 0);
     if (admission === "probe") {
       this.probing = false;
-      this.nextProbeAt = this.now() + pause;
+      this.nextProbeAt = this.clock.now() + pause;
       if (this.unproven) {
         // The first answer of this process's life is a failure: now it is a real outage.
         this.unproven = false;
@@ -116,12 +120,12 @@ export class Circuit {
       return;
     }
     if (this.state === "open") {
-      this.nextProbeAt = Math.max(this.nextProbeAt, this.now() + (retryAfterMs ?? 0));
+      this.nextProbeAt = Math.max(this.nextProbeAt, this.clock.now() + (retryAfterMs ?? 0));
       return;
     }
     if (this.consecutiveFailures >= this.threshold) {
       this.state = "open";
-      this.nextProbeAt = this.now() + pause;
+      this.nextProbeAt = this.clock.now() + pause;
       this.o.onChange?.("open", { consecutiveFailures: this.consecutiveFailures });
     }
   }
@@ -135,21 +139,18 @@ export class Circuit {
   }
 
   private wake(): void {
-    for (const w of this.waiters) w();
+    for (const w of this.waiters) w.abort();
     this.waiters.clear();
   }
 
-  private sleep(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        this.waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener("abort", done, { once: true });
-      this.waiters.add(done);
-    });
+  /** Waits `ms`, or less when `signal` aborts or the circuit's state changes (see `wake`). */
+  private async waitForTurn(ms: number, signal: AbortSignal): Promise<void> {
+    const woken = new AbortController();
+    this.waiters.add(woken);
+    try {
+      await this.clock.sleep(ms, AbortSignal.any([signal, woken.signal]));
+    } finally {
+      this.waiters.delete(woken);
+    }
   }
 }

@@ -1,7 +1,7 @@
-import { setTimeout as delay } from "node:timers/promises";
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "../log/logger.js";
 import type { NatsLink } from "../nats/connection.js";
+import { sleep } from "../resilience/clock.js";
 
 export interface ConsumerLoop {
   /** Whether the loop is attached to its consumer right now. */
@@ -99,8 +99,7 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
         active = undefined;
         setConsuming(false);
       }
-      if (!stopping.signal.aborted)
-        await delay(1_000, undefined, { signal: stopping.signal }).catch(() => {});
+      if (!stopping.signal.aborted) await sleep(1_000, stopping.signal);
     }
   }
 

@@ -8,6 +8,8 @@ import type { JobEvent } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { Logger } from "../log/logger.js";
 import type { NatsLink } from "../nats/connection.js";
 import { JOBS_STREAM, RELAY_CONSUMER } from "../nats/provision.js";
+import { backoffMs } from "../resilience/backoff.js";
+import { sleep } from "../resilience/clock.js";
 import type { SvixGateway } from "../svix/gateway.js";
 import { endRelaySpan, startRelaySpan } from "../tracing/spans.js";
 import { AdaptiveLimit } from "./adaptive-limit.js";
@@ -257,7 +259,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
         // The earlier event was redelivered to this process and queued behind this one: give way.
         if (first !== undefined && heldSeqs.has(first)) return false;
         const pause = Math.min(200, 10 * i);
-        await delay(pause, undefined, { signal: stopping.signal }).catch(() => undefined);
+        await sleep(pause, stopping.signal);
         waited += pause;
         if (stopping.signal.aborted) return false;
         first = await gate.firstStored(subject, m.seq);
@@ -350,8 +352,7 @@ function storedAtMs(m: JsMsg): number {
 
 /** How long an event waits before asking again whether its job's earlier event is gone. */
 function waitDelayMs(deliveryCount: number): number {
-  const step = Math.min(1_000, 50 * 2 ** Math.min(5, Math.max(0, deliveryCount - 1)));
-  return Math.round(step / 2 + Math.random() * (step / 2));
+  return Math.round(backoffMs(deliveryCount - 1, { baseMs: 50, capMs: 1_000 }));
 }
 
 async function registerEventTypes(o: RelayOptions, signal: AbortSignal): Promise<void> {
@@ -361,7 +362,7 @@ async function registerEventTypes(o: RelayOptions, signal: AbortSignal): Promise
       return;
     } catch (err) {
       if (attempt === 0) o.log.warn({ err: String(err) }, "could not register svix event types; retrying");
-      await delay(Math.min(30_000, 1_000 * 2 ** attempt), undefined, { signal }).catch(() => undefined);
+      await sleep(backoffMs(attempt, { baseMs: 1_000, capMs: 30_000 }), signal);
     }
   }
 }

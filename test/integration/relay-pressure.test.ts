@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { provisionJetStream } from "../../src/nats/provision.js";
+import { sleep } from "../../src/resilience/clock.js";
 import { publishToNats, waitFor } from "../support/publish.js";
 import { expectExactlyOnceInOrder, jobEvents } from "../support/relay-stack.js";
 import { type ServiceProcess, spawnService } from "../support/spawn-service.js";
@@ -35,8 +36,6 @@ afterAll(async () => {
   await svix?.close();
   await nats?.dispose();
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function relayProcess(env: Record<string, string> = {}): Promise<ServiceProcess> {
   const p = await spawnService({

@@ -6,6 +6,8 @@ import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/t
 import { natsMsgId } from "../../src/events/event-id.js";
 import { JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
 import type { SvixStandIn } from "../../src/local/svix-stand-in/index.js";
+import { backoffMs } from "../../src/resilience/backoff.js";
+import { sleep } from "../../src/resilience/clock.js";
 
 /**
  * Steady load for the failure drills and the soak: `jobs` jobs, each a chain of `processing` events
@@ -150,9 +152,7 @@ export async function startSteadyLoad(o: SteadyLoadOptions): Promise<SteadyLoad>
           retry(`nats ${(err as Error).name ?? "error"}`);
         }
         // A publisher's retry backoff, as a real one waits: pacing on purpose, not a wait for a state.
-        await new Promise((r) =>
-          setTimeout(r, Math.min(1_000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2)),
-        );
+        await sleep(backoffMs(attempt, { baseMs: 50, capMs: 1_000 }));
       }
     }
     failed.push({ eventId, via, error: lastError });
