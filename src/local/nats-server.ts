@@ -55,15 +55,32 @@ function versionOf(bin: string): [number, number, number] | undefined {
 }
 
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
+  const [port] = await freePorts(1);
+  return port as number;
+}
+
+/**
+ * `n` distinct free loopback ports. Each is held until all are found: asked one after another,
+ * the kernel may hand the same just-released port out twice (a nats-server once got one port for
+ * both its clients and its monitor, and could not start).
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const held: net.Server[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      held.push(
+        await new Promise<net.Server>((resolve, reject) => {
+          const srv = net.createServer();
+          srv.unref();
+          srv.on("error", reject);
+          srv.listen(0, "127.0.0.1", () => resolve(srv));
+        }),
+      );
+    }
+    return held.map((srv) => (srv.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(held.map((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));
+  }
 }
 
 export interface NatsServerOptions {
@@ -108,8 +125,8 @@ export interface NatsServer {
 
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
   const bin = opts.bin ?? findNatsServer();
-  const port = opts.port ?? (await freePort());
-  const monitorPort = await freePort();
+  const [clientPort, monitorPort] = (await freePorts(3)).filter((p) => p !== opts.port) as [number, number];
+  const port = opts.port ?? clientPort;
   const ownsStore = !opts.storeDir;
   const storeDir = opts.storeDir ?? (await mkdtemp(path.join(tmpdir(), "jobhooks-nats-")));
   const name = opts.serverName ?? `jobhooks-test-${port}`;
