@@ -4,11 +4,13 @@ import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-i
 import { until } from "../support/poll.js";
 import { publishToNats } from "../support/publish.js";
 import { expectExactlyOnceInOrder, jobEvents } from "../support/relay-stack.js";
-import { type ServiceProcess, spawnService } from "../support/spawn-service.js";
+import { relayReplicas, type ServiceProcess } from "../support/spawn-service.js";
 
 let nats: NatsServer;
 let svix: SvixStandIn;
-const running: ServiceProcess[] = [];
+// A crashed relay's message comes back after ack_wait: keep the test's stall short.
+const replicas = relayReplicas(() => ({ natsUrl: nats.url, svix }), { JOBHOOKS_RELAY_ACK_WAIT_MS: "3000" });
+const relayProcess = () => replicas.start();
 
 beforeAll(async () => {
   nats = await startNatsServer();
@@ -17,26 +19,13 @@ beforeAll(async () => {
 
 afterEach(async () => {
   svix.faults.clear();
-  await Promise.all(running.splice(0).map((p) => p.kill()));
+  await replicas.killAll();
 });
 
 afterAll(async () => {
   await svix?.close();
   await nats?.dispose();
 });
-
-async function relayProcess(): Promise<ServiceProcess> {
-  const p = await spawnService({
-    NATS_URL: nats.url,
-    SVIX_TOKEN: svix.token,
-    SVIX_SERVER_URL: svix.url,
-    JOBHOOKS_SVIX_TIMEOUT_MS: "1000",
-    // A crashed relay's message comes back after ack_wait: keep the test's stall short.
-    JOBHOOKS_RELAY_ACK_WAIT_MS: "3000",
-  });
-  running.push(p);
-  return p;
-}
 
 const delivered = (tenant: string) => svix.state.messages(tenant).length;
 

@@ -8,11 +8,12 @@ import { provisionJetStream } from "../../src/nats/provision.js";
 import { sleep } from "../../src/resilience/clock.js";
 import { publishToNats, waitFor } from "../support/publish.js";
 import { expectExactlyOnceInOrder, jobEvents } from "../support/relay-stack.js";
-import { type ServiceProcess, spawnService } from "../support/spawn-service.js";
+import { relayReplicas } from "../support/spawn-service.js";
 
 let nats: NatsServer;
 let svix: SvixStandIn;
-const running: ServiceProcess[] = [];
+const replicas = relayReplicas(() => ({ natsUrl: nats.url, svix }));
+const relayProcess = (env: Record<string, string> = {}) => replicas.start(env);
 
 beforeAll(async () => {
   nats = await startNatsServer();
@@ -29,25 +30,13 @@ beforeAll(async () => {
 
 afterEach(async () => {
   svix.faults.clear();
-  await Promise.all(running.splice(0).map((p) => p.kill()));
+  await replicas.killAll();
 });
 
 afterAll(async () => {
   await svix?.close();
   await nats?.dispose();
 });
-
-async function relayProcess(env: Record<string, string> = {}): Promise<ServiceProcess> {
-  const p = await spawnService({
-    NATS_URL: nats.url,
-    SVIX_TOKEN: svix.token,
-    SVIX_SERVER_URL: svix.url,
-    JOBHOOKS_SVIX_TIMEOUT_MS: "1000",
-    ...env,
-  });
-  running.push(p);
-  return p;
-}
 
 /** Times (ms) of message-create requests Svix received at or after `since`. */
 function createTimes(since: number): number[] {

@@ -72,3 +72,33 @@ export async function spawnService(
   }
   return proc;
 }
+
+/**
+ * The relay replicas of one test file: each `start()` spawns a real `jobhooks serve` against the
+ * file's nats-server and Svix stand-in (read when it starts, so they may be created in beforeAll);
+ * `killAll()` (in afterEach) ends every one still running.
+ */
+export function relayReplicas(
+  deps: () => { natsUrl: string; svix: { token: string; url: string } },
+  baseEnv: Record<string, string> = {},
+) {
+  const running: ServiceProcess[] = [];
+  return {
+    async start(env: Record<string, string> = {}): Promise<ServiceProcess> {
+      const { natsUrl, svix } = deps();
+      const p = await spawnService({
+        NATS_URL: natsUrl,
+        SVIX_TOKEN: svix.token,
+        SVIX_SERVER_URL: svix.url,
+        JOBHOOKS_SVIX_TIMEOUT_MS: "1000",
+        ...baseEnv,
+        ...env,
+      });
+      running.push(p);
+      return p;
+    },
+    async killAll(): Promise<void> {
+      await Promise.all(running.splice(0).map((p) => p.kill()));
+    },
+  };
+}
