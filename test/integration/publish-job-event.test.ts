@@ -8,10 +8,10 @@ import {
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { beforeEach, describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
+import { grpcJsWebhookClient } from "../support/grpc-js.js";
 import { readStream, SERVICE_TOKEN, useServiceWithNats } from "../support/service.js";
 
 // PublishJobEvent against a real nats-server: every protocol on the one port, what JetStream
@@ -76,20 +76,9 @@ describe("one port, every protocol", () => {
   });
 
   it("a @grpc/grpc-js client built from the repo's .proto publishes an event", async () => {
-    const def = protoLoader.loadSync("jobhooks/v1/webhooks.proto", {
-      includeDirs: [path.resolve("proto")],
-      keepCase: false,
-      longs: String,
-      enums: String,
-      defaults: true,
-    });
-    const pkg = grpc.loadPackageDefinition(def) as unknown as {
-      jobhooks: { v1: { WebhookService: grpc.ServiceClientConstructor } };
-    };
-    const client = new pkg.jobhooks.v1.WebhookService(
-      stack.svc.url.replace("http://", ""),
-      grpc.credentials.createInsecure(),
-    ) as unknown as grpc.Client & { PublishJobEvent: (req: unknown, md: grpc.Metadata, cb: unknown) => void };
+    const client = grpcJsWebhookClient<{
+      PublishJobEvent: (req: unknown, md: grpc.Metadata, cb: unknown) => void;
+    }>(stack.svc.url);
     const md = new grpc.Metadata();
     md.set("authorization", auth.authorization);
     const jobId = uniqueJob();

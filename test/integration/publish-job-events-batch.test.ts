@@ -1,10 +1,9 @@
-import path from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../src/gen/google/rpc/error_details_pb.js";
+import { grpcJsWebhookClient } from "../support/grpc-js.js";
 import { readStream, SERVICE_TOKEN, useServiceWithNats } from "../support/service.js";
 
 // PublishJobEvents against a real nats-server: what a batch stores and answers over grpc-js and
@@ -28,25 +27,13 @@ describe("PublishJobEvents: a batch, one result per event", () => {
     error: { code: number; message: string; details: Array<{ type_url: string; value: Buffer }> } | null;
   };
   function grpcJsClient() {
-    const def = protoLoader.loadSync("jobhooks/v1/webhooks.proto", {
-      includeDirs: [path.resolve("proto")],
-      longs: String,
-      enums: String,
-      defaults: true,
-    });
-    const pkg = grpc.loadPackageDefinition(def) as unknown as {
-      jobhooks: { v1: { WebhookService: grpc.ServiceClientConstructor } };
-    };
-    const client = new pkg.jobhooks.v1.WebhookService(
-      new URL(stack.svc.url).host,
-      grpc.credentials.createInsecure(),
-    ) as unknown as grpc.Client & {
+    const client = grpcJsWebhookClient<{
       PublishJobEvents: (
         req: unknown,
         md: grpc.Metadata,
         cb: (err: grpc.ServiceError | null, res?: { results: GrpcResult[] }) => void,
       ) => void;
-    };
+    }>(stack.svc.url);
     const md = new grpc.Metadata();
     md.set("authorization", `Bearer ${SERVICE_TOKEN}`);
     return {
