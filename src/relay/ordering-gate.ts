@@ -37,6 +37,11 @@ export interface OrderingGate {
   refreshLegacy(): Promise<void>;
 }
 
+/** The key a job's events share in this process (queueing, the last acked sequence). */
+export function jobKeyOf(job: { tenantId: string; jobId: string }): string {
+  return `${job.tenantId}.${job.jobId}`;
+}
+
 /** Jobs whose last acked sequence is remembered (bounded; forgetting only costs a wider ask). */
 const RECENT_JOBS_MAX = 50_000;
 
@@ -82,7 +87,7 @@ export async function createOrderingGate(o: {
       // when sent), so ask from just after it: an ack the stream has not applied yet cannot
       // make the job's next event look blocked.
       // (A message at or before that point is a second copy of one already acked: ask from 1.)
-      const remembered = lastDone.get(`${job.tenantId}.${job.jobId}`);
+      const remembered = lastDone.get(jobKeyOf(job));
       const from = remembered !== undefined && remembered < seq ? remembered + 1 : 1;
       const filters = jobFilters(
         o.subjectPrefix,

@@ -18,7 +18,7 @@ import { startConsumerLoop } from "./consumer-loop.js";
 import { deadLetter } from "./dead-letter.js";
 import { decide, type RetryLimits } from "./decide.js";
 import type { RelayMetrics } from "./metrics.js";
-import { createOrderingGate } from "./ordering-gate.js";
+import { createOrderingGate, jobKeyOf } from "./ordering-gate.js";
 import { sameTick } from "./same-tick.js";
 import { createSvixSender } from "./svix-sender.js";
 
@@ -135,7 +135,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
     });
     // An event that can never be delivered does not wait for its job's turn: it reaches no one.
     if (decoded.kind === "dead") return dead(m, decoded.reason, decoded.detail, originalSubject);
-    const jobKey = `${subject.tenantId}.${subject.jobId}`;
+    const jobKey = jobKeyOf(subject);
     try {
       await gate.inTurn(jobKey, () => relayInTurn(m, decoded.event, subject, jobKey, originalSubject));
     } catch (err) {
