@@ -35,6 +35,7 @@ async function run(natsUrl: string, svixUrl: string, token: string, concurrency:
   const consumer = await js.consumers.get(BASELINE_STREAM, "baseline");
   const messages = await consumer.consume({ max_messages: concurrency * 2 });
   const post = keepAliveFetch({ maxSockets: concurrency * 2 });
+  console.log("ready");
   let inFlight = 0;
   const waiters: Array<() => void> = [];
   for await (const m of messages) {

@@ -12,9 +12,29 @@ import { sleep } from "../src/resilience/clock.js";
 export interface Measured {
   children: ChildProcess[];
   peakRssMb(): number;
+  /** CPU seconds (user + system) the processes have used so far, summed. */
+  cpuSeconds(): number;
   /** /metrics of each relay replica (none for the bare loop). */
   metricsUrls?: string[];
 }
+
+/** utime + stime of a live process, in seconds (0 once it is gone). */
+function cpuSecondsOf(child: ChildProcess): number {
+  try {
+    // Fields after the parenthesised command name: state is field 3, utime 14 and stime 15.
+    const stat = readFileSync(`/proc/${child.pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
+/** Linux's USER_HZ, which /proc reports times in: 100 on every architecture Node runs on here. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+const cpuSecondsOfAll = (children: ChildProcess[]) => () =>
+  children.reduce((sum, child) => sum + cpuSecondsOf(child), 0);
 
 function sampleRss(child: ChildProcess): () => number {
   let peak = 0;
@@ -68,7 +88,12 @@ export async function startRelays(
       await sleep(100);
     }
   }
-  return { children, peakRssMb: () => Math.max(...rss.map((f) => f())), metricsUrls: urls };
+  return {
+    children,
+    peakRssMb: () => Math.max(...rss.map((f) => f())),
+    cpuSeconds: cpuSecondsOfAll(children),
+    metricsUrls: urls,
+  };
 }
 
 export async function startBaseline(
@@ -79,9 +104,18 @@ export async function startBaseline(
   const child = spawn(
     process.execPath,
     ["--import", "tsx", "bench/baseline-relay.ts", natsUrl, svix.url, svix.token, String(concurrency)],
-    { stdio: ["ignore", "inherit", "inherit"] },
+    { stdio: ["ignore", "pipe", "inherit"] },
   );
-  return { children: [child], peakRssMb: sampleRss(child) };
+  const rss = sampleRss(child);
+  // Ready once attached to its consumer, like the relay's /readyz: start-up (tsx compiling the
+  // loop) must not count in its CPU per event.
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("ready")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`baseline exited with ${code} before ready`)));
+  });
+  return { children: [child], peakRssMb: rss, cpuSeconds: cpuSecondsOfAll([child]) };
 }
 
 /** The relays' outcome counters (relayed, waited, retried, …), summed over replicas. */

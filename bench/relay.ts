@@ -45,6 +45,8 @@ interface Result {
   p50: number;
   p99: number;
   rssMb: number;
+  /** CPU the consumer processes used per event delivered (the bench's own process not counted). */
+  cpuMsPerEvent: number;
   outOfOrderJobs: number;
 }
 
@@ -77,7 +79,8 @@ async function main(): Promise<void> {
     rows.push({ scenario, "bare loop": bare, "jobhooks relay": relay, ratio, goal });
     console.log(`  ${scenario}: bare ${bare} | relay ${relay} | ${ratio} (goal ${goal})`);
   };
-  const rate = (r: Result) => `${r.perSecond.toLocaleString("en-US")} ev/s`;
+  const rate = (r: Result) =>
+    `${r.perSecond.toLocaleString("en-US")} ev/s, ${r.cpuMsPerEvent.toFixed(3)} ms CPU/ev`;
   try {
     console.log(
       `jobhooks relay vs unordered bare loop — scale ${scale}, loopback, ${new Date().toISOString()}`,
@@ -236,10 +239,11 @@ async function backlog(
   // started first instead, so the first one up does not drain the backlog alone.
   if (!startFirst) await publishJobs(nc, prefix, tenant, jobs, perJob);
   const m = await start();
+  const cpuBefore = m.cpuSeconds();
   if (startFirst) await publishJobs(nc, prefix, tenant, jobs, perJob);
   try {
     await untilDelivered(svix, tenant, jobs * perJob, 20 * 60_000);
-    return summarize(svix, tenant, m, perJob);
+    return summarize(svix, tenant, m, perJob, m.cpuSeconds() - cpuBefore);
   } finally {
     await stop(m);
   }
@@ -277,6 +281,7 @@ async function steady(
   start: () => Promise<Measured>,
 ): Promise<Result> {
   const m = await start();
+  const cpuBefore = m.cpuSeconds();
   try {
     const js = jetstream(nc);
     const h = natsHeaders();
@@ -296,7 +301,7 @@ async function steady(
     }
     await Promise.all(pending);
     await untilDelivered(svix, tenant, total, 120_000);
-    return summarize(svix, tenant, m, 0);
+    return summarize(svix, tenant, m, 0, m.cpuSeconds() - cpuBefore);
   } finally {
     await stop(m);
   }
@@ -311,7 +316,13 @@ async function untilDelivered(svix: SvixStandIn, tenant: string, count: number, 
   }
 }
 
-function summarize(svix: SvixStandIn, tenant: string, m: Measured, perJob: number): Result {
+function summarize(
+  svix: SvixStandIn,
+  tenant: string,
+  m: Measured,
+  perJob: number,
+  cpuSeconds: number,
+): Result {
   const messages = svix.state.messages(tenant);
   const arrivals = messages.map((msg) => Date.parse(msg.timestamp));
   const latencies = messages
@@ -345,6 +356,7 @@ function summarize(svix: SvixStandIn, tenant: string, m: Measured, perJob: numbe
     p50: pct(50),
     p99: pct(99),
     rssMb: m.peakRssMb(),
+    cpuMsPerEvent: (cpuSeconds * 1_000) / Math.max(1, messages.length),
     outOfOrderJobs,
   };
 }
