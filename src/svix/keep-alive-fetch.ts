@@ -15,7 +15,7 @@ export class ResponseTooLargeError extends Error {
  * keep-alive agent. The global fetch builds WHATWG streams, Request and Headers objects for every
  * call; at thousands of Svix requests a second that was the relay's largest CPU cost. This client
  * sends the same requests (the SDK still builds them: method, headers, JSON body, timeout signal)
- * and hands back a standard Response.
+ * and hands back a `BufferedResponse`.
  */
 export function keepAliveFetch(opts: {
   maxSockets: number;
@@ -58,16 +58,7 @@ export function keepAliveFetch(opts: {
           res.on("error", reject);
           res.on("end", () => {
             const status = res.statusCode ?? 502;
-            const responseHeaders = new Headers();
-            for (const [name, value] of Object.entries(res.headers)) {
-              if (value === undefined) continue;
-              for (const v of Array.isArray(value) ? value : [value]) responseHeaders.append(name, v);
-            }
-            // A Response may not carry a body for these statuses.
-            const noBody = status === 204 || status === 205 || status === 304;
-            resolve(
-              new Response(noBody ? null : Buffer.concat(chunks), { status, headers: responseHeaders }),
-            );
+            resolve(new BufferedResponse(status, res.headers, Buffer.concat(chunks)) as unknown as Response);
           });
         },
       );
@@ -78,4 +69,66 @@ export function keepAliveFetch(opts: {
       req.end(body);
     });
   return send as typeof fetch;
+}
+
+/**
+ * The answer, already read whole, with the parts of a Response the svix SDK reads: `status`, `ok`,
+ * `headers` (its errors copy them) and the body as text, JSON or bytes. A real Response wraps its
+ * body in a WHATWG stream: building one per Svix call was a tenth of the relay's CPU, for a body
+ * of a few hundred bytes that is already in memory.
+ */
+export class BufferedResponse {
+  readonly ok: boolean;
+  readonly redirected = false;
+  readonly type = "basic";
+  #headers: Headers | undefined;
+  #used = false;
+
+  constructor(
+    readonly status: number,
+    private readonly rawHeaders: http.IncomingHttpHeaders,
+    private readonly body: Buffer,
+  ) {
+    this.ok = status >= 200 && status < 300;
+  }
+
+  get statusText(): string {
+    return http.STATUS_CODES[this.status] ?? "";
+  }
+
+  get bodyUsed(): boolean {
+    return this.#used;
+  }
+
+  get headers(): Headers {
+    if (this.#headers === undefined) {
+      const headers = new Headers();
+      for (const [name, value] of Object.entries(this.rawHeaders)) {
+        if (value === undefined) continue;
+        for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
+      }
+      this.#headers = headers;
+    }
+    return this.#headers;
+  }
+
+  async text(): Promise<string> {
+    return this.#take().toString("utf8");
+  }
+
+  async json(): Promise<unknown> {
+    return JSON.parse(await this.text());
+  }
+
+  async arrayBuffer(): Promise<ArrayBuffer> {
+    const body = this.#take();
+    return body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer;
+  }
+
+  /** Like a Response, the body can be read once. */
+  #take(): Buffer {
+    if (this.#used) throw new TypeError("Body is unusable: Body has already been read");
+    this.#used = true;
+    return this.body;
+  }
 }
