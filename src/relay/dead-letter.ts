@@ -20,9 +20,9 @@ export const DEAD_HEADERS = {
  *
  * A dead letter never depends on the headers a publisher chose: `Nats-*` headers are JetStream
  * publish controls (`Nats-Expected-Stream`, `Nats-Expected-Last-Sequence`, `Nats-TTL`, …) that
- * JetStream would apply to the DLQ publish and refuse it for, leaving the original unacked — and,
- * with one message in flight per partition, its whole partition stuck. Should JetStream still
- * refuse the copy, it is sent again with nothing but the body and our own headers.
+ * JetStream would apply to the DLQ publish and refuse it for, leaving the original unacked and its
+ * job's later events stuck behind it. Should JetStream still refuse the copy, it is sent again
+ * with nothing but the body, its Content-Type and our own headers.
  */
 export async function deadLetter(
   js: JetStreamClient,
@@ -38,12 +38,15 @@ export async function deadLetter(
     // Only a refusal is worth a different copy; NATS being away is not (the caller retries later).
     if (classifyNatsError(err) === "transient") throw err;
     ours.set(DEAD_HEADERS.detail, oneLine(`${o.detail} (original headers dropped: ${refusal(err)})`));
+    // Except the body's format: `dlq replay` decodes the body by it (JSON or protobuf).
+    const contentType = m.headers?.get("Content-Type");
+    if (contentType && contentType.length <= CONTENT_TYPE_MAX) ours.set("Content-Type", contentType);
     try {
       await js.publish(subject, m.data, { headers: ours, msgID });
     } catch (again) {
       if (classifyNatsError(again) === "transient") throw again;
       // Even the bare body is refused (say, an adopted JOBS_DLQ with a smaller message limit):
-      // record that the message existed and why, rather than hold its partition forever.
+      // record that the message existed and why, rather than hold its job forever.
       ours.set(
         DEAD_HEADERS.detail,
         oneLine(`${o.detail} (body of ${m.data.byteLength} bytes dropped: ${refusal(again)})`),
@@ -53,6 +56,9 @@ export async function deadLetter(
   }
   m.ack();
 }
+
+/** Longer is no content type jobhooks reads; it would only risk the minimal copy's refusal too. */
+const CONTENT_TYPE_MAX = 128;
 
 /** The publisher's headers without JetStream's controls, then ours (which win on a clash). */
 function withPublisherHeaders(original: MsgHdrs | undefined, ours: MsgHdrs): MsgHdrs {

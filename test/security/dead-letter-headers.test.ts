@@ -53,7 +53,7 @@ describe("dead-lettering never depends on the headers a publisher chose", () => 
     });
   });
 
-  it("a dead letter JetStream still refuses is sent again with only its body and jobhooks' headers", async () => {
+  it("a dead letter JetStream still refuses is sent again with only its body, its Content-Type and jobhooks' headers", async () => {
     // A JOBS_DLQ adopted with a tighter message limit than ours: the copy with the publisher's
     // (large) headers no longer fits, the bare body does.
     const jsm = await jetstreamManager(nc);
@@ -63,6 +63,7 @@ describe("dead-lettering never depends on the headers a publisher chose", () => 
       const js = jetstream(nc);
       const h = natsHeaders();
       h.set("X-Large-Trace", "t".repeat(16 * 1024));
+      h.set("Content-Type", "application/json");
       await js.publish("jobs.tight.job-1.created", "still {not json", { headers: h });
       await js.publish("jobs.tight.job-1.completed", "{}");
 
@@ -76,7 +77,9 @@ describe("dead-lettering never depends on the headers a publisher chose", () => 
       const stored = await jsm.streams.getMessage(DLQ_STREAM, { seq: dead[0]?.seq as number });
       expect(new TextDecoder().decode(stored?.data)).toBe("still {not json");
       const names = [...(stored?.header ?? [])].map(([k]) => k);
-      expect(names.filter((k) => !k.startsWith("Jobhooks-"))).toEqual(["Nats-Msg-Id"]);
+      expect(names.filter((k) => !k.startsWith("Jobhooks-")).sort()).toEqual(["Content-Type", "Nats-Msg-Id"]);
+      // `dlq replay` reads the body by it.
+      expect(stored?.header?.get("Content-Type")).toBe("application/json");
     } finally {
       await jsm.streams.update(DLQ_STREAM, { ...info.config });
     }
