@@ -3,6 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { ApiException, Svix } from "svix";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { classifySvixError } from "../../src/svix/classify.js";
 import { keepAliveFetch } from "../../src/svix/keep-alive-fetch.js";
 
 /**
@@ -14,6 +15,7 @@ describe("keepAliveFetch under the svix SDK", () => {
   let url: string;
   beforeAll(async () => {
     server = http.createServer((req, res) => {
+      if (req.url === "/api/v1/app/silent") return; // never answers
       if (req.url === "/api/v1/app/limited") {
         res.writeHead(429, { "content-type": "application/json", "retry-after": "7", "x-two": ["a", "b"] });
         return void res.end(JSON.stringify({ code: "rate_limited", detail: "slow down" }));
@@ -34,13 +36,16 @@ describe("keepAliveFetch under the svix SDK", () => {
     await once(server, "listening");
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  afterAll(() => {
+    server.closeAllConnections();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
 
-  const sdk = () =>
+  const sdk = (timeoutMs?: number) =>
     new Svix("testsk_abc.eu", {
       serverUrl: url,
       retryScheduleInMs: [],
-      fetch: keepAliveFetch({ maxSockets: 2 }),
+      fetch: keepAliveFetch({ maxSockets: 2, ...(timeoutMs ? { timeoutMs } : {}) }),
     });
 
   it("hands the SDK a 2xx body it parses into its own types", async () => {
@@ -59,5 +64,13 @@ describe("keepAliveFetch under the svix SDK", () => {
     expect(api.body.code).toBe("rate_limited");
     expect(api.headers["retry-after"]).toBe("7");
     expect(api.headers["x-two"]).toBe("a, b");
+  });
+
+  it("ends a call Svix does not answer within the time limit, as a timeout the relay retries", async () => {
+    const err = await sdk(200)
+      .application.get("silent")
+      .catch((e: unknown) => e);
+    expect((err as Error).name).toBe("TimeoutError");
+    expect(classifySvixError(err)).toEqual({ kind: "transient", reason: "Svix did not answer in time" });
   });
 });
