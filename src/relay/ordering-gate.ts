@@ -20,7 +20,7 @@ import { sameTick } from "./same-tick.js";
  */
 export interface OrderingGate {
   /** Runs `task` after every task queued earlier for the same job has finished. */
-  inTurn(jobKey: string, task: () => Promise<void>): Promise<void>;
+  inTurn<T>(jobKey: string, task: () => Promise<T>): Promise<T>;
   /** The stream sequence of the job's first stored event (asked on behalf of the event at `seq`);
    * undefined when the stream (or the replica answering) has none. */
   firstStored(
@@ -74,7 +74,10 @@ export async function createOrderingGate(o: {
     inTurn(jobKey, task) {
       const previous = tails.get(jobKey);
       const run = previous ? previous.then(task, task) : task();
-      const tail = run.catch(() => undefined);
+      const tail: Promise<void> = run.then(
+        () => undefined,
+        () => undefined,
+      );
       tails.set(jobKey, tail);
       void tail.then(() => {
         if (tails.get(jobKey) === tail) tails.delete(jobKey);
