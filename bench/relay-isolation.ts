@@ -41,6 +41,8 @@ export interface PhaseLatency {
 }
 
 export interface IsolationResult {
+  /** Events the relay sent to Svix again after Svix had accepted them (any job). */
+  resent: number;
   /** The whole scenario, relay start to last check. */
   seconds: number;
   calm: PhaseLatency;
@@ -77,9 +79,13 @@ export const ISOLATION = {
   failWith: "503",
 } as const satisfies Partial<IsolationOptions>;
 
-/** The failing job's events all reached Svix after the fault, in order, once each; others in order. */
+/**
+ * The failing job's events reached Svix after the fault, in order, once each; the others in order.
+ * A re-send is not counted against it: the idempotency key makes it harmless, and it is printed.
+ */
 export function isolated(r: IsolationResult): boolean {
-  return r.failing.inOrderOnce && r.failing.arrivedDuringFault === 0 && r.othersOutOfOrder === 0;
+  const f = r.failing;
+  return f.inOrderOnce && f.arrivedDuringFault === 0 && r.othersOutOfOrder === 0;
 }
 
 export function describeFailing(r: IsolationResult): string {
@@ -89,6 +95,7 @@ export function describeFailing(r: IsolationResult): string {
     `${f.arrivedDuringFault} of those at Svix before the fault ended, all there ${f.caughtUpAfterMs} ms after it ` +
     `(${(f.publishedDuringFault / Math.max(0.001, f.caughtUpAfterMs / 1_000)).toFixed(1)} ev/s); ` +
     `in order, once each: ${f.inOrderOnce ? "yes" : "NO"}; other jobs out of order: ${r.othersOutOfOrder}; ` +
+    `sent again after Svix had them: ${r.resent}; ` +
     `other jobs' events measured: ${r.calm.events} fault-free, ${r.faulted.events} with the fault; ` +
     `scenario ${r.seconds} s`
   );
@@ -103,6 +110,7 @@ export async function failingJob(
   const route = "v1.message.create";
   const latency = svix.faults.inject({ route, kind: "latency", latencyMs: o.svixLatencyMs });
   const startedAt = Date.now();
+  const resentBefore = resends(svix);
   const m = await start();
   try {
     const js = jetstream(nc);
@@ -157,11 +165,12 @@ export async function failingJob(
       .filter((msg) => Number(sequenceOf(msg.payload.data)) > publishedBeforeFault).length;
     await Promise.all(pending);
     await untilAtSvix(svix, o.tenant, published, 60_000);
-    // A late duplicate would be stored now; the stand-in refuses a second eventId, so count the
-    // sequences as Svix holds them rather than trusting the total.
+    // Svix stores an eventId once whatever the relay sends, so "once each" is judged on what the
+    // relay sent: a late re-send would be answered now from the idempotency key (or 409).
     await sleep(1_000);
     return summarize(svix, o, {
       startedAt,
+      resent: resends(svix) - resentBefore,
       calmFrom,
       faultFrom,
       faultUntil,
@@ -176,6 +185,12 @@ export async function failingJob(
     await stop(m);
   }
 }
+
+/** Creates Svix answered from an earlier one: a repeated idempotency key or eventId. */
+const resends = (svix: SvixStandIn) => {
+  const stats = svix.state.stats();
+  return stats.idempotentReplays + stats.duplicatesRefused;
+};
 
 const jobOf = (data: unknown) => (data as { job_id?: string }).job_id ?? "";
 const sequenceOf = (data: unknown) => (data as { sequence?: number | string }).sequence;
@@ -194,6 +209,7 @@ function summarize(
   o: IsolationOptions,
   t: {
     startedAt: number;
+    resent: number;
     calmFrom: number;
     faultFrom: number;
     faultUntil: number;
@@ -230,6 +246,7 @@ function summarize(
   for (const [job, seqs] of byJob) if (job !== FAILING_JOB && !inOrder(seqs, seqs.length)) othersOutOfOrder++;
   return {
     seconds: Math.round((Date.now() - t.startedAt) / 1_000),
+    resent: t.resent,
     calm: latencyOf(calm),
     faulted: latencyOf(faulted),
     othersOutOfOrder,
