@@ -8,7 +8,7 @@ import { type Measured, stop } from "./relay-processes.js";
  * Scenario 6 of `bench/relay.ts` (issue 10, item 3): does a failing job hold only itself? One relay
  * under a steady stream from `otherJobs` jobs, measured twice in the same process and the same run:
  * a fault-free phase, then a phase in which Svix fails every call of one more job (same tenant,
- * matched on its `job.<job_id>` tag) for `faultSeconds` while that job keeps getting events. The
+ * matched on the payload's `"job_id"`) for `faultSeconds` while that job keeps getting events. The
  * other jobs' publish→Svix latency of the two phases is compared; afterwards the failing job's
  * events must all be at Svix, in order, once each.
  *
@@ -146,7 +146,7 @@ export async function failingJob(
         // Rules are consulted in order: the failing job's calls fail at once, the others' take
         // the latency (the latency rule moves behind the new one).
         svix.faults.remove(latency.id);
-        fault = svix.faults.inject({ route, kind: o.failWith, bodyContains: `"job.${FAILING_JOB}"` }).id;
+        fault = svix.faults.inject({ route, kind: o.failWith, bodyContains: `"job_id":"${FAILING_JOB}"` }).id;
         svix.faults.inject({ route, kind: "latency", latencyMs: o.svixLatencyMs });
         publishedBeforeFault = sequences.get(FAILING_JOB) ?? 0;
       }
