@@ -7,6 +7,7 @@ import { type SvixStandIn, startSvixStandIn } from "../src/local/svix-stand-in/i
 import { provisionJetStream } from "../src/nats/provision.js";
 import { sleep } from "../src/resilience/clock.js";
 import { BASELINE_PREFIX, provisionBaseline } from "./baseline-relay.js";
+import { describeFailing, failingJob, ISOLATION, isolated } from "./relay-isolation.js";
 import { type Measured, startBaseline, startRelays, stop } from "./relay-processes.js";
 
 /**
@@ -19,6 +20,8 @@ import { type Measured, startBaseline, startRelays, stop } from "./relay-process
  *   steady 1,000 ev/s        publish→Svix latency, Svix answers at once
  *   scale-out                Svix at 40 ms, 32 calls in flight per replica: 1 vs 3 relay replicas
  *   big backlog              the relay's peak RSS while draining it
+ *   one failing job          2,000 jobs' steady stream, Svix at 40 ms; one job failing for 20 s:
+ *                            the others' p99 beside the fault-free p99 of the same run
  *
  * Sizes are small enough for a few minutes on 2 shared cores; BENCH_SCALE multiplies them (4 gives
  * the issue's 200,000-event backlog). BENCH_CONCURRENCY sets the budget of the backlog and steady
@@ -36,8 +39,11 @@ const SCALE_JOBS = Math.round(2_000 * scale);
 const BIG_BACKLOG = Math.round(50_000 * scale);
 const STEADY_JOBS = 500;
 const STATUSES = ["created", "processing", "completed"] as const;
+/** Scenario 6: the other jobs' stream, and the phases (seconds: warm-up, fault-free, one job failing). */
+const ISOLATION_RATE = Math.round(500 * scale);
+const ISOLATION_PHASES = [5, 20, 20] as const;
 /** BENCH_ONLY=1,4 runs only those scenarios (numbered as above, from 1). */
-const ONLY = new Set((process.env.BENCH_ONLY ?? "1,2,3,4,5").split(",").map((x) => Number(x.trim())));
+const ONLY = new Set((process.env.BENCH_ONLY ?? "1,2,3,4,5,6").split(",").map((x) => Number(x.trim())));
 
 interface Result {
   events: number;
@@ -63,7 +69,12 @@ async function main(): Promise<void> {
     throw new Error("run `npm run build` first: the bench measures the compiled service");
   const nats = await startNatsServer();
   const total =
-    2 * BACKLOG + 2 * REALISTIC_JOBS * 3 + 2 * STEADY_SECONDS * 1_000 + 3 * SCALE_JOBS * 3 + BIG_BACKLOG;
+    2 * BACKLOG +
+    2 * REALISTIC_JOBS * 3 +
+    2 * STEADY_SECONDS * 1_000 +
+    3 * SCALE_JOBS * 3 +
+    BIG_BACKLOG +
+    (ISOLATION_RATE + 10) * (ISOLATION_PHASES[0] + ISOLATION_PHASES[1] + ISOLATION_PHASES[2]);
   const svix = await startSvixStandIn({ deliver: false, requestLogSize: 0, maxMessages: total + 10_000 });
   const nc = await connect({ servers: nats.url });
   const quiet = pino({ level: "silent" });
@@ -198,6 +209,28 @@ async function main(): Promise<void> {
         `${relay.rssMb} MB (${rate(relay)})`,
         "—",
         "≤ 200 MB at 200,000",
+      );
+    }
+
+    // 6. One job failing for 20 s among 2,000 others.
+    if (ONLY.has(6)) {
+      const [warmUpSeconds, calmSeconds, faultSeconds] = ISOLATION_PHASES;
+      const options = {
+        ...ISOLATION,
+        ratePerSecond: ISOLATION_RATE,
+        warmUpSeconds,
+        calmSeconds,
+        faultSeconds,
+      };
+      const r = await failingJob(nc, svix, () => startRelays(env, 1, BUDGET), options);
+      console.log(`    ${describeFailing(r)}`);
+      row(
+        `one job failing ${faultSeconds} s among 2,000 (${ISOLATION_RATE} ev/s, Svix 40 ms): others' p50 / p99`,
+        "—",
+        `fault-free ${r.calm.p50} / ${r.calm.p99} ms, one failing ${r.faulted.p50} / ${r.faulted.p99} ms; ` +
+          `failing job after the fault, in order, once: ${isolated(r) ? "yes" : "NO"}`,
+        `p99 ${ratio(r.faulted.p99, r.calm.p99)}`,
+        "≤ 2×",
       );
     }
   } finally {

@@ -136,6 +136,32 @@ describe("fault injection", () => {
     expect((await svix.application.get("tenant")).uid).toBe("tenant");
   });
 
+  it("a body match fails one job's messages while the same application's other jobs are created", async () => {
+    // Quoted, the tag matches job-7 only, not job-70.
+    standIn.faults.inject({ route: "message.create", bodyContains: '"job.job-7"', kind: "503" });
+    const ofJob = (job: string) => svix.message.create("tenant", { ...message(), tags: [`job.${job}`] });
+    for (let i = 0; i < 3; i++)
+      expect(((await rejectionOf(ofJob("job-7"))) as ApiException<unknown>).code).toBe(503);
+    expect((await ofJob("job-70")).id).toMatch(/^msg_/);
+    expect((await svix.message.create("tenant", message())).id).toMatch(/^msg_/);
+    expect(standIn.faults.list()).toMatchObject([{ bodyContains: '"job.job-7"', injected: 3 }]);
+  });
+
+  it("the admin API takes a body match and refuses an empty one", async () => {
+    const post = (rule: unknown) =>
+      fetch(`${standIn.url}/_stand-in/faults`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${standIn.token}`, "content-type": "application/json" },
+        body: JSON.stringify(rule),
+      });
+    const empty = await post({ kind: "500", bodyContains: "" });
+    expect(empty.status).toBe(422);
+    expect(JSON.stringify(await empty.json())).toContain("bodyContains");
+    expect((await post({ kind: "500", route: "message.create", bodyContains: "job.x" })).status).toBe(201);
+    await rejectionOf(svix.message.create("tenant", { ...message(), tags: ["job.x"] }));
+    expect((await svix.message.create("tenant", { ...message(), tags: ["job.y"] })).id).toMatch(/^msg_/);
+  });
+
   it("the admin API injects, lists and clears the same rules and reports counters", async () => {
     const admin = (path: string, init: RequestInit = {}) =>
       fetch(`${standIn.url}/_stand-in${path}`, {

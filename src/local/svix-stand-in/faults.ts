@@ -17,6 +17,11 @@ export interface FaultRuleInput {
    * "POST /api/v1/app/*\/msg") where `*` and `{name}` each match one segment.
    */
   route?: string;
+  /**
+   * Only requests whose body contains this text, e.g. `"job.job-7"` (jobhooks tags each message
+   * `job.<job_id>`) to fail one job's events while the rest of its application is served.
+   */
+  bodyContains?: string;
   kind: FaultKind;
   /** Apply to this many matching requests, then retire the rule; unlimited when absent. */
   count?: number;
@@ -67,6 +72,7 @@ export function readFaultRule(
   if (kind !== undefined && !(FAULT_KINDS as readonly string[]).includes(kind))
     checks.fail(["body", "kind"], `kind must be one of ${FAULT_KINDS.join(", ")}`, "type_error.enum");
   const route = checks.string(body, "route", loc, { minLength: 1 });
+  const bodyContains = checks.string(body, "bodyContains", loc, { minLength: 1 });
   const count = checks.integer(body, "count", loc, 1, Number.MAX_SAFE_INTEGER);
   const fraction = body.fraction;
   if (fraction !== undefined && (typeof fraction !== "number" || fraction < 0 || fraction > 1))
@@ -82,6 +88,7 @@ export function readFaultRule(
     rule: {
       kind: kind as FaultKind,
       route,
+      bodyContains,
       count,
       fraction: fraction as number | undefined,
       latencyMs,
@@ -135,11 +142,12 @@ export class FaultInjector {
     return this.rules.length > 0;
   }
 
-  /** The fault to apply to this request, if any; counts it against the rule. */
-  pick(operationId: string | null, method: string, path: string): FaultRule | undefined {
+  /** The fault to apply to this request (`body`: its text), if any; counts it against the rule. */
+  pick(operationId: string | null, method: string, path: string, body = ""): FaultRule | undefined {
     for (const entry of this.rules) {
       const { rule } = entry;
       if (!entry.matches(operationId, method, path)) continue;
+      if (rule.bodyContains !== undefined && !body.includes(rule.bodyContains)) continue;
       if (rule.fraction !== undefined && Math.random() >= rule.fraction) continue;
       rule.injected++;
       if (rule.count !== undefined && rule.injected >= rule.count) this.remove(rule.id);

@@ -232,7 +232,7 @@ export function createRequestListener(
       match.kind === "found" || match.kind === "invalid-params" ? match.def.operationId : null;
     // Read first: a fault (or latency) must not depend on how far the upload got.
     const raw = await readBody(req);
-    let fault = faults.active ? faults.pick(operationId, method, path) : undefined;
+    let fault = faults.active ? faults.pick(operationId, method, path, raw.text) : undefined;
     const entry: RequestLogEntry = {
       at: "",
       method,
