@@ -2,6 +2,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import type { SvixStandIn } from "../src/local/svix-stand-in/index.js";
 import { sleep } from "../src/resilience/clock.js";
+import { created, untilCreated } from "./relay-measure.js";
 import { type Measured, stop } from "./relay-processes.js";
 
 /**
@@ -111,6 +112,7 @@ export async function failingJob(
   const latency = svix.faults.inject({ route, kind: "latency", latencyMs: o.svixLatencyMs });
   const startedAt = Date.now();
   const resentBefore = resends(svix);
+  const createdBefore = created(svix);
   const m = await start();
   try {
     const js = jetstream(nc);
@@ -164,7 +166,7 @@ export async function failingJob(
       .filter((msg) => jobOf(msg.payload.data) === FAILING_JOB)
       .filter((msg) => Number(sequenceOf(msg.payload.data)) > publishedBeforeFault).length;
     await Promise.all(pending);
-    await untilAtSvix(svix, o.tenant, published, 60_000);
+    await untilCreated(svix, o.tenant, createdBefore + published, 60_000);
     // Svix stores an eventId once whatever the relay sends, so "once each" is judged on what the
     // relay sent: a late re-send would be answered now from the idempotency key (or 409).
     await sleep(1_000);
@@ -194,15 +196,6 @@ const resends = (svix: SvixStandIn) => {
 
 const jobOf = (data: unknown) => (data as { job_id?: string }).job_id ?? "";
 const sequenceOf = (data: unknown) => (data as { sequence?: number | string }).sequence;
-
-async function untilAtSvix(svix: SvixStandIn, tenant: string, count: number, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (svix.state.messages(tenant).length < count) {
-    if (Date.now() > deadline)
-      throw new Error(`${tenant}: only ${svix.state.messages(tenant).length}/${count} at Svix`);
-    await sleep(250);
-  }
-}
 
 function summarize(
   svix: SvixStandIn,
