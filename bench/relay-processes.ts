@@ -58,7 +58,7 @@ export async function startRelays(
   concurrency: number,
 ): Promise<Measured> {
   // The container image's heap flags (Dockerfile NODE_OPTIONS), unless BENCH_NODE_ARGS overrides them.
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "--max-semi-space-size=4 --max-old-space-size=192").split(
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "--max-semi-space-size=16 --max-old-space-size=192").split(
     " ",
   );
   const children: ChildProcess[] = [];
