@@ -1,4 +1,4 @@
-import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "../log/logger.js";
 import type { NatsLink } from "../nats/connection.js";
 import { sleep } from "../resilience/clock.js";
@@ -30,15 +30,41 @@ export interface ConsumerLoopOptions {
   log: Logger;
 }
 
+/** Pull request lifetime: the server ends a pull after this, and the loop issues the next. */
+const PULL_EXPIRES_MS = 2_000;
+/** The server sends a heartbeat on an idle pull this often, so a silent pull is a dead one. */
+const PULL_HEARTBEAT_MS = 1_000;
+/** A pull without a message or heartbeat for this long is abandoned (its leader or link is gone). */
+const PULL_SILENCE_MS = 3 * PULL_HEARTBEAT_MS;
+/** Pauses between failed pulls: short, since a new consumer leader is usable as soon as elected. */
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 500;
+
 /**
  * Pulls from the relay's durable consumer and hands each message to `onMessage` without waiting
  * for it, up to `maxHeld` at once: the per-job ordering and the Svix budget decide what waits,
  * not the order of the pull. Reconnects forever.
+ *
+ * Losing a NATS node must cost no more than NATS's own failover (a Raft election, several
+ * seconds): a pull the dead leader held, or one sent over a connection that died, gets no answer,
+ * so each pull is watched for silence (messages and idle heartbeats) and abandoned after
+ * PULL_SILENCE_MS — also while the client reconnects, when nats.js stops watching it and
+ * re-checks the consumer with a request that hangs for its full timeout while there is no leader.
+ * A failed pull is retried within half a second, on the consumer already looked up: a pull to a
+ * consumer without a leader fails at once (no responders), where a consumer look-up would wait out
+ * its timeout and delay the first pull after the election by up to that long.
  */
 export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
   const stopping = new AbortController();
   const held = new Map<JsMsg, number>();
   let active: ConsumerMessages | undefined;
+  /** When the active pull last showed the server is there (a message, a heartbeat, its start). */
+  let activeSign = 0;
+  /** The pull the watchdog gave up on, if it was the last one. */
+  let abandoned: ConsumerMessages | undefined;
+  /** When the current run of failed pulls began (0: the server answers). */
+  let failingSince = 0;
+  let failures = 0;
   let consuming = false;
   let freed: (() => void) | undefined;
 
@@ -70,38 +96,84 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
     }
   }
 
+  /** The server answered the active pull (a message or a heartbeat). */
+  function answered(): void {
+    activeSign = Date.now();
+    failures = 0;
+    if (failingSince > 0) {
+      o.log.info({ after_ms: activeSign - failingSince }, "relay consumer answers again");
+      failingSince = 0;
+    }
+  }
+
+  /** Records each heartbeat of `batch` as a sign of life, until the batch ends. */
+  async function watchHeartbeats(batch: ConsumerMessages): Promise<void> {
+    for await (const s of batch.status()) {
+      if (active === batch && s.type === "heartbeat") answered();
+    }
+  }
+
   async function run(): Promise<void> {
     // Pull only what there is room for. consume() keeps pulling while its iterator is not read,
     // so a loop that stops reading when full lets thousands of messages pile up unread in the
     // client (measured: 10,000 after an outage), where their ack_wait runs out.
     const batchMin = Math.max(1, Math.min(64, Math.floor(o.maxHeld / 4)));
+    let consumer: Consumer | undefined;
     while (!stopping.signal.aborted) {
       try {
         await o.nats.whenConnected(stopping.signal);
-        const consumer = await o.js.consumers.get(o.stream, o.consumer);
-        while (!stopping.signal.aborted) {
-          await room(batchMin);
-          if (stopping.signal.aborted) break;
-          // A short expiry makes a lost consumer leader (or a deleted consumer) visible in seconds.
-          const batch = await consumer.fetch({ max_messages: o.maxHeld - held.size, expires: 2_000 });
-          active = batch;
-          setConsuming(true);
-          for await (const m of batch) {
-            // After stop(), messages of the pull still arriving go straight back.
-            if (stopping.signal.aborted) m.nak();
-            else hold(m);
-          }
-          active = undefined;
+        // Looked up once: pulls name the consumer, so a consumer re-created under the same name
+        // (or given a new leader) is reached by the next pull without a new look-up.
+        consumer ??= await o.js.consumers.get(o.stream, o.consumer);
+        await room(batchMin);
+        if (stopping.signal.aborted) break;
+        const batch = await consumer.fetch({
+          max_messages: o.maxHeld - held.size,
+          expires: PULL_EXPIRES_MS,
+          idle_heartbeat: PULL_HEARTBEAT_MS,
+        });
+        active = batch;
+        activeSign = Date.now();
+        void watchHeartbeats(batch).catch(() => undefined);
+        setConsuming(true);
+        for await (const m of batch) {
+          if (active === batch) answered();
+          // After stop(), messages of the pull still arriving go straight back.
+          if (stopping.signal.aborted) m.nak();
+          else hold(m);
+        }
+        if (abandoned === batch && !stopping.signal.aborted) {
+          throw new Error(`no message or heartbeat for ${PULL_SILENCE_MS} ms on a pull`);
         }
       } catch (err) {
-        if (!stopping.signal.aborted) o.log.warn({ err }, "relay consumer lost; reconnecting");
+        setConsuming(false);
+        if (stopping.signal.aborted) break;
+        // One line per outage, not one per failed pull (a leader election fails a pull every few
+        // hundred milliseconds for several seconds).
+        if (failingSince === 0) {
+          failingSince = Date.now();
+          o.log.warn({ err }, "relay consumer lost; pulling again until it answers");
+        }
+        failures++;
+        await sleep(Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)), stopping.signal);
       } finally {
         active = undefined;
-        setConsuming(false);
       }
-      if (!stopping.signal.aborted) await sleep(1_000, stopping.signal);
     }
+    setConsuming(false);
   }
+
+  // A pull that has gone silent is abandoned: what it already delivered is still handed out, and
+  // the loop pulls again (from the new leader, over the new connection).
+  const watchdog = setInterval(() => {
+    const batch = active;
+    if (batch && Date.now() - activeSign > PULL_SILENCE_MS) {
+      active = undefined;
+      abandoned = batch;
+      void batch.close().catch(() => undefined);
+    }
+  }, PULL_HEARTBEAT_MS / 2);
+  watchdog.unref();
 
   // Held messages wait for their job's turn, the circuit or the budget; tell JetStream they are
   // being worked on well before ack_wait runs out.
@@ -131,6 +203,7 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
         });
       }
       clearInterval(keepAlive);
+      clearInterval(watchdog);
     },
   };
 }
