@@ -65,6 +65,15 @@ if (!existsSync("dist/cli.js")) {
   process.exit(2);
 }
 
+type KillRole = "relay consumer leader" | "JOBS leader" | "another node";
+const OUTCOMES = ["relayed", "waited", "retried"] as const;
+type Outcome = (typeof OUTCOMES)[number];
+
+interface FaultSchedule {
+  svix: Array<{ atMs: number; lastsMs: number; name: string; rules: FaultRuleInput[] }>;
+  kills: Array<{ atMs: number; downMs: number; role: KillRole; pick: number }>;
+}
+
 const TOKEN = "svc_soak_token_0123456789abcdef_0123";
 const TENANT = "soak";
 const sleepUntil = async (t: number, stop: () => boolean) => {
@@ -206,7 +215,8 @@ try {
     await sleepUntil(started + minute * 60_000, () => false);
     const rss = await Promise.all(replicas.map((r) => rssMb(r.child.pid)));
     const outcomes = await relayOutcomes();
-    const delta = (k: Outcome) => outcomes[k] - outcomesBefore[k];
+    const previous = outcomesBefore;
+    const delta = (k: Outcome) => outcomes[k] - previous[k];
     outcomesBefore = outcomes;
     const backlog = await metricValue(replicas[0]?.url ?? "", "jobhooks_relay_consumer_pending");
     if (backlog !== undefined) backlogMax = Math.max(backlogMax, backlog);
@@ -290,15 +300,6 @@ try {
   await rm(dir, { recursive: true, force: true });
 }
 process.exit(exitCode);
-
-type KillRole = "relay consumer leader" | "JOBS leader" | "another node";
-const OUTCOMES = ["relayed", "waited", "retried"] as const;
-type Outcome = (typeof OUTCOMES)[number];
-
-interface FaultSchedule {
-  svix: Array<{ atMs: number; lastsMs: number; name: string; rules: FaultRuleInput[] }>;
-  kills: Array<{ atMs: number; downMs: number; role: KillRole; pick: number }>;
-}
 
 function fmtS(ms: number): string {
   return `${(ms / 1000).toFixed(0)} s`;
