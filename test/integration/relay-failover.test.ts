@@ -14,6 +14,7 @@ import {
   checkDelivery,
   endToEndLatencies,
   longestGapMs,
+  metricValue,
   startSteadyLoad,
 } from "../support/steady-load.js";
 
@@ -38,6 +39,8 @@ const DOWN_MAX_MS = 30_000;
 const GRACE_MS = 3_000;
 /** Events published after the kill that must reach Svix while the node is still down. */
 const AFTER_KILL_WANTED = 50;
+/** Each Svix call's duration, so that some events are always in flight. */
+const SVIX_LATENCY_MS = 200;
 let cluster: NatsCluster;
 let svix: SvixStandIn;
 let nc: NatsConnection;
@@ -154,6 +157,9 @@ async function drill(
   let killedAt = 0;
   let failedOverAt = 0;
   const elected = watchElections();
+  // Svix calls take a while, so events are in flight (held, their acks about to be sent) when
+  // the consumer's leader dies.
+  svix.faults.inject({ route: "v1.message.create", kind: "latency", latencyMs: SVIX_LATENCY_MS });
   let restartedAt = 0;
   let arrivedWhileDown = 0;
   const afterKill = () =>
@@ -190,6 +196,7 @@ async function drill(
     await new Promise((r) => setTimeout(r, 3_000));
   } finally {
     const report = await load.stop();
+    svix.faults.clear();
     await until(
       "every accepted event at Svix",
       () => checkDelivery(svix, tenant, report.accepted).lost.length === 0,
@@ -197,6 +204,12 @@ async function drill(
     ).catch(() => undefined);
     const check = checkDelivery(svix, tenant, report.accepted);
     elected.stop();
+    // Events Svix had already accepted, sent again after a redelivery (ack_wait ran out on them).
+    const alreadySent = (
+      await Promise.all(
+        services.map((svc) => metricValue(svc.url, 'jobhooks_relay_events_total{outcome="already_sent"}')),
+      )
+    ).reduce<number>((n, v) => n + (v ?? 0), 0);
     const firstAfterKill = afterKill()[0];
     const arrivals = arrivalTimes(svix, tenant);
     const since = (t: number | undefined) => (t ? t - killedAt : "-");
@@ -214,6 +227,11 @@ async function drill(
       // redelivery after ack_wait, and its job's later events wait behind it.
       "slowest publish→Svix ms": endToEndLatencies(svix, tenant).at(-1) ?? 0,
       "post-kill events at Svix before restart": arrivedWhileDown,
+      "sent again (409)": alreadySent,
+      // Acks possibly lost with the leader, sent again once the consumer answered (service logs).
+      "acks re-sent": services
+        .flatMap((svc) => [...svc.output().matchAll(/"acks_resent":(\d+)/g)])
+        .reduce((n, m) => n + Number(m[1]), 0),
     });
     expect(report.failed, JSON.stringify(report.failed.slice(0, 3))).toEqual([]);
     expect(check.lost).toEqual([]);
