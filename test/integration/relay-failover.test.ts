@@ -1,9 +1,12 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
 import { type NatsCluster, type NatsServer, startNatsCluster } from "../../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { JOBS_STREAM, RELAY_CONSUMER } from "../../src/nats/provision.js";
@@ -28,6 +31,8 @@ import {
  * asserted is the order: events published after the kill reached Svix before the restart. (The
  * relay before this test re-attached about 10 s after a kill whatever the election took: a 1 s
  * pause, then a consumer look-up that waited out its 5 s timeout while there was no leader.)
+ * A node that hangs instead (SIGSTOP: its connections stay open and silent) is the client's to
+ * notice: PublishJobEvent through a replica on it must be accepted again while it still hangs.
  * The durations are printed (2 shared cores: figures, not assertions).
  */
 
@@ -37,6 +42,8 @@ const RATE = 100;
 const DOWN_MAX_MS = 30_000;
 /** How long the node stays down once NATS has elected new leaders for what it led. */
 const GRACE_MS = 3_000;
+/** How long a hung node stays frozen: past the client's stale-connection detection (4-6 s). */
+const FROZEN_MS = 10_000;
 /** Events published after the kill that must reach Svix while the node is still down. */
 const AFTER_KILL_WANTED = 50;
 /** Each Svix call's duration, so that some events are always in flight. */
@@ -146,7 +153,11 @@ async function drill(
   leads: { stream: boolean; consumer: boolean },
 ): Promise<number> {
   const load = await startSteadyLoad({
-    natsUrl: cluster.url,
+    // Publishers on the other nodes: what is measured is the relay, not a publisher's reconnect.
+    natsUrl: cluster.servers
+      .filter((x) => x !== victim)
+      .map((x) => x.url)
+      .join(","),
     rpcUrls: [],
     serviceToken: TOKEN,
     tenant,
@@ -280,5 +291,63 @@ describe("on a 3-node NATS cluster (R3), relaying goes on while one node is down
       },
     );
     expect(arrived).toBeGreaterThanOrEqual(AFTER_KILL_WANTED);
+  });
+
+  it("PublishJobEvent through a replica whose NATS node hangs is accepted again before the node wakes", {
+    timeout: 90_000,
+  }, async () => {
+    if (services.length === 0) await startReplicas(1, cluster.servers);
+    const { stream, consumer } = await settledLeaders();
+    await Promise.all(services.splice(0).map((s) => s.kill()));
+    // A node leading nothing, so NATS has nothing to elect: what is tested is how soon the replica
+    // notices that its connection answers nothing (client pings) and moves to another node.
+    const victim = cluster.servers.find((s) => s !== stream && s !== consumer) ?? stream;
+    const [replica] = await startReplicas(1, [victim]);
+    const client = createClient(
+      WebhookService,
+      createGrpcTransport({ baseUrl: (replica as ServiceProcess).url }),
+    );
+    const publish = (sequence: number) =>
+      client.publishJobEvent(
+        {
+          event: {
+            tenantId: "failover-hang",
+            jobId: "job-1",
+            status: JobStatus.PROCESSING,
+            sequence: BigInt(sequence),
+          },
+        },
+        { headers: { authorization: `Bearer ${TOKEN}` }, timeoutMs: 2_000 },
+      );
+    await publish(1);
+    // A hung host: SIGSTOP keeps its connections open and silent (a killed one closes them).
+    process.kill(victim.pid as number, "SIGSTOP");
+    const frozenAt = Date.now();
+    let acceptedAfterMs: number | undefined;
+    try {
+      acceptedAfterMs = await until(
+        "PublishJobEvent accepted again through the replica",
+        () =>
+          publish(2).then(
+            () => Date.now() - frozenAt,
+            () => undefined,
+          ),
+        { timeoutMs: FROZEN_MS, everyMs: 250 },
+      ).catch((err) => {
+        if (err instanceof WaitTimedOut) return undefined;
+        throw err;
+      });
+    } finally {
+      process.kill(victim.pid as number, "SIGCONT");
+    }
+    figures.push({
+      fault: "the replica's node hangs (SIGSTOP)",
+      "PublishJobEvent accepted again after ms": acceptedAfterMs ?? `> ${FROZEN_MS}`,
+    });
+    expect(acceptedAfterMs, `not accepted within the ${FROZEN_MS} ms the node hung`).toBeDefined();
+    // The relay delivers both once the node is back, once each.
+    await until("both events at Svix", () => svix.state.messages("failover-hang").length >= 2, {
+      timeoutMs: 30_000,
+    });
   });
 });
