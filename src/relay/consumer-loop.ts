@@ -1,4 +1,5 @@
-import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../log/logger.js";
 import type { NatsLink } from "../nats/connection.js";
 import { sleep } from "../resilience/clock.js";
@@ -30,17 +31,48 @@ export interface ConsumerLoopOptions {
   log: Logger;
 }
 
+/** Pull request lifetime: the server ends a pull after this, and the loop issues the next. */
+const PULL_EXPIRES_MS = 2_000;
+/** The server sends a heartbeat on an idle pull this often, so a silent pull is a dead one. */
+const PULL_HEARTBEAT_MS = 1_000;
+/** A pull without a message or heartbeat for this long is abandoned (its leader or link is gone). */
+const PULL_SILENCE_MS = 3 * PULL_HEARTBEAT_MS;
+/** Pauses between failed pulls: short, since a new consumer leader is usable as soon as elected. */
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 500;
+/** Acks this recent are sent again when the consumer stops answering: the silence, and a margin. */
+const ACK_RESEND_WINDOW_MS = PULL_SILENCE_MS + 2_000;
+/** Bound on the acks remembered for that (a few seconds' worth at thousands of events a second). */
+const ACKS_REMEMBERED_MAX = 20_000;
+
 /**
  * Pulls from the relay's durable consumer and hands each message to `onMessage` without waiting
  * for it, up to `maxHeld` at once: the per-job ordering and the Svix budget decide what waits,
  * not the order of the pull. Reconnects forever.
+ *
+ * Losing a NATS node must cost no more than NATS's own failover (a Raft election, several
+ * seconds): a pull the dead leader held, or one sent over a connection that died, gets no answer,
+ * so each pull is watched for silence (messages and idle heartbeats) and abandoned after
+ * PULL_SILENCE_MS — also while the client reconnects, when nats.js stops watching it and
+ * re-checks the consumer with a request that hangs for its full timeout while there is no leader.
+ * A failed pull is retried within half a second, on the consumer already looked up: a pull to a
+ * consumer without a leader fails at once (no responders), where a consumer look-up would wait out
+ * its timeout and delay the first pull after the election by up to that long.
  */
 export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
   const stopping = new AbortController();
   const held = new Map<JsMsg, number>();
   let active: ConsumerMessages | undefined;
+  /** When the active pull last showed the server is there (a message, a heartbeat, its start). */
+  let activeSign = 0;
+  /** The pull the watchdog gave up on, if it was the last one. */
+  let abandoned: ConsumerMessages | undefined;
+  /** When the current run of failed pulls began (0: the server answers). */
+  let failingSince = 0;
+  let failures = 0;
   let consuming = false;
   let freed: (() => void) | undefined;
+  const acks = createAckResender(o.nats.nc);
 
   const setConsuming = (on: boolean) => {
     if (consuming !== on) {
@@ -52,7 +84,7 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
   function hold(m: JsMsg): void {
     held.set(m, Date.now());
     void o
-      .onMessage(m)
+      .onMessage(withAckRemembered(m, acks))
       .catch((err: unknown) => o.log.error({ err, stream_seq: m.seq }, "relay handler failed"))
       .finally(() => {
         held.delete(m);
@@ -70,38 +102,97 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
     }
   }
 
+  /** The server answered the active pull (a message or a heartbeat). */
+  function answered(): void {
+    activeSign = Date.now();
+    failures = 0;
+    const resent = acks.answered();
+    if (failingSince > 0 || resent > 0) {
+      o.log.info(
+        { after_ms: failingSince > 0 ? activeSign - failingSince : undefined, acks_resent: resent },
+        "relay consumer answers again",
+      );
+      failingSince = 0;
+    }
+  }
+
+  /** Records each heartbeat of `batch` as a sign of life, until the batch ends. */
+  async function watchHeartbeats(batch: ConsumerMessages): Promise<void> {
+    for await (const s of batch.status()) {
+      if (active === batch && s.type === "heartbeat") answered();
+    }
+  }
+
   async function run(): Promise<void> {
     // Pull only what there is room for. consume() keeps pulling while its iterator is not read,
     // so a loop that stops reading when full lets thousands of messages pile up unread in the
     // client (measured: 10,000 after an outage), where their ack_wait runs out.
     const batchMin = Math.max(1, Math.min(64, Math.floor(o.maxHeld / 4)));
+    let consumer: Consumer | undefined;
     while (!stopping.signal.aborted) {
       try {
         await o.nats.whenConnected(stopping.signal);
-        const consumer = await o.js.consumers.get(o.stream, o.consumer);
-        while (!stopping.signal.aborted) {
-          await room(batchMin);
-          if (stopping.signal.aborted) break;
-          // A short expiry makes a lost consumer leader (or a deleted consumer) visible in seconds.
-          const batch = await consumer.fetch({ max_messages: o.maxHeld - held.size, expires: 2_000 });
-          active = batch;
-          setConsuming(true);
-          for await (const m of batch) {
-            // After stop(), messages of the pull still arriving go straight back.
-            if (stopping.signal.aborted) m.nak();
-            else hold(m);
-          }
-          active = undefined;
+        // Looked up once: pulls name the consumer, so a consumer re-created under the same name
+        // (or given a new leader) is reached by the next pull without a new look-up.
+        consumer ??= await o.js.consumers.get(o.stream, o.consumer);
+        await room(batchMin);
+        if (stopping.signal.aborted) break;
+        const batch = await consumer.fetch({
+          max_messages: o.maxHeld - held.size,
+          expires: PULL_EXPIRES_MS,
+          idle_heartbeat: PULL_HEARTBEAT_MS,
+        });
+        active = batch;
+        activeSign = Date.now();
+        void watchHeartbeats(batch).catch(() => undefined);
+        setConsuming(true);
+        for await (const m of batch) {
+          if (active === batch) answered();
+          // After stop(), messages of the pull still arriving go straight back.
+          if (stopping.signal.aborted) m.nak();
+          else hold(m);
+        }
+        if (abandoned === batch && !stopping.signal.aborted) {
+          throw new Error(`no message or heartbeat for ${PULL_SILENCE_MS} ms on a pull`);
         }
       } catch (err) {
-        if (!stopping.signal.aborted) o.log.warn({ err }, "relay consumer lost; reconnecting");
+        setConsuming(false);
+        if (stopping.signal.aborted) break;
+        acks.suspect();
+        // One line per outage, not one per failed pull (a leader election fails a pull every few
+        // hundred milliseconds for several seconds).
+        if (failingSince === 0) {
+          failingSince = Date.now();
+          o.log.warn({ err }, "relay consumer lost; pulling again until it answers");
+        }
+        failures++;
+        await sleep(Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)), stopping.signal);
       } finally {
         active = undefined;
-        setConsuming(false);
       }
-      if (!stopping.signal.aborted) await sleep(1_000, stopping.signal);
     }
+    setConsuming(false);
   }
+
+  // A dropped connection may have taken the last acks with it.
+  void (async () => {
+    for await (const s of o.nats.nc.status()) {
+      if (stopping.signal.aborted) break;
+      if (s.type === "disconnect") acks.suspect();
+    }
+  })().catch(() => undefined);
+
+  // A pull that has gone silent is abandoned: what it already delivered is still handed out, and
+  // the loop pulls again (from the new leader, over the new connection).
+  const watchdog = setInterval(() => {
+    const batch = active;
+    if (batch && Date.now() - activeSign > PULL_SILENCE_MS) {
+      active = undefined;
+      abandoned = batch;
+      void batch.close().catch(() => undefined);
+    }
+  }, PULL_HEARTBEAT_MS / 2);
+  watchdog.unref();
 
   // Held messages wait for their job's turn, the circuit or the budget; tell JetStream they are
   // being worked on well before ack_wait runs out.
@@ -131,6 +222,90 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
         });
       }
       clearInterval(keepAlive);
+      clearInterval(watchdog);
     },
   };
+}
+
+interface AckResender {
+  /** An ack was just sent with this reply subject. */
+  acked(reply: string): void;
+  /** The consumer's leader or the connection may be gone: acks of the last few seconds and from now on may be lost. */
+  suspect(): void;
+  /** The consumer answers again: sends those acks once more; returns how many. */
+  answered(): number;
+}
+
+/**
+ * Acks are fire-and-forget publishes to the consumer's leader. Those sent to a leader that just
+ * died, while there is none, or over a connection that is dropping are lost without a word, and
+ * JetStream redelivers the message only after ack_wait (30 s by default), every later event of
+ * its job waiting behind it (it is still stored). So the acks of the last few seconds are kept;
+ * when a pull goes unanswered or the connection drops, they and every ack sent until the consumer
+ * answers again are sent once more, to whoever leads by then. An ack is only ever sent once Svix
+ * accepted the event (or it was dead-lettered), so a second one is harmless: the server ignores
+ * an ack for a message no longer pending. Naks are not sent again: a lost nak only means the
+ * message comes back after ack_wait rather than after its delay.
+ */
+function createAckResender(nc: NatsConnection): AckResender {
+  let recent: Array<{ reply: string; at: number }> = [];
+  let unsure: string[] | undefined;
+  const ACK = "+ACK";
+  return {
+    acked(reply) {
+      if (unsure) {
+        if (unsure.length < ACKS_REMEMBERED_MAX) unsure.push(reply);
+        return;
+      }
+      const now = Date.now();
+      recent.push({ reply, at: now });
+      // Trimmed in bulk, not one shift() per ack.
+      if (recent.length > ACKS_REMEMBERED_MAX || now - (recent[0]?.at ?? now) > 2 * ACK_RESEND_WINDOW_MS) {
+        recent = recent.filter((r) => now - r.at <= ACK_RESEND_WINDOW_MS).slice(-ACKS_REMEMBERED_MAX / 2);
+      }
+    },
+    suspect() {
+      if (unsure) return;
+      const now = Date.now();
+      unsure = recent.filter((r) => now - r.at <= ACK_RESEND_WINDOW_MS).map((r) => r.reply);
+      recent = [];
+    },
+    answered() {
+      if (!unsure) return 0;
+      const replies = unsure;
+      unsure = undefined;
+      for (const reply of replies) nc.publish(reply, ACK);
+      return replies.length;
+    },
+  };
+}
+
+/**
+ * `m` as the handler sees it: acking it is remembered by `acks`. Every response goes to `m`
+ * itself, so its once-only rule holds (an ack after a nak sends, and remembers, nothing).
+ */
+function withAckRemembered(m: JsMsg, acks: AckResender): JsMsg {
+  let responded = false;
+  // nats.js's JsMsg has the subject acks go to (`reply`) but its type does not show it.
+  const reply = (m as unknown as { reply?: unknown }).reply;
+  const wrapped: JsMsg = Object.create(m);
+  wrapped.ack = () => {
+    if (!responded && typeof reply === "string" && reply !== "") acks.acked(reply);
+    responded = true;
+    m.ack();
+  };
+  wrapped.nak = (millis?: number) => {
+    responded = true;
+    m.nak(millis);
+  };
+  wrapped.term = (reason?: string) => {
+    responded = true;
+    m.term(reason);
+  };
+  wrapped.working = () => m.working();
+  wrapped.ackAck = (opts) => {
+    responded = true;
+    return m.ackAck(opts);
+  };
+  return wrapped;
 }
