@@ -115,6 +115,17 @@ async function settledLeaders(): Promise<{ stream: NatsServer; consumer: NatsSer
   );
 }
 
+/**
+ * The leaders, with no replica running: provisioning happens with the first replica (the leaders
+ * exist only afterwards), and each drill starts its replicas where it needs them.
+ */
+async function leadersWithoutReplicas(): Promise<{ stream: NatsServer; consumer: NatsServer }> {
+  if (services.length === 0) await startReplicas(1, cluster.servers);
+  const leaders = await settledLeaders();
+  await Promise.all(services.splice(0).map((s) => s.kill()));
+  return leaders;
+}
+
 /** Replicas connected only to `nodes` (they learn the others from the cluster, for reconnects). */
 async function startReplicas(n: number, nodes: NatsServer[]): Promise<ServiceProcess[]> {
   const url = nodes.map((s) => s.url).join(",");
@@ -256,11 +267,8 @@ describe("on a 3-node NATS cluster (R3), relaying goes on while one node is down
   it("events published after the relay consumer's leader is killed reach Svix before it is restarted", {
     timeout: 150_000,
   }, async () => {
-    // Provisioning happens with the first replicas; the leaders are known only afterwards.
-    if (services.length === 0) await startReplicas(1, cluster.servers);
-    const { stream, consumer } = await settledLeaders();
+    const { stream, consumer } = await leadersWithoutReplicas();
     // The replicas are on the other nodes, so what is tested is the loss of the consumer's leader.
-    await Promise.all(services.splice(0).map((s) => s.kill()));
     await startReplicas(
       2,
       cluster.servers.filter((s) => s !== consumer),
@@ -275,9 +283,7 @@ describe("on a 3-node NATS cluster (R3), relaying goes on while one node is down
   it("events published after the node a replica is connected to, leading the relay consumer, is killed reach Svix before it is restarted", {
     timeout: 150_000,
   }, async () => {
-    if (services.length === 0) await startReplicas(1, cluster.servers);
-    const { stream, consumer } = await settledLeaders();
-    await Promise.all(services.splice(0).map((s) => s.kill()));
+    const { stream, consumer } = await leadersWithoutReplicas();
     // One replica, so nothing else relays while it reconnects, on the node that leads the relay
     // consumer: it loses its connection and its consumer's leader at once.
     await startReplicas(1, [consumer]);
@@ -296,9 +302,7 @@ describe("on a 3-node NATS cluster (R3), relaying goes on while one node is down
   it("PublishJobEvent through a replica whose NATS node hangs is accepted again before the node wakes", {
     timeout: 90_000,
   }, async () => {
-    if (services.length === 0) await startReplicas(1, cluster.servers);
-    const { stream, consumer } = await settledLeaders();
-    await Promise.all(services.splice(0).map((s) => s.kill()));
+    const { stream, consumer } = await leadersWithoutReplicas();
     // A node leading nothing, so NATS has nothing to elect: what is tested is how soon the replica
     // notices that its connection answers nothing (client pings) and moves to another node.
     const victim = cluster.servers.find((s) => s !== stream && s !== consumer) ?? stream;
