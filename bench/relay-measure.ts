@@ -24,6 +24,8 @@ export interface Result {
   cpuMsPerEvent: number;
   /** Share of all cores busy (any process) while it ran: near 1, the figure is the machine's. */
   machineBusy: number;
+  /** Share of one core the bench's own process (Svix stand-in, publisher) used meanwhile. */
+  benchBusy: number;
   outOfOrderJobs: number;
 }
 
@@ -36,12 +38,25 @@ function machineJiffies(): { busy: number; total: number } {
   return { busy: total - (n[3] ?? 0) - (n[4] ?? 0), total };
 }
 
-/** Starts measuring the machine; the returned function says how busy it was since. */
-function machineMeter(): () => number {
+/** What was busy meanwhile: all cores (share of them), and this process (share of one core). */
+interface Busy {
+  machine: number;
+  /** The bench's own process: the Svix stand-in answering and the publisher. */
+  self: number;
+}
+
+/** Starts measuring; the returned function says how busy the machine and this process were since. */
+function machineMeter(): () => Busy {
   const before = machineJiffies();
+  const selfBefore = process.cpuUsage();
+  const startedAt = performance.now();
   return () => {
     const after = machineJiffies();
-    return (after.busy - before.busy) / Math.max(1, after.total - before.total);
+    const self = process.cpuUsage(selfBefore);
+    return {
+      machine: (after.busy - before.busy) / Math.max(1, after.total - before.total),
+      self: (self.user + self.system) / 1_000 / Math.max(1, performance.now() - startedAt),
+    };
   };
 }
 
@@ -164,7 +179,7 @@ function summarize(
   m: Measured,
   perJob: number,
   cpuSeconds: number,
-  machineBusy: number,
+  busy: Busy,
 ): Result {
   const messages = svix.state.messages(tenant);
   const arrivals = messages.map((msg) => Date.parse(msg.timestamp));
@@ -200,7 +215,8 @@ function summarize(
     p99: pct(99),
     rssMb: m.peakRssMb(),
     cpuMsPerEvent: (cpuSeconds * 1_000) / Math.max(1, messages.length),
-    machineBusy,
+    machineBusy: busy.machine,
+    benchBusy: busy.self,
     outOfOrderJobs,
   };
 }

@@ -153,7 +153,8 @@ async function main(): Promise<void> {
         const three = await run("jobs", "scale-3", () => startRelays(env, 3, 32));
         const bare = await run(BASELINE_PREFIX, "scale-bare", () => startBaseline(nats.url, svix, 32));
         svix.faults.clear();
-        const busy = (r: Result) => `machine ${Math.round(r.machineBusy * 100)} % busy`;
+        const busy = (r: Result) =>
+          `machine ${Math.round(r.machineBusy * 100)} % busy, stand-in + publisher ${Math.round(r.benchBusy * 100)} % of a core`;
         row(
           `scale-out, Svix at ${latencyMs} ms, ${jobs.toLocaleString("en-US")} jobs × 3, 32 in flight per replica`,
           `${rate(bare)} (1 process)`,
