@@ -5,12 +5,12 @@ import path from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import { type JetStreamClient, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers as natsHeaders } from "@nats-io/transport-node";
 import { JobStatus, WebhookService } from "../src/gen/jobhooks/v1/webhooks_pb.js";
 import { freePort, startNatsServer } from "../src/local/nats-server.js";
 import { JOBS_STREAM } from "../src/nats/provision.js";
+import { loadWebhookService } from "../test/support/grpc-js.js";
 
 /**
  * `npm run bench -- publish`: PublishJobEvent through jobhooks, over gRPC (@grpc/grpc-js client, one
@@ -226,21 +226,8 @@ type GrpcClient = grpc.Client &
 const metadata = new grpc.Metadata();
 metadata.set("authorization", `Bearer ${TOKEN}`);
 
-function loadService() {
-  const def = protoLoader.loadSync("jobhooks/v1/webhooks.proto", {
-    includeDirs: [path.resolve("proto")],
-    longs: String,
-    enums: String,
-    defaults: true,
-  });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as {
-    jobhooks: { v1: { WebhookService: grpc.ServiceClientConstructor } };
-  };
-  return pkg.jobhooks.v1.WebhookService;
-}
-
 function grpcClient(address: string): GrpcClient {
-  const Service = loadService();
+  const Service = loadWebhookService();
   return new Service(address, grpc.credentials.createInsecure()) as unknown as GrpcClient;
 }
 
@@ -275,7 +262,7 @@ async function runMinimalServer(natsUrl: string, port: number): Promise<void> {
   const js = jetstream(nc);
   const server = new grpc.Server();
   const expected = `Bearer ${TOKEN}`;
-  server.addService(loadService().service, {
+  server.addService(loadWebhookService().service, {
     PublishJobEvent(
       call: grpc.ServerUnaryCall<{ event: { tenantId: string; jobId: string; status: string } }, unknown>,
       callback: grpc.sendUnaryData<unknown>,
