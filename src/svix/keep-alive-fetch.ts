@@ -57,7 +57,6 @@ export function keepAliveFetch(opts: {
         opts.timeoutMs === undefined
           ? undefined
           : setTimeout(() => req.destroy(new SvixTimeoutError(opts.timeoutMs as number)), opts.timeoutMs);
-      const settle = () => clearTimeout(timer);
       const req = lib.request(
         url,
         { method: init.method ?? "GET", headers, agent, ...(init.signal ? { signal: init.signal } : {}) },
@@ -71,23 +70,19 @@ export function keepAliveFetch(opts: {
               return;
             }
             chunks.length = 0;
-            settle();
             reject(new ResponseTooLargeError(maxResponseBytes));
             req.destroy();
           });
-          res.on("error", (err) => {
-            settle();
-            reject(err);
-          });
+          res.on("error", reject);
           res.on("end", () => {
-            settle();
             const status = res.statusCode ?? 502;
             resolve(new BufferedResponse(status, res.headers, Buffer.concat(chunks)) as unknown as Response);
           });
         },
       );
+      // Emitted once the exchange is over, whichever way it ended.
+      req.once("close", () => clearTimeout(timer));
       req.on("error", (err) => {
-        settle();
         // Keep the abort reason (the SDK's TimeoutError) so a timeout is classified as one.
         reject(init.signal?.aborted ? (init.signal.reason ?? err) : err);
       });
@@ -104,10 +99,7 @@ export function keepAliveFetch(opts: {
  */
 export class BufferedResponse {
   readonly ok: boolean;
-  readonly redirected = false;
-  readonly type = "basic";
   #headers: Headers | undefined;
-  #used = false;
 
   constructor(
     readonly status: number,
@@ -115,14 +107,6 @@ export class BufferedResponse {
     private readonly body: Buffer,
   ) {
     this.ok = status >= 200 && status < 300;
-  }
-
-  get statusText(): string {
-    return http.STATUS_CODES[this.status] ?? "";
-  }
-
-  get bodyUsed(): boolean {
-    return this.#used;
   }
 
   get headers(): Headers {
@@ -138,7 +122,7 @@ export class BufferedResponse {
   }
 
   async text(): Promise<string> {
-    return this.#take().toString("utf8");
+    return this.body.toString("utf8");
   }
 
   async json(): Promise<unknown> {
@@ -146,14 +130,9 @@ export class BufferedResponse {
   }
 
   async arrayBuffer(): Promise<ArrayBuffer> {
-    const body = this.#take();
-    return body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer;
-  }
-
-  /** Like a Response, the body can be read once. */
-  #take(): Buffer {
-    if (this.#used) throw new TypeError("Body is unusable: Body has already been read");
-    this.#used = true;
-    return this.body;
+    return this.body.buffer.slice(
+      this.body.byteOffset,
+      this.body.byteOffset + this.body.byteLength,
+    ) as ArrayBuffer;
   }
 }
