@@ -2,6 +2,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import type { SvixStandIn } from "../src/local/svix-stand-in/index.js";
 import { sleep } from "../src/resilience/clock.js";
+import { percentile } from "../test/support/steady-load.js";
 import { created, untilCreated } from "./relay-measure.js";
 import { type Measured, stop } from "./relay-processes.js";
 
@@ -256,6 +257,5 @@ function summarize(
 
 function latencyOf(ms: number[]): PhaseLatency {
   const sorted = [...ms].sort((a, b) => a - b);
-  const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-  return { events: sorted.length, p50: pct(50), p99: pct(99) };
+  return { events: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
 }

@@ -3,6 +3,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import type { SvixStandIn } from "../src/local/svix-stand-in/index.js";
 import { sleep } from "../src/resilience/clock.js";
+import { endToEndLatencies, percentile } from "../test/support/steady-load.js";
 import { type Measured, stop } from "./relay-processes.js";
 
 /**
@@ -183,15 +184,8 @@ function summarize(
 ): Result {
   const messages = svix.state.messages(tenant);
   const arrivals = messages.map((msg) => Date.parse(msg.timestamp));
-  const latencies = messages
-    .map((msg, i) => {
-      const data = msg.payload.data as { metadata?: { t?: string } };
-      return (arrivals[i] as number) - Number(data.metadata?.t ?? Number.NaN);
-    })
-    .filter((x) => Number.isFinite(x))
-    .sort((a, b) => a - b);
-  const pct = (p: number) =>
-    latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
+  const latencies = endToEndLatencies(svix, tenant);
+  const pct = (p: number) => percentile(latencies, p);
   // Per job, the sequences in arrival order must be 1, 2, 3, … (unordered loops are not judged).
   let outOfOrderJobs = 0;
   if (perJob > 1) {
