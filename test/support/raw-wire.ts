@@ -1,0 +1,344 @@
+import * as http2 from "node:http2";
+import * as net from "node:net";
+
+/**
+ * Raw clients for attacking the one port the way a stranger can: any bytes, any headers, bodies
+ * sent whole, trickled or never finished. They record what came back and when, and never throw for
+ * what the server does (a reset or a closed socket is an outcome, not an error).
+ */
+
+/** How the body leaves the client. */
+export type Delivery =
+  | { kind: "whole" }
+  /** `bytes` at a time every `everyMs`, then the end of the body. */
+  | { kind: "trickle"; everyMs: number; bytes: number }
+  /** The first `bytes` of the body, and then nothing: the body never ends. */
+  | { kind: "unfinished"; bytes: number };
+
+export interface WireAnswer {
+  /**
+   * `answered`: a whole response (or, with `settleOnHeaders`, its headers); `reset`/`closed`: the
+   * server ended the stream or connection without a whole response; `timeout`: nothing ended the
+   * call within the client's time limit — a hang.
+   */
+  outcome: "answered" | "reset" | "closed" | "timeout";
+  /** HTTP status, when response headers arrived. */
+  status?: number;
+  headers: Record<string, string>;
+  /** HTTP/2 trailers (gRPC's status lives here unless the answer is trailers-only). */
+  trailers: Record<string, string>;
+  body: Buffer;
+  /** Milliseconds from the request's start to its response headers. */
+  headersMs?: number;
+  /** Milliseconds from the request's start to the end of the call (or to the time limit). */
+  endMs: number;
+  /** HTTP/2 RST_STREAM code the stream closed with, when it was reset. */
+  rstCode?: number;
+  /** Bytes of the response body (only the first 64 KiB are kept in `body`). */
+  bodyBytes: number;
+  /** The call was settled on its response headers while the stream went on (`settleOnHeaders`). */
+  streaming?: boolean;
+}
+
+export interface WireRequest {
+  path: string;
+  method?: string;
+  headers: Record<string, string>;
+  body: Uint8Array;
+  delivery: Delivery;
+  /** The call is given up (outcome `timeout`) after this long. */
+  timeoutMs: number;
+  /** A stream (health Watch) never ends: its response headers are the answer. */
+  settleOnHeaders?: boolean;
+  /** HTTP/2 only: reuse this session instead of opening one for the call. */
+  session?: http2.ClientHttp2Session;
+}
+
+const keptBodyBytes = 64 * 1024;
+/** A stream whose response headers came is settled this long after them unless it ended sooner. */
+const streamGraceMs = 100;
+
+function lowerCaseStrings(h: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (typeof v === "string") out[k.toLowerCase()] = v;
+    else if (typeof v === "number") out[k.toLowerCase()] = String(v);
+    else if (Array.isArray(v)) out[k.toLowerCase()] = v.join(",");
+  }
+  return out;
+}
+
+/** Sends the body per `delivery` through `write`/`end`, until `stopped()` says the call is over. */
+function deliver(
+  body: Uint8Array,
+  delivery: Delivery,
+  write: (chunk: Uint8Array) => void,
+  end: () => void,
+  stopped: () => boolean,
+): () => void {
+  if (delivery.kind === "whole") {
+    if (body.byteLength > 0) write(body);
+    end();
+    return () => {};
+  }
+  if (delivery.kind === "unfinished") {
+    const part = body.subarray(0, Math.min(delivery.bytes, body.byteLength));
+    if (part.byteLength > 0) write(part);
+    return () => {};
+  }
+  let offset = 0;
+  const timer = setInterval(() => {
+    if (stopped()) return clearInterval(timer);
+    if (offset >= body.byteLength) {
+      clearInterval(timer);
+      end();
+      return;
+    }
+    write(body.subarray(offset, offset + delivery.bytes));
+    offset += delivery.bytes;
+  }, delivery.everyMs);
+  return () => clearInterval(timer);
+}
+
+/** One HTTP/2 request (gRPC, gRPC-Web, Connect over HTTP/2) on its own or a given session. */
+export function h2Call(baseUrl: string, req: WireRequest): Promise<WireAnswer> {
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  const session = req.session ?? http2.connect(baseUrl);
+  session.on("error", () => {});
+  return new Promise((resolve) => {
+    const answer: WireAnswer = {
+      outcome: "timeout",
+      headers: {},
+      trailers: {},
+      body: Buffer.alloc(0),
+      endMs: 0,
+      bodyBytes: 0,
+    };
+    const chunks: Buffer[] = [];
+    let done = false;
+    let stopDelivery = () => {};
+    const finish = (outcome: WireAnswer["outcome"]) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      stopDelivery();
+      answer.outcome = outcome;
+      answer.endMs = elapsed();
+      answer.body = Buffer.concat(chunks);
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      if (!req.session) session.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => finish("timeout"), req.timeoutMs);
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request(
+        { ":method": req.method ?? "POST", ":path": req.path, ...req.headers },
+        { endStream: false },
+      );
+    } catch {
+      // The session refused to open a stream (e.g. it already got GOAWAY).
+      clearTimeout(timer);
+      if (!req.session) session.destroy();
+      resolve({ ...answer, outcome: "closed", endMs: elapsed() });
+      return;
+    }
+    stream.on("error", () => {});
+    stream.on("response", (headers) => {
+      answer.status = Number(headers[":status"]);
+      answer.headers = lowerCaseStrings(headers);
+      answer.headersMs = elapsed();
+      if (req.settleOnHeaders && !stream.readableEnded) {
+        // An error ends the stream right after its headers: give that end a moment to arrive.
+        setTimeout(() => {
+          answer.streaming = !done;
+          finish("answered");
+        }, streamGraceMs);
+      }
+    });
+    stream.on("trailers", (trailers) => {
+      answer.trailers = lowerCaseStrings(trailers);
+    });
+    stream.on("data", (c: Buffer) => {
+      answer.bodyBytes += c.byteLength;
+      if (answer.bodyBytes <= keptBodyBytes) chunks.push(c);
+    });
+    stream.on("end", () => finish(answer.status === undefined ? "closed" : "answered"));
+    stream.on("close", () => {
+      if (!done) answer.rstCode = stream.rstCode;
+      finish(answer.status !== undefined && stream.readableEnded ? "answered" : "reset");
+    });
+    stopDelivery = deliver(
+      req.body,
+      req.delivery,
+      (c) => {
+        if (!stream.destroyed && stream.writable) stream.write(c);
+      },
+      () => {
+        if (!stream.destroyed && stream.writable) stream.end();
+      },
+      () => done,
+    );
+  });
+}
+
+/** The head of an HTTP/1.1 request, exactly as given (wrong lengths and all). */
+export interface H1Request extends Omit<WireRequest, "headers" | "session"> {
+  /** Header lines, in order; `host` and `connection: close` are added unless present. */
+  headers: Array<[string, string]>;
+}
+
+/** One HTTP/1.1 request written byte by byte on a fresh TCP connection. */
+export function h1Call(baseUrl: string, req: H1Request): Promise<WireAnswer> {
+  const url = new URL(baseUrl);
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  const names = new Set(req.headers.map(([k]) => k.toLowerCase()));
+  const lines = [
+    `${req.method ?? "POST"} ${req.path} HTTP/1.1`,
+    ...(names.has("host") ? [] : [`host: ${url.host}`]),
+    ...(names.has("connection") ? [] : ["connection: close"]),
+    ...req.headers.map(([k, v]) => `${k}: ${v}`),
+  ];
+  const head = Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1");
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: url.hostname, port: Number(url.port) });
+    const answer: WireAnswer = {
+      outcome: "timeout",
+      headers: {},
+      trailers: {},
+      body: Buffer.alloc(0),
+      endMs: 0,
+      bodyBytes: 0,
+    };
+    let received = Buffer.alloc(0);
+    let bodyStart = -1;
+    let done = false;
+    let stopDelivery = () => {};
+    const finish = (outcome: WireAnswer["outcome"]) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      stopDelivery();
+      answer.outcome = outcome;
+      answer.endMs = elapsed();
+      if (bodyStart >= 0) {
+        let body: Buffer = received.subarray(bodyStart);
+        if (answer.headers["transfer-encoding"] === "chunked") {
+          const d = dechunk(body);
+          body = d.body;
+          answer.trailers = d.trailers;
+        }
+        answer.bodyBytes = body.byteLength;
+        answer.body = body.subarray(0, keptBodyBytes);
+      }
+      socket.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => finish("timeout"), req.timeoutMs);
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      finish(answer.status === undefined ? "closed" : "answered");
+    });
+    socket.on("data", (c: Buffer) => {
+      // Kept whole up to a limit: the answers under test are small, and a large one is a finding.
+      if (received.byteLength < 32 * 1024 * 1024) received = Buffer.concat([received, c]);
+      if (bodyStart < 0) {
+        const end = received.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const [statusLine = "", ...headerLines] = received.subarray(0, end).toString("latin1").split("\r\n");
+        // A 100 Continue is not the answer: drop it and read on.
+        answer.status = Number(statusLine.split(" ")[1]);
+        if (answer.status === 100) {
+          received = received.subarray(end + 4);
+          answer.status = undefined;
+          return;
+        }
+        for (const l of headerLines) {
+          const i = l.indexOf(":");
+          if (i > 0) answer.headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+        }
+        answer.headersMs = elapsed();
+        bodyStart = end + 4;
+        if (req.settleOnHeaders) {
+          setTimeout(() => {
+            answer.streaming = !done;
+            finish("answered");
+          }, streamGraceMs);
+        }
+      }
+      const body = received.subarray(bodyStart);
+      const length = answer.headers["content-length"];
+      if (length !== undefined && body.byteLength >= Number(length)) {
+        received = received.subarray(0, bodyStart + Number(length));
+        return finish("answered");
+      }
+      if (answer.headers["transfer-encoding"] === "chunked" && dechunk(body).complete) finish("answered");
+    });
+    socket.on("connect", () => {
+      socket.write(head);
+      stopDelivery = deliver(
+        req.body,
+        req.delivery,
+        (c) => {
+          if (socket.writable) socket.write(c);
+        },
+        () => {},
+        () => done,
+      );
+    });
+  });
+}
+
+/** A chunked body's bytes, its trailers, and whether its last chunk and trailers have arrived. */
+function dechunk(raw: Buffer): { body: Buffer; trailers: Record<string, string>; complete: boolean } {
+  const parts: Buffer[] = [];
+  const trailers: Record<string, string> = {};
+  let at = 0;
+  for (let i = 0; i < 100_000; i++) {
+    const eol = raw.indexOf("\r\n", at);
+    if (eol < 0) break;
+    const size = Number.parseInt(raw.subarray(at, eol).toString("latin1"), 16);
+    if (Number.isNaN(size)) break;
+    if (size === 0) {
+      const end = raw.indexOf("\r\n\r\n", eol);
+      const block = end < 0 ? "" : raw.subarray(eol + 2, end).toString("latin1");
+      for (const line of block.split("\r\n")) {
+        const c = line.indexOf(":");
+        if (c > 0) trailers[line.slice(0, c).trim().toLowerCase()] = line.slice(c + 1).trim();
+      }
+      return { body: Buffer.concat(parts), trailers, complete: end >= 0 };
+    }
+    if (raw.byteLength < eol + 2 + size + 2) break;
+    parts.push(raw.subarray(eol + 2, eol + 2 + size));
+    at = eol + 2 + size + 2;
+  }
+  return { body: Buffer.concat(parts), trailers, complete: false };
+}
+
+/** A gRPC length-prefixed frame: flag byte, 4-byte big-endian length, payload. */
+export function grpcFrame(payload: Uint8Array, flag = 0, declaredLength = payload.byteLength): Buffer {
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt8(flag & 0xff, 0);
+  prefix.writeUInt32BE(declaredLength >>> 0, 1);
+  return Buffer.concat([prefix, payload]);
+}
+
+/** The gRPC status of an answer: from the trailers, a trailers-only answer's headers, or a gRPC-Web trailer frame. */
+export function grpcStatusOf(a: WireAnswer): string | undefined {
+  const direct = a.trailers["grpc-status"] ?? a.headers["grpc-status"];
+  if (direct !== undefined) return direct;
+  // gRPC-Web: the trailers are the body's last frame, flag 0x80.
+  let at = 0;
+  while (at + 5 <= a.body.byteLength) {
+    const flag = a.body.readUInt8(at);
+    const length = a.body.readUInt32BE(at + 1);
+    if (flag & 0x80) {
+      const text = a.body.subarray(at + 5, at + 5 + length).toString("latin1");
+      return /grpc-status:\s*(\d+)/i.exec(text)?.[1];
+    }
+    at += 5 + length;
+  }
+  return undefined;
+}
