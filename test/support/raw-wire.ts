@@ -212,8 +212,10 @@ export function h1Call(baseUrl: string, req: H1Request): Promise<WireAnswer> {
       endMs: 0,
       bodyBytes: 0,
     };
-    let received = Buffer.alloc(0);
-    let bodyStart = -1;
+    let responseHead = Buffer.alloc(0);
+    let inBody = false;
+    let chunked: ChunkedBody | undefined;
+    const plain = new KeptBytes();
     let done = false;
     let stopDelivery = () => {};
     const finish = (outcome: WireAnswer["outcome"]) => {
@@ -223,58 +225,56 @@ export function h1Call(baseUrl: string, req: H1Request): Promise<WireAnswer> {
       stopDelivery();
       answer.outcome = outcome;
       answer.endMs = elapsed();
-      if (bodyStart >= 0) {
-        let body: Buffer = received.subarray(bodyStart);
-        if (answer.headers["transfer-encoding"] === "chunked") {
-          const d = dechunk(body);
-          body = d.body;
-          answer.trailers = d.trailers;
-        }
-        answer.bodyBytes = body.byteLength;
-        answer.body = body.subarray(0, keptBodyBytes);
-      }
+      const kept = chunked ?? plain;
+      answer.body = Buffer.concat(kept.kept);
+      answer.bodyBytes = kept.total;
+      if (chunked) answer.trailers = chunked.trailers;
       socket.destroy();
       resolve(answer);
     };
     const timer = setTimeout(() => finish("timeout"), req.timeoutMs);
+    const onBody = (b: Buffer) => {
+      if (chunked) {
+        if (chunked.push(b)) finish("answered");
+        return;
+      }
+      const length = answer.headers["content-length"];
+      const rest = length === undefined ? b : b.subarray(0, Math.max(0, Number(length) - plain.total));
+      plain.add(rest);
+      if (length !== undefined && plain.total >= Number(length)) finish("answered");
+    };
     socket.on("error", () => {});
     socket.on("close", () => {
       finish(answer.status === undefined ? "closed" : "answered");
     });
     socket.on("data", (c: Buffer) => {
-      // Kept whole up to a limit: the answers under test are small, and a large one is a finding.
-      if (received.byteLength < 32 * 1024 * 1024) received = Buffer.concat([received, c]);
-      if (bodyStart < 0) {
-        const end = received.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        const [statusLine = "", ...headerLines] = received.subarray(0, end).toString("latin1").split("\r\n");
-        // A 100 Continue is not the answer: drop it and read on.
-        answer.status = Number(statusLine.split(" ")[1]);
-        if (answer.status === 100) {
-          received = received.subarray(end + 4);
-          answer.status = undefined;
-          return;
-        }
-        for (const l of headerLines) {
-          const i = l.indexOf(":");
-          if (i > 0) answer.headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-        }
-        answer.headersMs = elapsed();
-        bodyStart = end + 4;
-        if (req.settleOnHeaders) {
-          setTimeout(() => {
-            answer.streaming = !done;
-            finish("answered");
-          }, streamGraceMs);
-        }
+      if (inBody) return onBody(c);
+      responseHead = Buffer.concat([responseHead, c]);
+      const end = responseHead.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const [statusLine = "", ...headerLines] = responseHead.subarray(0, end).toString("latin1").split("\r\n");
+      const rest = responseHead.subarray(end + 4);
+      // A 100 Continue is not the answer: drop it and read on.
+      if (Number(statusLine.split(" ")[1]) === 100) {
+        responseHead = Buffer.alloc(0);
+        if (rest.byteLength > 0) socket.emit("data", rest);
+        return;
       }
-      const body = received.subarray(bodyStart);
-      const length = answer.headers["content-length"];
-      if (length !== undefined && body.byteLength >= Number(length)) {
-        received = received.subarray(0, bodyStart + Number(length));
-        return finish("answered");
+      answer.status = Number(statusLine.split(" ")[1]);
+      for (const l of headerLines) {
+        const i = l.indexOf(":");
+        if (i > 0) answer.headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
       }
-      if (answer.headers["transfer-encoding"] === "chunked" && dechunk(body).complete) finish("answered");
+      answer.headersMs = elapsed();
+      inBody = true;
+      if (answer.headers["transfer-encoding"] === "chunked") chunked = new ChunkedBody();
+      if (req.settleOnHeaders) {
+        setTimeout(() => {
+          answer.streaming = !done;
+          finish("answered");
+        }, streamGraceMs);
+      }
+      onBody(rest);
     });
     socket.on("connect", () => {
       socket.write(head);
@@ -291,30 +291,67 @@ export function h1Call(baseUrl: string, req: H1Request): Promise<WireAnswer> {
   });
 }
 
-/** A chunked body's bytes, its trailers, and whether its last chunk and trailers have arrived. */
-function dechunk(raw: Buffer): { body: Buffer; trailers: Record<string, string>; complete: boolean } {
-  const parts: Buffer[] = [];
-  const trailers: Record<string, string> = {};
-  let at = 0;
-  for (let i = 0; i < 100_000; i++) {
-    const eol = raw.indexOf("\r\n", at);
-    if (eol < 0) break;
-    const size = Number.parseInt(raw.subarray(at, eol).toString("latin1"), 16);
-    if (Number.isNaN(size)) break;
-    if (size === 0) {
-      const end = raw.indexOf("\r\n\r\n", eol);
-      const block = end < 0 ? "" : raw.subarray(eol + 2, end).toString("latin1");
-      for (const line of block.split("\r\n")) {
-        const c = line.indexOf(":");
-        if (c > 0) trailers[line.slice(0, c).trim().toLowerCase()] = line.slice(c + 1).trim();
-      }
-      return { body: Buffer.concat(parts), trailers, complete: end >= 0 };
-    }
-    if (raw.byteLength < eol + 2 + size + 2) break;
-    parts.push(raw.subarray(eol + 2, eol + 2 + size));
-    at = eol + 2 + size + 2;
+/** The first bytes of a body (up to `keptBodyBytes`) and how many there were in all. */
+class KeptBytes {
+  readonly kept: Buffer[] = [];
+  total = 0;
+  add(b: Buffer): void {
+    const room = keptBodyBytes - Math.min(this.total, keptBodyBytes);
+    if (room > 0 && b.byteLength > 0) this.kept.push(b.subarray(0, room));
+    this.total += b.byteLength;
   }
-  return { body: Buffer.concat(parts), trailers, complete: false };
+}
+
+/** A chunked body read as it arrives (a 16 MiB answer must not cost the client quadratic copies). */
+class ChunkedBody extends KeptBytes {
+  readonly trailers: Record<string, string> = {};
+  private pending: Buffer = Buffer.alloc(0);
+  private state: "size" | "data" | "data-end" | "trailers" | "done" = "size";
+  private remaining = 0;
+
+  /** Takes the next bytes; true once the last chunk and the trailers have arrived. */
+  push(c: Buffer): boolean {
+    this.pending = this.pending.byteLength ? Buffer.concat([this.pending, c]) : c;
+    for (;;) {
+      if (this.state === "done") return true;
+      if (this.state === "data") {
+        const take = Math.min(this.remaining, this.pending.byteLength);
+        if (take === 0) return false;
+        this.add(this.pending.subarray(0, take));
+        this.pending = this.pending.subarray(take);
+        this.remaining -= take;
+        if (this.remaining === 0) this.state = "data-end";
+        continue;
+      }
+      if (this.state === "data-end") {
+        if (this.pending.byteLength < 2) return false;
+        this.pending = this.pending.subarray(2);
+        this.state = "size";
+        continue;
+      }
+      const eol = this.pending.indexOf("\r\n");
+      if (eol < 0) return false;
+      const line = this.pending.subarray(0, eol).toString("latin1");
+      this.pending = this.pending.subarray(eol + 2);
+      if (this.state === "size") {
+        const size = Number.parseInt(line.split(";")[0] ?? "", 16);
+        // A broken chunk size ends what can be read of the body.
+        if (Number.isNaN(size)) this.state = "done";
+        else if (size === 0) this.state = "trailers";
+        else {
+          this.remaining = size;
+          this.state = "data";
+        }
+        continue;
+      }
+      if (line === "") {
+        this.state = "done";
+        continue;
+      }
+      const colon = line.indexOf(":");
+      if (colon > 0) this.trailers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    }
+  }
 }
 
 /** A gRPC length-prefixed frame: flag byte, 4-byte big-endian length, payload. */
