@@ -120,13 +120,18 @@ describe("rows 1–3: large bodies within the documented limits", () => {
     timeout: 120_000,
   }, async () => {
     const answers = [...(await healthCheckFlood(svc().url)), ...(await healthCheckFlood(svc().url))];
+    expect(answers.filter((a) => a.outcome === "timeout")).toEqual([]);
     const peak = procStatusMb(svc().child.pid as number, "VmHWM");
     console.log(`row 1: peak RSS ${peak.toFixed(0)} MB; answers:`, answers.map(summary));
     expect(await stillAlive()).toBe("alive");
     for (const a of answers) {
+      // Over HTTP/1.1 an answer sent while the client still uploads can be lost to the close (the
+      // stranger's loss); what must never come back is anything else, or anything large.
+      if (a.outcome === "closed") continue;
       expect(summary(a)).toMatch(/^answered 429 resource_exhausted /);
       expect(a.bodyBytes).toBeLessThanOrEqual(1_024);
     }
+    expect(answers.filter((a) => a.outcome === "answered").length).toBeGreaterThanOrEqual(answers.length / 2);
   });
 
   it("row 2: a customer key's 13.4 MiB PublishJobEvent and 15.3 MiB PublishJobEvents get PERMISSION_DENIED in grpc-js", {
@@ -155,6 +160,35 @@ describe("rows 1–3: large bodies within the documented limits", () => {
       else expect({ code: o.code, retryInfo: o.retryInfo }).toEqual({ code: 8, retryInfo: true });
     }
     expect(outcomes.filter((o) => o.code === 0).length).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("a refusal a legitimate caller must be able to read", () => {
+  it("a service's batch over the 16 MiB limit, sent by Connect JSON over HTTP/1.1, gets RESOURCE_EXHAUSTED, not a reset", {
+    timeout: 60_000,
+  }, async () => {
+    const events = Array.from({ length: 1_000 }, (_, i) => ({
+      tenantId: "acme",
+      jobId: unique(`over-${i}`),
+      status: "JOB_STATUS_COMPLETED",
+      result: { blob: "x".repeat(17_500) },
+    }));
+    const body = JSON.stringify({ events });
+    expect(body.length).toBeGreaterThan(16 * 1024 * 1024);
+    const seen: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const answer = await fetch(`${svc().url}/jobhooks.v1.WebhookService/PublishJobEvents`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${SERVICE_TOKEN}` },
+        body,
+      }).then(
+        async (r) => `${r.status} ${/"code":"([a-z_]+)"/.exec(await r.text())?.[1]}`,
+        (e: Error) => `${e.message}: ${(e.cause as Error | undefined)?.message ?? ""}`,
+      );
+      seen.push(answer);
+    }
+    console.log("oversize batch over HTTP/1.1:", seen);
+    expect(seen).toEqual(["429 resource_exhausted", "429 resource_exhausted", "429 resource_exhausted"]);
   });
 });
 
@@ -480,16 +514,20 @@ describe("rows 9–10: what comes back", () => {
   });
 
   it("row 10: 1.4 MB of unknown JSON keys gets a small INVALID_ARGUMENT, and health never echoes a long name", async () => {
-    const keys = Array.from({ length: 100_000 }, (_, i) => `"unknown_key_${i}":1`).join(",");
+    const keys = Array.from({ length: 66_000 }, (_, i) => `"unknown_key_${i}":1`).join(",");
     const body = `{"event":{"tenantId":"acme","jobId":"${unique("keys")}","status":"JOB_STATUS_CREATED",${keys}}}`;
+    // The issue's 1.4 MB: under PublishJobEvent's own read limit, so the keys are parsed.
     expect(body.length).toBeGreaterThan(1_400_000);
+    expect(body.length).toBeLessThan(1_500_000);
+    const started = performance.now();
     const res = await fetch(`${svc().url}/jobhooks.v1.WebhookService/PublishJobEvent`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${SERVICE_TOKEN}` },
       body,
     });
     const answer = await res.text();
-    console.log("row 10:", res.status, `${answer.length} bytes`, answer.slice(0, 200));
+    const ms = Math.round(performance.now() - started);
+    console.log("row 10:", res.status, `${answer.length} bytes in ${ms} ms`, answer.slice(0, 200));
     expect(res.status).toBe(400);
     expect(answer.length).toBeLessThanOrEqual(4_096);
 
