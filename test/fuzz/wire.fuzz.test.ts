@@ -227,6 +227,9 @@ interface WireCase {
   headers: Record<string, string>;
   body: Buffer;
   delivery: Delivery;
+  credential: "none" | "service" | "customer" | "unknown" | "malformed";
+  /** Headers a client of the protocol sends (its content type; no odd encoding or timeout). */
+  plain: boolean;
   /** HTTP/1.1 only: how the body's length is told. */
   length: "exact" | "short" | "long" | "none" | "chunked" | "bad-chunk" | "unterminated-chunks";
 }
@@ -307,6 +310,8 @@ const wireCase = (transport: WireCase["transport"]): fc.Arbitrary<WireCase> =>
             body,
             delivery: c.delivery,
             length: c.delivery.kind === "whole" ? c.length : "exact",
+            credential: c.credential,
+            plain: c.contentType === "protocol" && c.encoding === undefined && c.timeout === undefined,
           };
         },
       ),
@@ -347,6 +352,8 @@ const oversizeOpenCase: fc.Arbitrary<WireCase> = fc
       body: grpc ? grpcFrame(message) : Buffer.from(message),
       delivery: { kind: "whole" },
       length: "exact",
+      credential: credential ? "service" : "none",
+      plain: true,
     };
   });
 
@@ -553,6 +560,37 @@ describe("the wire under generated requests on every protocol and path", () => {
         return undefined;
       }),
     ).toEqual([]);
+  });
+
+  it("reflection answers stay under 4 KiB: what a stranger sends is not echoed back", () => {
+    // The requests drawn here are list_services (a few hundred bytes) and unknown names.
+    expect(
+      failuresOf((c, a) => {
+        if (!c.target.path.includes("ServerReflection")) return undefined;
+        const bytes = answerBytes(a);
+        return bytes > 4_096 ? `reflection answer of ${bytes} bytes` : undefined;
+      }),
+    ).toEqual([]);
+  });
+
+  it("service-only methods refuse from the headers: UNAUTHENTICATED without a credential, PERMISSION_DENIED for a customer key, whatever the body", () => {
+    const serviceOnly = ["PublishJobEvent", "PublishJobEvents", "RevokePortalSessions"].map(
+      (m) => `${webhookService}/${m}`,
+    );
+    const { failures, applied } = checkAll((c, a) => {
+      if (!serviceOnly.includes(c.target.path) || c.credential === "service") return null;
+      // gRPC-Web-text is not served (415 for everyone); Connect streaming is not how unary is called.
+      const unaryProtocol = c.protocol !== "connect-stream" && c.protocol !== "grpc-web-text";
+      if (!c.plain || c.method !== "POST" || !unaryProtocol || c.length === "bad-chunk") return null;
+      // An address that keeps failing is slowed down: RESOURCE_EXHAUSTED is that answer.
+      const expected = c.credential === "customer" ? ["7"] : ["16", "8"];
+      const connect = { "401": "16", "403": "7", "429": "8" }[String(a.status)];
+      const got = c.protocol === "connect" ? connect : grpcStatusOf(a);
+      if (got !== undefined && expected.includes(got)) return undefined;
+      return `${c.credential} credential: got ${c.protocol === "connect" ? `HTTP ${a.status ?? "-"}` : `grpc-status ${got ?? "none"}`}, not ${expected.join(" or ")}`;
+    });
+    expect(failures).toEqual([]);
+    expect(applied, "requests of this kind among the generated ones").toBeGreaterThanOrEqual(10);
   });
 
   it("a body announced as over 1 KiB to health or reflection is refused with RESOURCE_EXHAUSTED", () => {
