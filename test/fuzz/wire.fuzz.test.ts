@@ -581,7 +581,10 @@ describe("the wire under generated requests on every protocol and path", () => {
       if (!serviceOnly.includes(c.target.path) || c.credential === "service") return null;
       // gRPC-Web-text is not served (415 for everyone); Connect streaming is not how unary is called.
       const unaryProtocol = c.protocol !== "connect-stream" && c.protocol !== "grpc-web-text";
-      if (!c.plain || c.method !== "POST" || !unaryProtocol || c.length === "bad-chunk") return null;
+      // A body with more bytes than announced (or unannounced) reads as a broken second request
+      // on HTTP/1.1, which Node's parser answers 400 on its own.
+      const framedLength = !["bad-chunk", "short", "none"].includes(c.length);
+      if (!c.plain || c.method !== "POST" || !unaryProtocol || !framedLength) return null;
       // An address that keeps failing is slowed down: RESOURCE_EXHAUSTED is that answer.
       const expected = c.credential === "customer" ? ["7"] : ["16", "8"];
       const connect = { "401": "16", "403": "7", "429": "8" }[String(a.status)];
