@@ -100,38 +100,69 @@ function deliver(
   return () => clearInterval(timer);
 }
 
+/**
+ * One call's bookkeeping: its answer, when it started, and its end — reached once, by a whole
+ * answer, the server closing, or the client's time limit. `settle` then hands the answer back.
+ */
+class Call {
+  readonly answer: WireAnswer = {
+    outcome: "timeout",
+    headers: {},
+    trailers: {},
+    body: Buffer.alloc(0),
+    endMs: 0,
+    bodyBytes: 0,
+  };
+  done = false;
+  stopDelivery = () => {};
+  private readonly started = performance.now();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    timeoutMs: number,
+    private readonly settle: (answer: WireAnswer) => void,
+  ) {
+    this.timer = setTimeout(() => this.finish("timeout"), timeoutMs);
+  }
+
+  elapsed(): number {
+    return Math.round(performance.now() - this.started);
+  }
+
+  finish(outcome: WireAnswer["outcome"]): void {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    this.stopDelivery();
+    this.answer.outcome = outcome;
+    this.answer.endMs = this.elapsed();
+    this.settle(this.answer);
+  }
+
+  /** A stream's headers are its answer, unless it ends (an error) within a moment of them. */
+  settleSoonAfterHeaders(): void {
+    setTimeout(() => {
+      this.answer.streaming = !this.done;
+      this.finish("answered");
+    }, streamGraceMs);
+  }
+}
+
 /** One HTTP/2 request (gRPC, gRPC-Web, Connect over HTTP/2) on its own or a given session. */
 export function h2Call(baseUrl: string, req: WireRequest): Promise<WireAnswer> {
-  const started = performance.now();
-  const elapsed = () => Math.round(performance.now() - started);
   const session = req.session ?? http2.connect(baseUrl);
   session.on("error", () => {});
   return new Promise((resolve) => {
-    const answer: WireAnswer = {
-      outcome: "timeout",
-      headers: {},
-      trailers: {},
-      body: Buffer.alloc(0),
-      endMs: 0,
-      bodyBytes: 0,
-    };
-    const chunks: Buffer[] = [];
-    let done = false;
-    let stopDelivery = () => {};
-    const finish = (outcome: WireAnswer["outcome"]) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      stopDelivery();
-      answer.outcome = outcome;
-      answer.endMs = elapsed();
-      answer.body = Buffer.concat(chunks);
-      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    const kept = new KeptBytes();
+    let stream: http2.ClientHttp2Stream | undefined;
+    const call = new Call(req.timeoutMs, (answer) => {
+      answer.body = Buffer.concat(kept.kept);
+      answer.bodyBytes = kept.total;
+      if (stream && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
       if (!req.session) session.destroy();
       resolve(answer);
-    };
-    const timer = setTimeout(() => finish("timeout"), req.timeoutMs);
-    let stream: http2.ClientHttp2Stream;
+    });
+    const { answer } = call;
     try {
       stream = session.request(
         { ":method": req.method ?? "POST", ":path": req.path, ...req.headers },
@@ -139,46 +170,36 @@ export function h2Call(baseUrl: string, req: WireRequest): Promise<WireAnswer> {
       );
     } catch {
       // The session refused to open a stream (e.g. it already got GOAWAY).
-      clearTimeout(timer);
-      if (!req.session) session.destroy();
-      resolve({ ...answer, outcome: "closed", endMs: elapsed() });
+      call.finish("closed");
       return;
     }
-    stream.on("error", () => {});
-    stream.on("response", (headers) => {
+    const s = stream;
+    s.on("error", () => {});
+    s.on("response", (headers) => {
       answer.status = Number(headers[":status"]);
       answer.headers = lowerCaseStrings(headers);
-      answer.headersMs = elapsed();
-      if (req.settleOnHeaders && !stream.readableEnded) {
-        // An error ends the stream right after its headers: give that end a moment to arrive.
-        setTimeout(() => {
-          answer.streaming = !done;
-          finish("answered");
-        }, streamGraceMs);
-      }
+      answer.headersMs = call.elapsed();
+      if (req.settleOnHeaders && !s.readableEnded) call.settleSoonAfterHeaders();
     });
-    stream.on("trailers", (trailers) => {
+    s.on("trailers", (trailers) => {
       answer.trailers = lowerCaseStrings(trailers);
     });
-    stream.on("data", (c: Buffer) => {
-      answer.bodyBytes += c.byteLength;
-      if (answer.bodyBytes <= keptBodyBytes) chunks.push(c);
+    s.on("data", (c: Buffer) => kept.add(c));
+    s.on("end", () => call.finish(answer.status === undefined ? "closed" : "answered"));
+    s.on("close", () => {
+      if (!call.done) answer.rstCode = s.rstCode;
+      call.finish(answer.status !== undefined && s.readableEnded ? "answered" : "reset");
     });
-    stream.on("end", () => finish(answer.status === undefined ? "closed" : "answered"));
-    stream.on("close", () => {
-      if (!done) answer.rstCode = stream.rstCode;
-      finish(answer.status !== undefined && stream.readableEnded ? "answered" : "reset");
-    });
-    stopDelivery = deliver(
+    call.stopDelivery = deliver(
       req.body,
       req.delivery,
       (c) => {
-        if (!stream.destroyed && stream.writable) stream.write(c);
+        if (!s.destroyed && s.writable) s.write(c);
       },
       () => {
-        if (!stream.destroyed && stream.writable) stream.end();
+        if (!s.destroyed && s.writable) s.end();
       },
-      () => done,
+      () => call.done,
     );
   });
 }
@@ -192,8 +213,6 @@ export interface H1Request extends Omit<WireRequest, "headers" | "session"> {
 /** One HTTP/1.1 request written byte by byte on a fresh TCP connection. */
 export function h1Call(baseUrl: string, req: H1Request): Promise<WireAnswer> {
   const url = new URL(baseUrl);
-  const started = performance.now();
-  const elapsed = () => Math.round(performance.now() - started);
   const names = new Set(req.headers.map(([k]) => k.toLowerCase()));
   const lines = [
     `${req.method ?? "POST"} ${req.path} HTTP/1.1`,
@@ -204,55 +223,40 @@ export function h1Call(baseUrl: string, req: H1Request): Promise<WireAnswer> {
   const head = Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1");
   return new Promise((resolve) => {
     const socket = net.connect({ host: url.hostname, port: Number(url.port) });
-    const answer: WireAnswer = {
-      outcome: "timeout",
-      headers: {},
-      trailers: {},
-      body: Buffer.alloc(0),
-      endMs: 0,
-      bodyBytes: 0,
-    };
     let responseHead = Buffer.alloc(0);
     let inBody = false;
     let chunked: ChunkedBody | undefined;
     const plain = new KeptBytes();
-    let done = false;
-    let stopDelivery = () => {};
-    const finish = (outcome: WireAnswer["outcome"]) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      stopDelivery();
-      answer.outcome = outcome;
-      answer.endMs = elapsed();
+    const call = new Call(req.timeoutMs, (answer) => {
       const kept = chunked ?? plain;
       answer.body = Buffer.concat(kept.kept);
       answer.bodyBytes = kept.total;
       if (chunked) answer.trailers = chunked.trailers;
       socket.destroy();
       resolve(answer);
-    };
-    const timer = setTimeout(() => finish("timeout"), req.timeoutMs);
+    });
+    const { answer } = call;
     const onBody = (b: Buffer) => {
       if (chunked) {
-        if (chunked.push(b)) finish("answered");
+        if (chunked.push(b)) call.finish("answered");
         return;
       }
       const length = answer.headers["content-length"];
       const rest = length === undefined ? b : b.subarray(0, Math.max(0, Number(length) - plain.total));
       plain.add(rest);
-      if (length !== undefined && plain.total >= Number(length)) finish("answered");
+      if (length !== undefined && plain.total >= Number(length)) call.finish("answered");
     };
     socket.on("error", () => {});
-    socket.on("close", () => {
-      finish(answer.status === undefined ? "closed" : "answered");
-    });
+    socket.on("close", () => call.finish(answer.status === undefined ? "closed" : "answered"));
     socket.on("data", (c: Buffer) => {
       if (inBody) return onBody(c);
       responseHead = Buffer.concat([responseHead, c]);
       const end = responseHead.indexOf("\r\n\r\n");
       if (end < 0) return;
-      const [statusLine = "", ...headerLines] = responseHead.subarray(0, end).toString("latin1").split("\r\n");
+      const [statusLine = "", ...headerLines] = responseHead
+        .subarray(0, end)
+        .toString("latin1")
+        .split("\r\n");
       const rest = responseHead.subarray(end + 4);
       // A 100 Continue is not the answer: drop it and read on.
       if (Number(statusLine.split(" ")[1]) === 100) {
@@ -265,27 +269,22 @@ export function h1Call(baseUrl: string, req: H1Request): Promise<WireAnswer> {
         const i = l.indexOf(":");
         if (i > 0) answer.headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
       }
-      answer.headersMs = elapsed();
+      answer.headersMs = call.elapsed();
       inBody = true;
       if (answer.headers["transfer-encoding"] === "chunked") chunked = new ChunkedBody();
-      if (req.settleOnHeaders) {
-        setTimeout(() => {
-          answer.streaming = !done;
-          finish("answered");
-        }, streamGraceMs);
-      }
+      if (req.settleOnHeaders) call.settleSoonAfterHeaders();
       onBody(rest);
     });
     socket.on("connect", () => {
       socket.write(head);
-      stopDelivery = deliver(
+      call.stopDelivery = deliver(
         req.body,
         req.delivery,
         (c) => {
           if (socket.writable) socket.write(c);
         },
         () => {},
-        () => done,
+        () => call.done,
       );
     });
   });
