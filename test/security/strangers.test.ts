@@ -3,9 +3,11 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Webhook } from "svix";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { HealthCheckRequestSchema } from "../../src/gen/health/v1/health_pb.js";
 import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { openApiKeyStore } from "../../src/nats/api-key-store.js";
@@ -15,6 +17,7 @@ import {
   customerKeyOversize,
   grpcJsCall,
   healthCheckFlood,
+  holdStreams,
   IMAGE_NODE_OPTIONS,
   procStatusMb,
 } from "../support/attacks.js";
@@ -345,6 +348,40 @@ describe(`on a replica with a ${DEADLINE_MS} ms deadline`, () => {
         for (const s of held) s.close();
         for (const s of sessions) s.destroy();
       }
+    });
+  });
+
+  describe("row 7, unary: unfinished open calls are streams a stranger holds too", () => {
+    it("10 connections × 100 anonymous Health/Check bodies left unfinished are capped per address, and a publisher is served meanwhile", {
+      timeout: 60_000,
+    }, async () => {
+      const url = svc().url;
+      const check = grpcFrame(
+        toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: "s".repeat(1_000) })),
+      );
+      const { streams, during } = await holdStreams(
+        url,
+        {
+          connections: 10,
+          perConnection: 100,
+          path: "/grpc.health.v1.Health/Check",
+          headers: { "content-type": "application/grpc", te: "trailers" },
+          body: check,
+          sendBytes: check.byteLength - 8,
+        },
+        () =>
+          grpcJsCall(
+            url,
+            "PublishJobEvent",
+            { event: { tenantId: "acme", jobId: unique("beside-held"), status: "JOB_STATUS_CREATED" } },
+            SERVICE_TOKEN,
+            10_000,
+          ),
+      );
+      console.log("row 7, unary: the stranger's streams", streams, "; the publisher:", during);
+      expect(await stillAlive()).toBe("alive");
+      expect(during.code).toBe(0);
+      expect(streams.held ?? 0).toBeLessThan(1_000);
     });
   });
 

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import * as http2 from "node:http2";
 import { fromBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "../../src/gen/google/rpc/status_pb.js";
@@ -190,4 +191,67 @@ export function bigValidBatches(
       grpcJsCall(url, "PublishJobEvents", sizedBatch(`${prefix}-${i}`, 1_000, MIB_16 - 64 * 1024), token),
     ),
   );
+}
+
+/** How each stream of `holdStreams` stood when the hold ended. */
+export type HeldStream = "held" | `refused ${string}` | "reset";
+
+/**
+ * Opens `connections` HTTP/2 connections with `perConnection` streams each, sends every stream
+ * the first `sendBytes` of `body` and never the rest, and keeps them so while `during` runs (a
+ * legitimate caller, a measurement). Streams the server answered are counted as refused with their
+ * grpc-status. Everything is closed afterwards.
+ */
+export async function holdStreams<T>(
+  url: string,
+  o: {
+    connections: number;
+    perConnection: number;
+    path: string;
+    headers: Record<string, string>;
+    body: Uint8Array;
+    sendBytes: number;
+    /** Time given to the server to answer or hold the streams before `during` runs. */
+    settleMs?: number;
+  },
+  during: () => Promise<T>,
+): Promise<{ streams: Record<string, number>; during: T }> {
+  const sessions = Array.from({ length: o.connections }, () => http2.connect(url));
+  const states: HeldStream[] = [];
+  try {
+    for (const session of sessions) {
+      session.on("error", () => {});
+      for (let i = 0; i < o.perConnection; i++) {
+        const at = states.push("held") - 1;
+        let stream: http2.ClientHttp2Stream;
+        try {
+          stream = session.request(
+            { ":method": "POST", ":path": o.path, ...o.headers },
+            { endStream: false },
+          );
+        } catch {
+          states[at] = "reset";
+          continue;
+        }
+        stream.on("error", () => {});
+        stream.on("response", (h) => {
+          if (h["grpc-status"] !== undefined) states[at] = `refused ${h["grpc-status"]}`;
+        });
+        stream.on("trailers", (h) => {
+          states[at] = `refused ${h["grpc-status"] ?? "?"}`;
+        });
+        stream.on("close", () => {
+          if (states[at] === "held") states[at] = "reset";
+        });
+        stream.write(o.body.subarray(0, o.sendBytes));
+      }
+    }
+    await new Promise((r) => setTimeout(r, o.settleMs ?? 1_000));
+    const result = await during();
+    const streams: Record<string, number> = {};
+    for (const s of states) streams[s] = (streams[s] ?? 0) + 1;
+    return { streams, during: result };
+  } finally {
+    for (const s of sessions) s.destroy();
+  }
 }
