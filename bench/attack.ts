@@ -10,19 +10,23 @@ import {
   bigValidBatches,
   closeGrpcJsClients,
   customerKeyOversize,
+  grpcJsCall,
   healthCheckFlood,
+  holdStreams,
   IMAGE_NODE_OPTIONS,
   MIB_16,
   procStatusMb,
 } from "../test/support/attacks.js";
-import { grpcStatusOf, type WireAnswer } from "../test/support/raw-wire.js";
+import { grpcFrame, grpcStatusOf, type WireAnswer } from "../test/support/raw-wire.js";
 import { type ServiceProcess, spawnService } from "../test/support/spawn-service.js";
 
 /**
  * `npm run bench -- attack` (and after `npm run bench -- publish`): peak RSS (VmHWM) of one
  * `jobhooks serve` replica — compiled, with the container image's NODE_OPTIONS — under the attacks
  * of issue 20's rows 1–3, beside the same replica at rest and under one legitimate batch near
- * 16 MiB. A fresh replica for every row of every run, so each peak is that row's alone.
+ * 16 MiB; and while streams are held open unfinished (the issue's "one connection with 20
+ * unfinished streams", and a stranger's 2,000 unfinished health checks), with a small publish
+ * meanwhile. A fresh replica for every row of every run, so each peak is that row's alone.
  * Goal: no row kills the replica, and its peak RSS stays ≤ 300 MB.
  *
  * BENCH_RUNS (default 3) runs per row; the table gives ranges.
@@ -31,6 +35,7 @@ import { type ServiceProcess, spawnService } from "../test/support/spawn-service
 const RUNS = Math.max(1, Math.round(Number(process.env.BENCH_RUNS ?? 3)));
 const GOAL_MB = 300;
 const TOKEN = "bench_attack_service_token_0123456789abcdef";
+const BATCH_BYTES = 16 * 1024 * 1024 - 1_024;
 
 interface Row {
   name: string;
@@ -101,6 +106,51 @@ export async function runAttackBench(): Promise<void> {
         name: "row 3: 4 × 1,000-event batches near 16 MiB, service token",
         attack: async (url, run) => codes(await bigValidBatches(url, TOKEN, `row3r${run}`, 4)),
       },
+      {
+        // The issue's row 1 note: one connection with 20 unfinished streams held +300 MB.
+        name: "row 1b: one connection, 20 unfinished 16 MiB PublishJobEvents (service token), held; a publish meanwhile",
+        attack: async (url, run) => {
+          const body = grpcFrame(new Uint8Array(BATCH_BYTES), 0);
+          const { streams, during } = await holdStreams(
+            url,
+            {
+              connections: 1,
+              perConnection: 20,
+              path: "/jobhooks.v1.WebhookService/PublishJobEvents",
+              headers: {
+                "content-type": "application/grpc",
+                te: "trailers",
+                authorization: `Bearer ${TOKEN}`,
+              },
+              body,
+              sendBytes: body.byteLength - 1_024,
+              settleMs: 3_000,
+            },
+            () => publishOne(url, `row1b-r${run}`),
+          );
+          return `streams: ${tallyOf(streams)}; publish meanwhile: ${codes([during])}`;
+        },
+      },
+      {
+        name: "stranger: 20 connections × 100 unfinished 1 KiB Health/Check, held; a publish meanwhile",
+        attack: async (url, run) => {
+          const body = grpcFrame(new Uint8Array(1_000).fill(0x73), 0);
+          const { streams, during } = await holdStreams(
+            url,
+            {
+              connections: 20,
+              perConnection: 100,
+              path: "/grpc.health.v1.Health/Check",
+              headers: { "content-type": "application/grpc", te: "trailers" },
+              body,
+              sendBytes: body.byteLength - 8,
+              settleMs: 2_000,
+            },
+            () => publishOne(url, `held-r${run}`),
+          );
+          return `streams: ${tallyOf(streams)}; publish meanwhile: ${codes([during])}`;
+        },
+      },
     ];
 
     const results = new Map<string, Measured[]>();
@@ -167,6 +217,23 @@ export async function runAttackBench(): Promise<void> {
     await nats.dispose();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** One small valid publish, as any service sends while the attack goes on. */
+function publishOne(url: string, jobId: string) {
+  return grpcJsCall(
+    url,
+    "PublishJobEvent",
+    { event: { tenantId: "acme", jobId, status: "JOB_STATUS_CREATED" } },
+    TOKEN,
+    10_000,
+  );
+}
+
+function tallyOf(counts: Record<string, number>): string {
+  return Object.entries(counts)
+    .map(([k, n]) => `${k} ×${n}`)
+    .join(", ");
 }
 
 /** grpc-js outcomes as "code × count" (0 = OK; a batch with refused events says how many). */

@@ -194,7 +194,7 @@ export function bigValidBatches(
 }
 
 /** How each stream of `holdStreams` stood when the hold ended. */
-export type HeldStream = "held" | `refused ${string}` | "reset";
+export type HeldStream = "held" | `refused ${string}` | `reset ${number}` | "not opened";
 
 /**
  * Opens `connections` HTTP/2 connections with `perConnection` streams each, sends every stream
@@ -230,7 +230,7 @@ export async function holdStreams<T>(
             { endStream: false },
           );
         } catch {
-          states[at] = "reset";
+          states[at] = "not opened";
           continue;
         }
         stream.on("error", () => {});
@@ -241,7 +241,8 @@ export async function holdStreams<T>(
           states[at] = `refused ${h["grpc-status"] ?? "?"}`;
         });
         stream.on("close", () => {
-          if (states[at] === "held") states[at] = "reset";
+          // NGHTTP2 codes: 7 REFUSED_STREAM, 8 CANCEL, 11 ENHANCE_YOUR_CALM (either side's memory cap).
+          if (states[at] === "held") states[at] = `reset ${stream.rstCode ?? 0}`;
         });
         stream.write(o.body.subarray(0, o.sendBytes));
       }
