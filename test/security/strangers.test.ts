@@ -135,6 +135,7 @@ function openWatch(
   session: http2.ClientHttp2Session,
   body: Buffer,
   held: http2.ClientHttp2Stream[],
+  headers: Record<string, string> = {},
 ): Promise<"watching" | "refused" | "reset" | "no answer"> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve("no answer"), 10_000);
@@ -145,6 +146,7 @@ function openWatch(
         ":path": "/grpc.health.v1.Health/Watch",
         "content-type": "application/grpc",
         te: "trailers",
+        ...headers,
       });
     } catch {
       clearTimeout(timer);
@@ -158,6 +160,10 @@ function openWatch(
         clearTimeout(timer);
         resolve("refused");
       }
+    });
+    stream.on("trailers", () => {
+      clearTimeout(timer);
+      resolve("refused");
     });
     stream.once("data", () => {
       clearTimeout(timer);
@@ -348,6 +354,46 @@ describe(`on a replica with a ${DEADLINE_MS} ms deadline`, () => {
         for (const s of held) s.close();
         for (const s of sessions) s.destroy();
       }
+    });
+  });
+
+  describe("row 7, spoofed: a client address header is believed only from trusted proxies (none by default)", () => {
+    it("Watch streams sent with a different x-forwarded-for each are capped exactly like the same streams without", {
+      timeout: 60_000,
+    }, async () => {
+      const url = svc().url;
+      const watch = grpcFrame(new Uint8Array());
+      const flood = async (spoof: boolean) => {
+        const sessions = Array.from({ length: 10 }, () => http2.connect(url));
+        const held: http2.ClientHttp2Stream[] = [];
+        const t0 = Date.now();
+        try {
+          const opened = await Promise.all(
+            sessions.flatMap((session, c) =>
+              Array.from({ length: 20 }, (_, i) =>
+                openWatch(
+                  session,
+                  watch,
+                  held,
+                  spoof ? { "x-forwarded-for": `203.0.113.${c * 20 + i + 1}` } : {},
+                ),
+              ),
+            ),
+          );
+          console.log(`row 7, ${spoof ? "spoofed" : "plain"}:`, countBy(opened), `${Date.now() - t0} ms`);
+          return opened.filter((o) => o === "watching").length;
+        } finally {
+          for (const s of held) s.close();
+          for (const s of sessions) s.destroy();
+        }
+      };
+      const plain = await flood(false);
+      // The server notices the first flood's streams closing in its own time.
+      await new Promise((r) => setTimeout(r, 500));
+      const spoofed = await flood(true);
+      console.log("row 7, spoofed: Watch streams held", { plain, spoofed });
+      expect(spoofed).toBe(plain);
+      expect(plain).toBeLessThan(200);
     });
   });
 
