@@ -155,8 +155,9 @@ export function rpcEdge(o: RpcEdgeOptions): OnePortHandler {
         );
         if (streaming) return { principal, body: undefined, refusal: undefined };
         const read: ReadBody = await readBody(req, {
+          maxBytes: policy.readMaxBytes,
           // gRPC and gRPC-Web wrap the message in a 5-byte envelope.
-          maxBytes: policy.readMaxBytes + 5,
+          envelopeBytes: 5,
           deadlineMs: o.bodyDeadlineMs,
           budget: o.budget,
           procedure: method.name,
