@@ -19,6 +19,7 @@ import {
 import { type Authenticator, clientAddressKey, type Principal, principalKey } from "./auth.js";
 import { overBudget, type ReadBody, readBody } from "./body-reader.js";
 import { codeName, type RpcRecorder } from "./call-rules.js";
+import type { ConnectionTrust } from "./connection-trust.js";
 import { connectErrorJson } from "./json-field-errors.js";
 import type { OnePortHandler } from "./listener.js";
 import { decodeCostOf, type MemoryBudget } from "./memory-budget.js";
@@ -91,6 +92,8 @@ export interface RpcEdgeOptions {
   /** A request's body must have arrived within this; a stream's request side is ended after it. */
   bodyDeadlineMs: number;
   openStreams?: OpenStreamLimitOptions;
+  /** Told about each connection a valid credential arrived on. */
+  connectionTrust?: Pick<ConnectionTrust, "prove">;
   record: RpcRecorder;
   fast?: FastFraming;
 }
@@ -153,6 +156,7 @@ export function rpcEdge(o: RpcEdgeOptions): OnePortHandler {
           address,
           o.authenticate,
         );
+        if (principal) o.connectionTrust?.prove(req.socket);
         if (streaming) return { principal, body: undefined, refusal: undefined };
         const read: ReadBody = await readBody(req, {
           maxBytes: policy.readMaxBytes,

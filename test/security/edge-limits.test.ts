@@ -1,5 +1,6 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
+import * as net from "node:net";
 import { fromBinary } from "@bufbuild/protobuf";
 import { connect } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
@@ -366,6 +367,48 @@ describe("bodies being read share one memory budget", () => {
       expect(accepted).toMatchObject({ status: "3" });
     } finally {
       session.destroy();
+    }
+  });
+});
+
+describe("connections nobody authenticated on", () => {
+  const stack = useServiceWithNats({ JOBHOOKS_MAX_UNAUTHENTICATED_CONNECTIONS_PER_ADDRESS: "4" });
+
+  const opened = (): Promise<net.Socket> =>
+    new Promise((resolve, reject) => {
+      const u = new URL(stack.svc.url);
+      const socket = net.connect({ host: u.hostname, port: Number(u.port) }, () => resolve(socket));
+      socket.on("error", reject);
+    });
+  const closedByServer = (socket: net.Socket, withinMs: number) =>
+    new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), withinMs);
+      socket.once("close", () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+
+  it("are capped per address; one that authenticated no longer counts", async () => {
+    const idle = [await opened(), await opened(), await opened()];
+    const session = http2.connect(stack.svc.url);
+    try {
+      // The fourth: an HTTP/2 connection that calls with a valid token, which proves it.
+      const ok = await grpcCall(session, "/grpc.health.v1.Health/Check", { frame: frameOf(0) });
+      expect(ok).toMatchObject({ status: "0" });
+      const extra = await opened();
+      expect(await closedByServer(extra, 1_000)).toBe(true);
+      const proved = await grpcCall(session, methodPath("PublishJobEvent"), {
+        headers: service,
+        frame: frameOf(2, Buffer.from([0x0a, 0x00])),
+      });
+      expect(proved).toMatchObject({ status: "3" });
+      const admitted = await opened();
+      expect(await closedByServer(admitted, 500)).toBe(false);
+      admitted.destroy();
+    } finally {
+      session.destroy();
+      for (const s of idle) s.destroy();
     }
   });
 });
