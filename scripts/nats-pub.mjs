@@ -61,9 +61,10 @@ try {
       : `stored in ${ack.stream}, sequence ${ack.seq}\n`,
   );
 } catch (err) {
-  // No stream captures the subject: JetStream answers "no responders" for a plain publish.
-  const hint = /no responders|503/i.test(String(err.message))
-    ? " — no stream takes this subject; jobhooks' is jobs.<tenant_id>.<job_id>.<status>"
+  // No stream captures the subject: nobody answers the publish, which the client reports as
+  // "no responders" or as JetStream not being enabled.
+  const hint = /no responders|503|not enabled/i.test(String(err.message))
+    ? " (does a stream take this subject? jobhooks' stream JOBS takes jobs.<tenant_id>.<job_id>.<status>)"
     : "";
   process.stderr.write(`nats-pub: not stored: ${err.message}${hint}\n`);
   process.exitCode = 1;

@@ -24,7 +24,8 @@ const NPM_ECHO_MS = 200;
 /** Whether the parent is npm (`npm run dev`), which forwards the signals it gets to us. */
 function startedByNpm(): boolean {
   try {
-    return /(^|[/\0])npm(-cli\.js)?(\0|$)/.test(readFileSync(`/proc/${process.ppid}/cmdline`, "utf8"));
+    // npm sets its title to "npm run dev …"; before that its argv reads ".../npm\0run\0dev".
+    return /(^|[/\0])npm(-cli\.js)?([\0 ]|$)/.test(readFileSync(`/proc/${process.ppid}/cmdline`, "utf8"));
   } catch {
     return process.env.npm_lifecycle_event !== undefined;
   }
