@@ -8,7 +8,7 @@ import { freePort } from "../../src/local/nats-server.js";
 import { signatureHeaders } from "../../src/local/svix-stand-in/signing.js";
 import { until } from "../support/poll.js";
 import { root } from "./child.js";
-import { PYTHON } from "./local-stack-support.js";
+import { PYTHON, untilListening } from "./local-stack-support.js";
 
 // The two example receivers meet a newcomer's mistakes the same way: the secret from the
 // environment, a file or stdin; a malformed one refused in one line saying what a secret looks
@@ -86,7 +86,10 @@ async function listening(
     },
     { timeoutMs: 20_000 },
   );
-  return { ...r, url: (JSON.parse(line) as { url: string }).url };
+  const url = (JSON.parse(line) as { url: string }).url;
+  // Flask logs the line just before its server binds the port.
+  await untilListening(url);
+  return { ...r, url };
 }
 
 const running: Run[] = [];
