@@ -27,7 +27,9 @@ function startedByNpm(): boolean {
     // npm sets its title to "npm run dev …"; before that its argv reads ".../npm\0run\0dev".
     return /(^|[/\0])npm(-cli\.js)?([\0 ]|$)/.test(readFileSync(`/proc/${process.ppid}/cmdline`, "utf8"));
   } catch {
-    return process.env.npm_lifecycle_event !== undefined;
+    // Without /proc: npm's own variables, inherited by everything below an `npm run`, so only the
+    // script that runs this CLI counts.
+    return process.env.npm_lifecycle_script?.includes("src/cli.ts") ?? false;
   }
 }
 
