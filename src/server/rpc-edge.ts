@@ -130,12 +130,18 @@ export function rpcEdge(o: RpcEdgeOptions): OnePortHandler {
       releaseSlot();
     });
 
-    admit().then((admitted) => {
-      if (admitted.refusal)
-        o.record(`${method.parent.typeName}/${method.name}`, codeName(admitted.refusal), 0);
-      if (o.fast?.accepts(req, method)) return o.fast.serve(req, res, admitted);
-      serveWithConnect(admitted);
-    });
+    admit()
+      .then((admitted) => {
+        if (admitted.refusal)
+          o.record(`${method.parent.typeName}/${method.name}`, codeName(admitted.refusal), 0);
+        if (o.fast?.accepts(req, method)) return o.fast.serve(req, res, admitted);
+        serveWithConnect(admitted);
+      })
+      .catch(() => {
+        // A request Connect cannot even represent (no authority, a broken socket): nothing to
+        // answer in any protocol, and never a reason for the process to die.
+        abandon(res);
+      });
 
     async function admit(): Promise<Admitted> {
       const streaming = method.methodKind !== "unary";
@@ -255,6 +261,14 @@ function encodingOf(req: NodeRequest): BodyEncoding {
   const encoding = headerOf(req, "content-encoding") ?? headerOf(req, "grpc-encoding") ?? "identity";
   if (encoding !== "identity") return "compressed";
   return /json/i.test(headerOf(req, "content-type") ?? "") ? "json" : "proto";
+}
+
+function abandon(res: NodeResponse): void {
+  if ("stream" in res) {
+    if (!res.stream.destroyed) res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  res.destroy();
 }
 
 function headerOf(req: NodeRequest, name: string): string | undefined {
