@@ -163,6 +163,7 @@ async function wire(
     rpcDeadlineMs: config.server.rpcDeadlineMs,
     bodyDeadlineMs: config.server.bodyDeadlineMs,
     requestMemoryBytes: config.server.requestMemoryBytes,
+    maxUnprovenConnectionsPerAddress: config.server.maxUnprovenConnectionsPerAddress,
     clientAddress: config.server.clientAddress,
     tls: files.tls,
     log,

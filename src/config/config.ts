@@ -27,6 +27,8 @@ export interface Config {
     bodyDeadlineMs: number;
     /** Bytes of request bodies read and decoded at once, all callers together; undefined: half the heap. */
     requestMemoryBytes: number | undefined;
+    /** Connections nobody has authenticated on, per TCP peer address. */
+    maxUnprovenConnectionsPerAddress: number;
     /** Proxies allowed to name the client's address (CIDR or address), and the header they use. */
     clientAddress: { trustedProxies: string[]; header: string };
   };
@@ -177,6 +179,7 @@ const schema = z.object({
   JOBHOOKS_PUBLISH_TIMEOUT_MS: int(10_000, 100, 600_000),
   JOBHOOKS_MAX_CONNECTIONS: int(4_096, 1, 1_000_000),
   JOBHOOKS_RPC_DEADLINE_MS: int(30_000, 100, 600_000),
+  JOBHOOKS_MAX_UNAUTHENTICATED_CONNECTIONS_PER_ADDRESS: int(256, 1, 1_000_000),
   JOBHOOKS_BODY_DEADLINE_MS: optional.pipe(
     z.coerce.number<string>().int("must be a whole number").min(100).max(600_000).optional(),
   ),
@@ -272,6 +275,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {})
         v.JOBHOOKS_RPC_DEADLINE_MS,
       ),
       requestMemoryBytes: v.JOBHOOKS_REQUEST_MEMORY_BYTES,
+      maxUnprovenConnectionsPerAddress: v.JOBHOOKS_MAX_UNAUTHENTICATED_CONNECTIONS_PER_ADDRESS,
       clientAddress: { trustedProxies: v.JOBHOOKS_TRUSTED_PROXIES, header: v.JOBHOOKS_CLIENT_ADDRESS_HEADER },
     },
     nats: {
