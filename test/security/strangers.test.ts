@@ -214,8 +214,28 @@ describe("on a replica with the default deadline", () => {
       console.log("row 2:", { single, batch, peakMb: procStatusMb(svc().child.pid as number, "VmHWM") });
       expect(await stillAlive()).toBe("alive");
       expect([single.code, batch.code]).toEqual([7, 7]);
-      // Decided from the headers: far quicker than reading and decoding 15 MiB.
       expect(batch.message.length).toBeLessThan(300);
+    });
+
+    it("row 2, unread: the customer key is refused before its body has even arrived", async () => {
+      // A frame announcing 15.3 MiB, of which only the first kilobyte is ever sent.
+      const prefix = grpcFrame(new Uint8Array(1_024), 0, Math.round(15.3 * 1024 * 1024));
+      const answer = await h2Call(svc().url, {
+        path: "/jobhooks.v1.WebhookService/PublishJobEvents",
+        headers: {
+          "content-type": "application/grpc",
+          te: "trailers",
+          authorization: `Bearer ${customerKey}`,
+        },
+        body: prefix,
+        delivery: { kind: "unfinished", bytes: prefix.byteLength },
+        timeoutMs: 10_000,
+      });
+      console.log("row 2, unread:", summary(answer));
+      expect({ outcome: answer.outcome, grpcStatus: grpcStatusOf(answer) }).toEqual({
+        outcome: "answered",
+        grpcStatus: "7",
+      });
     });
 
     it("row 3: four valid 1,000-event batches just under 16 MiB at once are stored or refused with RESOURCE_EXHAUSTED + RetryInfo, never a crash", {
