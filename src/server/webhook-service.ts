@@ -1,8 +1,7 @@
 import { create, toJsonString } from "@bufbuild/protobuf";
-import { AnySchema, anyPack, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { type FieldViolation, validateJobEvent } from "../events/validate.js";
-import { type Status, StatusSchema } from "../gen/google/rpc/status_pb.js";
 import {
   GetPortalLinkResponseSchema,
   type JobEvent,
@@ -27,7 +26,7 @@ import type { ServerMetrics } from "./metrics.js";
 import { checkPortalLinkRequest } from "./portal-link-request.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { revokePortalSessions } from "./revoke-portal-sessions.js";
-import { badRequest, rateLimited, unavailable } from "./rpc-errors.js";
+import { badRequest, rateLimited, statusOf, unavailable } from "./rpc-errors.js";
 
 export interface WebhookServiceOptions {
   publisher: JobEventPublisher;
@@ -124,7 +123,7 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
       return create(PublishJobEventsResponseSchema, {
         results: outcomes.map((r) =>
           r.kind === "refused"
-            ? create(PublishJobEventResultSchema, { eventId: r.eventId, error: toStatus(r.error) })
+            ? create(PublishJobEventResultSchema, { eventId: r.eventId, error: statusOf(r.error) })
             : create(PublishJobEventResultSchema, r.stored),
         ),
       });
@@ -234,19 +233,6 @@ function requireService(principal: Principal, rpc: string): void {
   if (principal.kind !== "service") {
     throw new ConnectError(`${rpc} is for internal services only`, Code.PermissionDenied);
   }
-}
-
-/** A refused event of a batch as google.rpc.Status, with the same details the unary RPC sends. */
-function toStatus(err: ConnectError): Status {
-  return create(StatusSchema, {
-    code: err.code,
-    message: err.rawMessage,
-    details: err.details.map((d) =>
-      "desc" in d
-        ? anyPack(d.desc, create(d.desc, d.value as never))
-        : create(AnySchema, { typeUrl: `type.googleapis.com/${d.type}`, value: d.value }),
-    ),
-  });
 }
 
 /**

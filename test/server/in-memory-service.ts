@@ -218,8 +218,7 @@ export async function startInMemoryService(o: InMemoryServiceOptions = {}): Prom
       createFailedAuthLimiter(o.authFailures),
       log,
     ),
-    rpcDeadlineMs: o.rpcDeadlineMs ?? 30_000,
-    record: rpcRecorder(metrics),
+    rules: { rpcDeadlineMs: o.rpcDeadlineMs ?? 30_000, record: rpcRecorder(metrics) },
   });
   const transport = createRouterTransport(rpc.routes, { router: rpc.options });
   return {
