@@ -76,8 +76,8 @@ beforeAll(async () => {
     LOG_LEVEL: "warn",
   };
   [services.main, services["short-deadline"]] = await Promise.all([
-    // Publishing gives up after 1 s while NATS is away, long before any caller's deadline, so the
-    // outage rows read the service's UNAVAILABLE, never a deadline race on a busy machine.
+    // Publishing gives up after 3 s while NATS is away, long before the outage rows' deadlines, so
+    // they read the service's UNAVAILABLE, never a deadline race on a busy machine.
     spawnService({ ...env, JOBHOOKS_PUBLISH_TIMEOUT_MS: String(PUBLISH_TIMEOUT_MS) }),
     spawnService({ ...env, JOBHOOKS_RPC_DEADLINE_MS: String(SHORT_RPC_DEADLINE_MS) }),
   ]);
