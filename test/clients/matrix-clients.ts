@@ -64,6 +64,16 @@ const failedRun = (what: string, detail: string): Seen => ({
   raw: `${what}: ${detail}`,
 });
 
+/** An OK call: its response as proto3 JSON. */
+const okSeen = (response: JsonValue, ms: number): Seen => ({
+  code: 0,
+  message: "",
+  details: [],
+  response,
+  raw: JSON.stringify(response),
+  ms,
+});
+
 /**
  * Runs `fn` over `items`, `n` at a time. A client's calls share one connection but are not all
  * started at once: the matrix checks what each client reads of a status, and a burst of dozens
@@ -96,15 +106,7 @@ function connectClient(name: string, transport: (baseUrl: string) => Transport):
         const ms = () => Math.round(performance.now() - started);
         try {
           const res = await t.unary(c.method, undefined, c.timeoutMs, c.headers, c.request);
-          const response = responseOf(c.method.output, res.message);
-          seen.set(c.id, {
-            code: 0,
-            message: "",
-            details: [],
-            response,
-            raw: JSON.stringify(response),
-            ms: ms(),
-          });
+          seen.set(c.id, okSeen(responseOf(c.method.output, res.message), ms()));
         } catch (e) {
           const err = ConnectError.from(e);
           const details: Detail[] = err.details.map((d) =>
@@ -155,14 +157,7 @@ const grpcJs: MatrixClient = {
                   });
                 } else {
                   const response = responseFromBinary(c.method.output, value ?? new Uint8Array());
-                  seen.set(c.id, {
-                    code: 0,
-                    message: "",
-                    details: [],
-                    response,
-                    raw: JSON.stringify(response),
-                    ms: Math.round(performance.now() - started),
-                  });
+                  seen.set(c.id, okSeen(response, Math.round(performance.now() - started)));
                 }
                 resolve();
               },
@@ -454,8 +449,7 @@ async function bufCurlOne(baseUrl: string, c: WireCall): Promise<Seen> {
   const out = await runProcess(BUF, args, toJsonString(c.method.input, c.request));
   const ms = Math.round(performance.now() - started);
   if (out.code === 0) {
-    const response = responseFromJson(c.method.output, JSON.parse(out.stdout || "{}") as JsonValue);
-    return { code: 0, message: "", details: [], response, raw: out.stdout.trim(), ms };
+    return okSeen(responseFromJson(c.method.output, JSON.parse(out.stdout || "{}") as JsonValue), ms);
   }
   const raw = out.stderr.trim();
   try {
