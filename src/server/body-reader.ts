@@ -7,8 +7,10 @@ import { rateLimited } from "./rpc-errors.js";
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 
 export interface BodyLimits {
-  /** Largest body accepted, in bytes. */
+  /** Largest message accepted, in bytes. */
   maxBytes: number;
+  /** Framing around the message that the body may carry besides (gRPC's 5-byte prefix). */
+  envelopeBytes: number;
   /** The whole body must have arrived within this many milliseconds of the request. */
   deadlineMs: number;
   /** Shared by every request: bytes read are reserved here and kept until `release`. */
@@ -34,7 +36,8 @@ const BUDGET_RETRY_MS = 1_000;
  */
 export function readBody(req: NodeRequest, limits: BodyLimits): Promise<ReadBody> {
   const declared = contentLength(req);
-  if (declared !== undefined && declared > limits.maxBytes) {
+  const maxBody = limits.maxBytes + limits.envelopeBytes;
+  if (declared !== undefined && declared > maxBody) {
     return Promise.reject(tooLarge(limits, declared));
   }
   let reserved = 0;
@@ -71,7 +74,7 @@ export function readBody(req: NodeRequest, limits: BodyLimits): Promise<ReadBody
     }
     function onData(chunk: Buffer): void {
       size += chunk.byteLength;
-      if (size > limits.maxBytes) return fail(tooLarge(limits, size));
+      if (size > maxBody) return fail(tooLarge(limits, size));
       if (size > reserved) {
         const more = size - reserved;
         if (!limits.budget.tryReserve(more)) return fail(overBudget());
@@ -111,7 +114,7 @@ function contentLength(req: NodeRequest): number | undefined {
 
 function tooLarge(limits: BodyLimits, bytes: number): ConnectError {
   return new ConnectError(
-    `request body of ${bytes} bytes or more is over the ${limits.maxBytes}-byte limit of ${limits.procedure}`,
+    `request of ${bytes} bytes or more is over the ${limits.maxBytes}-byte limit of ${limits.procedure}`,
     Code.ResourceExhausted,
   );
 }

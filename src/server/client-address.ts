@@ -1,6 +1,7 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { BlockList, isIP } from "node:net";
+import { addToBlockList } from "../config/ip-ranges.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 
@@ -45,20 +46,6 @@ export function clientAddressOf(o: ClientAddressOptions): (req: NodeRequest) => 
     }
     return hops[0] ?? peer;
   };
-}
-
-/** Throws on an entry that is neither an address nor a CIDR range, naming it. */
-export function addToBlockList(list: BlockList, entry: string): void {
-  const [address, bits] = entry.split("/");
-  const family = isIP(address ?? "");
-  if (family === 0) throw new Error(`not an IP address or CIDR range: ${entry}`);
-  const type = family === 6 ? "ipv6" : "ipv4";
-  if (bits === undefined) return list.addAddress(address as string, type);
-  const prefix = Number(bits);
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > (family === 6 ? 128 : 32)) {
-    throw new Error(`not a CIDR range: ${entry}`);
-  }
-  list.addSubnet(address as string, prefix, type);
 }
 
 /** `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) is 10.0.0.1. */

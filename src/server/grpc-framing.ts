@@ -8,7 +8,6 @@ import {
   PublishJobEventResponseSchema,
   WebhookService,
 } from "../gen/jobhooks/v1/webhooks_pb.js";
-import type { Principal } from "./auth.js";
 import { type CallRules, deadlineOf, runCall } from "./call-rules.js";
 import { type Admitted, type FastFraming, stopSending } from "./rpc-edge.js";
 import { grpcStatusHeaders } from "./rpc-errors.js";
@@ -23,7 +22,6 @@ import { grpcStatusHeaders } from "./rpc-errors.js";
  */
 export interface GrpcFramingOptions {
   publish(
-    principal: Principal,
     req: PublishJobEventRequest,
     timeoutMs: number | undefined,
     signal: AbortSignal,
@@ -76,9 +74,8 @@ async function serve(
     const timeout = parseGrpcTimeout(headerValue(req.headers["grpc-timeout"]));
     const request = decodeFrame(admitted.body);
     const deadlineMs = deadlineOf(o.rules, timeout);
-    const principal = admitted.principal;
     const response = await runCall(o.rules, methodName, deadlineMs, () =>
-      o.publish(principal, request, deadlineMs, abort.signal),
+      o.publish(request, deadlineMs, abort.signal),
     );
     respond(res, toBinary(PublishJobEventResponseSchema, response));
   } catch (err) {
@@ -96,7 +93,11 @@ function headerValue(v: string | string[] | undefined): string | undefined {
 export function parseGrpcTimeout(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const m = /^(\d{1,8})([HMSmun])$/.exec(value);
-  if (!m) throw new ConnectError(`protocol error: invalid grpc-timeout ${JSON.stringify(value.slice(0, 20))}`, Code.InvalidArgument);
+  if (!m)
+    throw new ConnectError(
+      `protocol error: invalid grpc-timeout ${JSON.stringify(value.slice(0, 20))}`,
+      Code.InvalidArgument,
+    );
   const unitMs = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000_001 }[m[2] as "H"];
   return Number(m[1]) * unitMs;
 }

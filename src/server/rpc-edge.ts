@@ -19,10 +19,12 @@ import {
 import { type Authenticator, clientAddressKey, type Principal, principalKey } from "./auth.js";
 import { overBudget, type ReadBody, readBody } from "./body-reader.js";
 import { codeName, type RpcRecorder } from "./call-rules.js";
+import type { ConnectionTrust } from "./connection-trust.js";
+import { connectErrorJson } from "./json-field-errors.js";
 import type { OnePortHandler } from "./listener.js";
 import { decodeCostOf, type MemoryBudget } from "./memory-budget.js";
 import { createOpenStreamLimits, type OpenStreamLimitOptions } from "./open-streams.js";
-import { respecGrpcMessage } from "./rpc-errors.js";
+import { clip, grpcStatusHeaders, respecGrpcMessage } from "./rpc-errors.js";
 import { type Access, policyOf, type RpcPolicy } from "./rpc-policy.js";
 
 /**
@@ -90,6 +92,8 @@ export interface RpcEdgeOptions {
   /** A request's body must have arrived within this; a stream's request side is ended after it. */
   bodyDeadlineMs: number;
   openStreams?: OpenStreamLimitOptions;
+  /** Told about each connection a valid credential arrived on. */
+  connectionTrust?: Pick<ConnectionTrust, "prove">;
   record: RpcRecorder;
   fast?: FastFraming;
 }
@@ -108,10 +112,12 @@ export function rpcEdge(o: RpcEdgeOptions): OnePortHandler {
     paths.set(handler.requestPath, { handler, policy: policyOf(handler.method) });
   }
   const openStreams = createOpenStreamLimits(o.openStreams);
+  const methods = [...paths.keys()].map((p) => p.slice(1)).sort();
 
   return (req, res) => {
-    const entry = paths.get((req.url ?? "").split("?", 1)[0] ?? "");
-    if (!entry) return o.fallback(req, res);
+    const path = (req.url ?? "").split("?", 1)[0] ?? "";
+    const entry = paths.get(path);
+    if (!entry) return rpcShaped(path) ? notAMethod(req, res, path, methods) : o.fallback(req, res);
     const { handler, policy } = entry;
     const method = handler.method;
     const address = o.clientAddress(req);
@@ -124,7 +130,8 @@ export function rpcEdge(o: RpcEdgeOptions): OnePortHandler {
     });
 
     admit().then((admitted) => {
-      if (admitted.refusal) o.record(`${method.parent.typeName}/${method.name}`, codeName(admitted.refusal), 0);
+      if (admitted.refusal)
+        o.record(`${method.parent.typeName}/${method.name}`, codeName(admitted.refusal), 0);
       if (o.fast?.accepts(req, method)) return o.fast.serve(req, res, admitted);
       serveWithConnect(admitted);
     });
@@ -149,10 +156,12 @@ export function rpcEdge(o: RpcEdgeOptions): OnePortHandler {
           address,
           o.authenticate,
         );
+        if (principal) o.connectionTrust?.prove(req.socket);
         if (streaming) return { principal, body: undefined, refusal: undefined };
         const read: ReadBody = await readBody(req, {
+          maxBytes: policy.readMaxBytes,
           // gRPC and gRPC-Web wrap the message in a 5-byte envelope.
-          maxBytes: policy.readMaxBytes + 5,
+          envelopeBytes: 5,
           deadlineMs: o.bodyDeadlineMs,
           budget: o.budget,
           procedure: method.name,
@@ -203,6 +212,44 @@ export function rpcEdge(o: RpcEdgeOptions): OnePortHandler {
   };
 }
 
+/** `/package.Service/Method`: what a client calling a method sends. */
+function rpcShaped(path: string): boolean {
+  return /^\/[A-Za-z_][\w.]*\/[A-Za-z_]\w*$/.test(path);
+}
+
+/**
+ * A call to a method the port does not serve (a typo, a wrong package): UNIMPLEMENTED, naming the
+ * methods it does serve, in the caller's protocol — gRPC clients read a status, Connect and curl a
+ * JSON error.
+ */
+function notAMethod(req: NodeRequest, res: NodeResponse, path: string, methods: readonly string[]): void {
+  const service = path.slice(1, path.lastIndexOf("/"));
+  const same = methods.filter((m) => m.startsWith(`${service}/`));
+  const listed = (same.length > 0 ? same : methods.filter((m) => m.startsWith("jobhooks."))).join(", ");
+  const error = new ConnectError(
+    `no method ${clip(path.slice(1), 200)}; this port serves ${listed} (and grpc.health.v1, server reflection: buf curl --list-methods)`,
+    Code.Unimplemented,
+  );
+  const contentType = headerOf(req, "content-type") ?? "";
+  if ("stream" in res && contentType.startsWith("application/grpc")) {
+    const stream = res.stream;
+    if (!stream.headersSent && !stream.destroyed) {
+      stream.respond(
+        { ":status": 200, "content-type": contentType, ...grpcStatusHeaders(error) },
+        { endStream: true },
+      );
+    }
+    stopSending(res);
+    return;
+  }
+  const r = res as http.ServerResponse;
+  const close: http.OutgoingHttpHeaders =
+    req.httpVersionMajor === 1 && !req.complete ? { connection: "close" } : {};
+  r.writeHead(404, { "content-type": "application/json", "cache-control": "no-store", ...close });
+  r.end(connectErrorJson(error));
+  stopSending(res);
+}
+
 function headerOf(req: NodeRequest, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -210,7 +257,7 @@ function headerOf(req: NodeRequest, name: string): string | undefined {
 
 /** The connection a request came on: the HTTP/2 session, or the HTTP/1.1 socket. */
 function connectionOf(req: NodeRequest): object {
-  return "stream" in req ? req.stream.session ?? req.socket : req.socket;
+  return "stream" in req ? (req.stream.session ?? req.socket) : req.socket;
 }
 
 /**
@@ -250,7 +297,11 @@ async function* oneChunk(bytes: Uint8Array): AsyncIterable<Uint8Array> {
  * A stream's request side (health Watch, reflection), passed through as it arrives but bounded:
  * at most `maxBytes` in all, and ended with DEADLINE_EXCEEDED if still open after `deadlineMs`.
  */
-async function* meteredStream(req: NodeRequest, maxBytes: number, deadlineMs: number): AsyncIterable<Uint8Array> {
+async function* meteredStream(
+  req: NodeRequest,
+  maxBytes: number,
+  deadlineMs: number,
+): AsyncIterable<Uint8Array> {
   const it = req.iterator({ destroyOnReturn: false })[Symbol.asyncIterator]();
   const deadline = Date.now() + deadlineMs;
   let size = 0;

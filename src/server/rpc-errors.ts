@@ -79,7 +79,9 @@ export function grpcStatusHeaders(err: ConnectError): Record<string, string> {
     "grpc-message": encodeGrpcMessage(err.rawMessage),
   };
   if (err.details.length > 0) {
-    headers["grpc-status-details-bin"] = Buffer.from(toBinary(StatusSchema, statusOf(err))).toString("base64");
+    headers["grpc-status-details-bin"] = Buffer.from(toBinary(StatusSchema, statusOf(err))).toString(
+      "base64",
+    );
   }
   return headers;
 }
@@ -88,7 +90,10 @@ export function encodeGrpcMessage(message: string): string {
   const bytes = Buffer.from(message, "utf8");
   let out = "";
   for (const b of bytes) {
-    out += b < 0x20 || b > 0x7e || b === 0x25 ? `%${b.toString(16).toUpperCase().padStart(2, "0")}` : String.fromCharCode(b);
+    out +=
+      b < 0x20 || b > 0x7e || b === 0x25
+        ? `%${b.toString(16).toUpperCase().padStart(2, "0")}`
+        : String.fromCharCode(b);
   }
   return out;
 }

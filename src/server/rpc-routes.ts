@@ -1,10 +1,5 @@
 import { createRegistry } from "@bufbuild/protobuf";
-import {
-  type ConnectRouter,
-  type HandlerContext,
-  type Interceptor,
-  type ServiceImpl,
-} from "@connectrpc/connect";
+import type { ConnectRouter, HandlerContext, Interceptor, ServiceImpl } from "@connectrpc/connect";
 import { ProxyTracerProvider, trace } from "@opentelemetry/api";
 import { BadRequestSchema, RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { WebhookService } from "../gen/jobhooks/v1/webhooks_pb.js";

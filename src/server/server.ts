@@ -9,6 +9,7 @@ import { type CredentialVerifier, createAuthenticator } from "./auth.js";
 import { createFailedAuthLimiter, type FailedAuthLimiterOptions } from "./auth-failures.js";
 import type { CallRules } from "./call-rules.js";
 import { clientAddressOf } from "./client-address.js";
+import { createConnectionTrust } from "./connection-trust.js";
 import { grpcFraming } from "./grpc-framing.js";
 import { createHealth, overallHealth } from "./health.js";
 import { httpEndpoints } from "./http-endpoints.js";
@@ -51,6 +52,8 @@ export interface ServerOptions {
   requestMemoryBytes?: number;
   /** Longest a request's body may take to arrive (JOBHOOKS_BODY_DEADLINE_MS); default the RPC deadline. */
   bodyDeadlineMs?: number;
+  /** Connections nobody authenticated on, per client address (JOBHOOKS_MAX_UNAUTHENTICATED_CONNECTIONS_PER_ADDRESS). */
+  maxUnprovenConnectionsPerAddress?: number;
   /** Streams nobody authenticated (health Watch, reflection), per connection and per address. */
   openStreams?: OpenStreamLimitOptions;
   /** Proxies allowed to name the client's address, and the header they name it in. */
@@ -105,6 +108,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const authenticate = createAuthenticator(o.verifiers, createFailedAuthLimiter(o.authFailures), o.log);
   const rules: CallRules = { rpcDeadlineMs, record: rpcRecorder(metrics) };
   const rpc = createRpcRoutes({ service: service.impl, health, authenticate, rules });
+  const connectionTrust = createConnectionTrust(o.maxUnprovenConnectionsPerAddress ?? 256);
   const budget = createMemoryBudget(o.requestMemoryBytes ?? defaultRequestMemoryBytes());
   const handler = rpcEdge({
     routes: rpc.routes,
@@ -119,6 +123,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     budget,
     bodyDeadlineMs: o.bodyDeadlineMs ?? rpcDeadlineMs,
     ...(o.openStreams ? { openStreams: o.openStreams } : {}),
+    connectionTrust,
     record: rules.record,
     fast: grpcFraming({ publish: service.publishJobEvent, rules, enabled: () => !tracingOn() }),
   });
@@ -130,6 +135,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     host: o.host,
     port: o.port,
     handler,
+    connectionTrust,
     ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}),
     ...(o.tls ? { tls: o.tls } : {}),
   });

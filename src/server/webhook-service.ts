@@ -49,11 +49,10 @@ const encoder = new TextEncoder();
 export interface WebhookServiceHandlers {
   impl: ServiceImpl<typeof WebhookService>;
   /**
-   * PublishJobEvent for an authenticated caller, without a Connect handler context: what the gRPC
-   * fast path calls. Throws ConnectError as the RPC does.
+   * PublishJobEvent for a caller the edge admitted (a service), without a Connect handler context:
+   * what the gRPC framing calls. Throws ConnectError as the RPC does.
    */
   publishJobEvent(
-    principal: Principal,
     req: PublishJobEventRequest,
     timeoutMs: number | undefined,
     signal: AbortSignal,
@@ -98,11 +97,10 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
     },
 
     publishJobEvent(req, ctx) {
-      return publishUnary(principalOf(ctx), req, ctx.timeoutMs(), ctx.signal);
+      return publishUnary(req, ctx.timeoutMs(), ctx.signal);
     },
 
     async publishJobEvents(req, ctx) {
-      requireService(principalOf(ctx), "PublishJobEvents");
       const count = req.events.length;
       if (count === 0) {
         throw badRequest(Code.InvalidArgument, [
@@ -131,12 +129,10 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
   };
 
   async function publishUnary(
-    principal: Principal,
     req: PublishJobEventRequest,
     timeoutMs: number | undefined,
     signal: AbortSignal,
   ): Promise<PublishJobEventResponse> {
-    requireService(principal, "PublishJobEvent");
     if (!req.event) {
       o.metrics.published.inc({ outcome: "invalid" });
       throw badRequest(Code.InvalidArgument, [{ field: "event", description: missingEventHint }]);
@@ -228,12 +224,6 @@ export const MAX_BATCH_EVENTS = 1_000;
 /** What a body without the `event` wrapper most likely means, said where the caller will read it. */
 const missingEventHint =
   'is required: the event\'s fields go inside "event": {...}, e.g. {"event": {"tenantId": "demo", "jobId": "job_1", "status": "JOB_STATUS_CREATED"}}';
-
-function requireService(principal: Principal, rpc: string): void {
-  if (principal.kind !== "service") {
-    throw new ConnectError(`${rpc} is for internal services only`, Code.PermissionDenied);
-  }
-}
 
 /**
  * Whose bucket a call draws from: a customer key's own, or for a service token one per tenant, so a

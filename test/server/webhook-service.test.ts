@@ -98,7 +98,12 @@ describe("authentication", () => {
     // The key was used before: this replica knows it.
     await svc.client.getPortalLink({}, { headers: bearer(key) });
     for (let i = 0; i < 20; i++) {
-      await failure(svc.client.getPortalLink({ tenantId: "acme" }, { headers: bearer(`stranger-${i}-0123456789012345678901234`) }));
+      await failure(
+        svc.client.getPortalLink(
+          { tenantId: "acme" },
+          { headers: bearer(`stranger-${i}-0123456789012345678901234`) },
+        ),
+      );
     }
     await svc.client.getPortalLink({ tenantId: "acme" }, { headers: service });
     await svc.client.getPortalLink({}, { headers: bearer(key) });
