@@ -50,6 +50,9 @@ let tokenDir = "";
 let customerKey = "";
 /** What each client saw in the current phase: client → call id → Seen. */
 const seen = new Map<string, Map<string, Seen>>();
+/** How long each phase took (set-up, every client's calls, recovery), for the summary. */
+const phaseMs = new Map<Phase, number>();
+let startupMs = 0;
 /** The whole matrix, for the summary printed at the end. */
 const summary: Array<{ row: string; client: string; code: number; ms?: number; ok: boolean }> = [];
 
@@ -58,6 +61,7 @@ for (const c of matrixClients) {
 }
 
 beforeAll(async () => {
+  const started = performance.now();
   const go = matrixClients.find((c) => c.name === "grpc-go");
   // The Go build (about 20 s the first time, cached after) runs while the servers start.
   const built = go && !go.missing ? buildGrpcGoClient().catch((e: unknown) => e) : undefined;
@@ -88,6 +92,7 @@ beforeAll(async () => {
     await nc.close();
   }
   await built;
+  startupMs = Math.round(performance.now() - started);
 }, 300_000);
 
 afterAll(async () => {
@@ -197,11 +202,13 @@ async function leave(phase: Phase): Promise<void> {
 
 describe.each(phases)("$title", ({ phase }) => {
   beforeAll(async () => {
+    const started = performance.now();
     await enter(phase);
     try {
       await runPhase(phase);
     } finally {
       await leave(phase);
+      phaseMs.set(phase, Math.round(performance.now() - started));
     }
   }, 120_000);
 
@@ -303,7 +310,8 @@ function printSummary(): void {
     };
     lines.push(`| ${row} | ${clients.map(cell).join(" | ")} |`);
   }
+  const times = [`start-up ${startupMs} ms`, ...[...phaseMs].map(([p, ms]) => `${p} ${ms} ms`)];
   console.log(
-    `status matrix (pass/FAIL, the code each client saw, how long the call took):\n${lines.join("\n")}`,
+    `status matrix (pass/FAIL, the code each client saw, how long the call took):\n${lines.join("\n")}\n${times.join(", ")}`,
   );
 }
