@@ -58,7 +58,7 @@ export const CUSTOMER_TENANT = "mx-customer";
 
 const m = WebhookService.method;
 
-function call<I extends DescMessage>(
+export function call<I extends DescMessage>(
   method: DescMethodUnary<I>,
   init: MessageInitShape<I>,
 ): Pick<WireCall, "method" | "request"> {
@@ -72,7 +72,7 @@ const tenant = (client: string) => `mx-${client}`;
  * An event whose `result` alone is over the 256 KiB default limit. Its tenant is the same for every
  * client: the refusal states the event's size, which must not differ between clients.
  */
-const oversizeEvent = (job: string) => ({
+export const oversizeEvent = (job: string) => ({
   tenantId: "mx-oversize",
   jobId: job,
   status: JobStatus.COMPLETED,

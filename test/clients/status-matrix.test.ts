@@ -1,8 +1,10 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { Code } from "@connectrpc/connect";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
 import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
 import { openApiKeyStore } from "../../src/nats/api-key-store.js";
@@ -13,8 +15,10 @@ import { buildGrpcGoClient, type MatrixClient, matrixClients, type WireCall } fr
 import {
   type Credential,
   CUSTOMER_TENANT,
+  call,
   type Json,
   OK,
+  oversizeEvent,
   type Phase,
   PUBLISH_TIMEOUT_MS,
   type Row,
@@ -199,6 +203,41 @@ async function leave(phase: Phase): Promise<void> {
       return;
   }
 }
+
+/** Calls per client in the repeated-refusal check: enough to catch a race that loses 1 in 5. */
+const REFUSALS = 12;
+
+// A refusal decided from the headers answers before the body is read. Whether the client still
+// reads that answer while it is sending its body is a race (HTTP/1.1: the server must not close
+// the socket under a client still writing; HTTP/2: the stream is reset only after the answer), so
+// one call per client is not enough: each client makes a dozen. buf curl, one process per call,
+// is left out for time.
+describe("a refusal from the headers reaches the client every time", () => {
+  for (const client of matrixClients.filter((c) => c.name !== "buf-curl")) {
+    const title = `${client.name}: ${REFUSALS} × PublishJobEvents with a 300 KiB body and a customer key`;
+    it.skipIf(client.missing !== undefined)(
+      title,
+      async () => {
+        const calls: WireCall[] = Array.from({ length: REFUSALS }, (_, i) => ({
+          id: `refusal-${i}`,
+          ...call(WebhookService.method.publishJobEvents, { events: [oversizeEvent(`refused-${i}`)] }),
+          headers: headersFor("customer"),
+          timeoutMs: 15_000,
+        }));
+        const got = [...(await client.run(services.main.url, calls)).values()];
+        const outcomes = new Map<string, number>();
+        for (const s of got) {
+          const key = `${s.code} ${s.code === Code.PermissionDenied ? s.message : s.raw}`;
+          outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+        }
+        expect(Object.fromEntries(outcomes)).toEqual({
+          [`${Code.PermissionDenied} PublishJobEvents is for internal services only`]: REFUSALS,
+        });
+      },
+      120_000,
+    );
+  }
+});
 
 describe.each(phases)("$title", ({ phase }) => {
   beforeAll(async () => {
