@@ -31,25 +31,3 @@ export function createMemoryBudget(limitBytes: number): MemoryBudget {
     limit: limitBytes,
   };
 }
-
-/**
- * What decoding a body of `bytes` may cost on the heap, measured on the worst shapes a caller can
- * send (docs/operations.md, "Limits on the API port"): protobuf of tiny map entries grows about
- * 10x, JSON of them about 15x, while events with a large `result` grow less than 2x. JSON is
- * estimated from its separators, which is both cheap and close for any shape; binary at its worst.
- */
-export function decodeCostOf(body: Uint8Array, json: boolean): number {
-  if (!json) return body.byteLength * BINARY_DECODE_FACTOR;
-  let separators = 0;
-  for (let i = 0; i < body.length; i++) {
-    const c = body[i];
-    // , : [ { — each starts a value or a member, i.e. an object on the heap.
-    if (c === 0x2c || c === 0x3a || c === 0x5b || c === 0x7b) separators++;
-  }
-  return body.byteLength * 2 + separators * JSON_BYTES_PER_VALUE;
-}
-
-/** Heap bytes a decoded protobuf may take per wire byte, at worst (tiny map entries). */
-export const BINARY_DECODE_FACTOR = 6;
-/** Heap bytes per JSON value (parse tree plus the message built from it). */
-export const JSON_BYTES_PER_VALUE = 96;

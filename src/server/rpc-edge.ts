@@ -20,9 +20,10 @@ import { type Authenticator, clientAddressKey, type Principal, principalKey } fr
 import { overBudget, type ReadBody, readBody } from "./body-reader.js";
 import { codeName, type RpcRecorder } from "./call-rules.js";
 import type { ConnectionTrust } from "./connection-trust.js";
+import { type BodyEncoding, decodeCostOf } from "./decode-cost.js";
 import { connectErrorJson } from "./json-field-errors.js";
 import type { OnePortHandler } from "./listener.js";
-import { decodeCostOf, type MemoryBudget } from "./memory-budget.js";
+import type { MemoryBudget } from "./memory-budget.js";
 import { createOpenStreamLimits, type OpenStreamLimitOptions } from "./open-streams.js";
 import { clip, grpcStatusHeaders, respecGrpcMessage } from "./rpc-errors.js";
 import { type Access, policyOf, type RpcPolicy } from "./rpc-policy.js";
@@ -129,12 +130,18 @@ export function rpcEdge(o: RpcEdgeOptions): OnePortHandler {
       releaseSlot();
     });
 
-    admit().then((admitted) => {
-      if (admitted.refusal)
-        o.record(`${method.parent.typeName}/${method.name}`, codeName(admitted.refusal), 0);
-      if (o.fast?.accepts(req, method)) return o.fast.serve(req, res, admitted);
-      serveWithConnect(admitted);
-    });
+    admit()
+      .then((admitted) => {
+        if (admitted.refusal)
+          o.record(`${method.parent.typeName}/${method.name}`, codeName(admitted.refusal), 0);
+        if (o.fast?.accepts(req, method)) return o.fast.serve(req, res, admitted);
+        serveWithConnect(admitted);
+      })
+      .catch(() => {
+        // A request Connect cannot even represent (no authority, a broken socket): nothing to
+        // answer in any protocol, and never a reason for the process to die.
+        abandon(res);
+      });
 
     async function admit(): Promise<Admitted> {
       const streaming = method.methodKind !== "unary";
@@ -167,7 +174,7 @@ export function rpcEdge(o: RpcEdgeOptions): OnePortHandler {
           procedure: method.name,
         });
         reserved += read.reserved;
-        const cost = decodeCostOf(read.bytes, /json/i.test(headerOf(req, "content-type") ?? ""));
+        const cost = decodeCostOf(read.bytes, encodingOf(req), method.input, policy.readMaxBytes);
         if (!o.budget.tryReserve(cost)) throw overBudget();
         reserved += cost;
         return { principal, body: read.bytes, refusal: undefined };
@@ -248,6 +255,20 @@ function notAMethod(req: NodeRequest, res: NodeResponse, path: string, methods: 
   r.writeHead(404, { "content-type": "application/json", "cache-control": "no-store", ...close });
   r.end(connectErrorJson(error));
   stopSending(res);
+}
+
+function encodingOf(req: NodeRequest): BodyEncoding {
+  const encoding = headerOf(req, "content-encoding") ?? headerOf(req, "grpc-encoding") ?? "identity";
+  if (encoding !== "identity") return "compressed";
+  return /json/i.test(headerOf(req, "content-type") ?? "") ? "json" : "proto";
+}
+
+function abandon(res: NodeResponse): void {
+  if ("stream" in res) {
+    if (!res.stream.destroyed) res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  res.destroy();
 }
 
 function headerOf(req: NodeRequest, name: string): string | undefined {

@@ -231,6 +231,26 @@ describe("limits decided from the headers, before any body", () => {
     expect(answer.body).toContain('\\"tenantId\\"');
   });
 
+  it("a request without a Host header (HTTP/1.0) is answered or dropped, and the replica lives on", async () => {
+    const u = new URL(stack.svc.url);
+    const raw = await new Promise<string>((resolve) => {
+      const socket = net.connect({ host: u.hostname, port: Number(u.port) }, () => {
+        socket.end(
+          "POST /grpc.health.v1.Health/Check HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+        );
+      });
+      let text = "";
+      socket.on("data", (c: Buffer) => {
+        text += c.toString();
+      });
+      socket.on("close", () => resolve(text));
+      socket.on("error", () => resolve(text));
+    });
+    expect(raw).not.toMatch(/^HTTP\/1\.[01] 5/);
+    const health = await h1Call(stack.svc.url, "/grpc.health.v1.Health/Check", { body: "{}" });
+    expect(health).toMatchObject({ status: 200 });
+  });
+
   it("a path shaped like a method that is not one lists the methods served, in the caller's protocol", async () => {
     const json = await h1Call(stack.svc.url, "/jobhooks.v1.WebhookService/PublishJobEvnet", { body: "{}" });
     expect(json).not.toBe("no answer");

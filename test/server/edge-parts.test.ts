@@ -1,7 +1,10 @@
 import type * as http from "node:http";
+import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
+import { JobEventSchema, PublishJobEventsRequestSchema } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
 import { clientAddressOf } from "../../src/server/client-address.js";
-import { createMemoryBudget, decodeCostOf } from "../../src/server/memory-budget.js";
+import { decodeCostOf } from "../../src/server/decode-cost.js";
+import { createMemoryBudget } from "../../src/server/memory-budget.js";
 import { createOpenStreamLimits } from "../../src/server/open-streams.js";
 import { encodeGrpcMessage, respecGrpcMessage } from "../../src/server/rpc-errors.js";
 
@@ -37,15 +40,50 @@ describe("the shared memory budget", () => {
     budget.release(60);
     expect(budget.tryReserve(100)).toBe(true);
   });
+});
 
-  it("counts JSON of many tiny values far above JSON of one large value of the same size", () => {
-    const tiny = Buffer.from(
-      JSON.stringify(Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`k${i}`, i]))),
-    );
-    const large = Buffer.from(JSON.stringify({ blob: "x".repeat(tiny.byteLength - 12) }));
-    expect(decodeCostOf(tiny, true)).toBeGreaterThan((8 * decodeCostOf(large, true)) / 2);
-    expect(decodeCostOf(large, true)).toBeLessThan(3 * large.byteLength);
-    expect(decodeCostOf(large, false)).toBeGreaterThan(large.byteLength);
+describe("what decoding a body may cost, estimated before it is decoded", () => {
+  const input = PublishJobEventsRequestSchema;
+  const tiny = create(input, {
+    events: [
+      create(JobEventSchema, {
+        tenantId: "t",
+        jobId: "j",
+        metadata: Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`k${i}`, `v${i}`])),
+      }),
+    ],
+  });
+  const blob = create(input, {
+    events: [create(JobEventSchema, { tenantId: "t", jobId: "j", metadata: { blob: "x".repeat(300_000) } })],
+  });
+  const bin = (m: typeof tiny) => toBinary(input, m);
+  const json = (m: typeof tiny) => new TextEncoder().encode(toJsonString(input, m));
+  const envelope = (b: Uint8Array) => {
+    const out = new Uint8Array(5 + b.length);
+    new DataView(out.buffer).setUint32(1, b.length);
+    out.set(b, 5);
+    return out;
+  };
+
+  it("counts many tiny values far above one large value of the same size, in protobuf and JSON", () => {
+    for (const [encode, encoding] of [
+      [bin, "proto"],
+      [json, "json"],
+    ] as const) {
+      const t = encode(tiny);
+      const b = encode(blob);
+      expect(decodeCostOf(t, encoding, input, 1 << 24) / t.length).toBeGreaterThan(8);
+      expect(decodeCostOf(b, encoding, input, 1 << 24) / b.length).toBeLessThan(3);
+    }
+  });
+
+  it("reads through gRPC's envelope, and counts a malformed or compressed body at its worst", () => {
+    const t = bin(tiny);
+    const bare = decodeCostOf(t, "proto", input, 1 << 24);
+    expect(decodeCostOf(envelope(t), "proto", input, 1 << 24)).toBeGreaterThanOrEqual(bare);
+    const garbage = new Uint8Array(10_000).fill(0xff);
+    expect(decodeCostOf(garbage, "proto", input, 1 << 24)).toBeGreaterThan(10_000 * 15);
+    expect(decodeCostOf(new Uint8Array(10), "compressed", input, 1 << 20)).toBeGreaterThan(1 << 24);
   });
 });
 
