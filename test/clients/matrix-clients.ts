@@ -46,8 +46,11 @@ export interface MatrixClient {
   readonly missing: string | undefined;
   /** Why this client cannot set a deadline on a call, when it cannot. */
   readonly noDeadline?: string;
-  /** Makes every call against the service at `baseUrl`; what it saw, by call id. */
-  run(baseUrl: string, calls: readonly WireCall[]): Promise<Map<string, Seen>>;
+  /**
+   * Makes every call against the service at `baseUrl`, on one connection where the client keeps
+   * one, at most `inFlight` at a time (external clients: one at a time); what it saw, by call id.
+   */
+  run(baseUrl: string, calls: readonly WireCall[], inFlight?: number): Promise<Map<string, Seen>>;
 }
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
@@ -98,10 +101,10 @@ function connectClient(name: string, transport: (baseUrl: string) => Transport):
   return {
     name,
     missing: undefined,
-    async run(baseUrl, calls) {
+    async run(baseUrl, calls, inFlight = IN_FLIGHT) {
       const t = transport(baseUrl);
       const seen = new Map<string, Seen>();
-      await inPool(calls, IN_FLIGHT, async (c) => {
+      await inPool(calls, inFlight, async (c) => {
         const started = performance.now();
         const ms = () => Math.round(performance.now() - started);
         try {
@@ -126,13 +129,13 @@ function connectClient(name: string, transport: (baseUrl: string) => Transport):
 const grpcJs: MatrixClient = {
   name: "grpc-js",
   missing: undefined,
-  async run(baseUrl, calls) {
+  async run(baseUrl, calls, inFlight = IN_FLIGHT) {
     const client = new grpc.Client(new URL(baseUrl).host, grpc.credentials.createInsecure());
     const seen = new Map<string, Seen>();
     try {
       await inPool(
         calls,
-        IN_FLIGHT,
+        inFlight,
         (c) =>
           new Promise<void>((resolve) => {
             const started = performance.now();

@@ -224,7 +224,9 @@ describe("a refusal from the headers reaches the client every time", () => {
           headers: headersFor("customer"),
           timeoutMs: 15_000,
         }));
-        const got = [...(await client.run(services.main.url, calls)).values()];
+        // One after another on one connection: a refusal must also leave a kept-alive connection
+        // fit for the next call (or close it in a way the client sees before reusing it).
+        const got = [...(await client.run(services.main.url, calls, 1)).values()];
         const outcomes = new Map<string, number>();
         for (const s of got) {
           const key = `${s.code} ${s.code === Code.PermissionDenied ? s.message : s.raw}`;
