@@ -43,8 +43,9 @@ const phases: ReadonlyArray<{ phase: Phase; title: string }> = [
   { phase: "up", title: "NATS and Svix up" },
   { phase: "svix-down", title: "Svix answers 503 with Retry-After" },
   { phase: "svix-slow", title: "Svix slower than the server's deadline" },
-  { phase: "nats-down", title: "NATS stopped" },
   { phase: "nats-frozen", title: "NATS frozen (SIGSTOP)" },
+  // Last: after it nothing waits for the services to be back on NATS.
+  { phase: "nats-down", title: "NATS stopped" },
 ];
 
 let nats: NatsServer;
@@ -188,7 +189,9 @@ async function leave(phase: Phase): Promise<void> {
       standIn.faults.clear();
       return;
     case "nats-down":
+      // Back, so the services drain quickly when they stop; the next phase, if any, needs them on it.
       await nats.restart();
+      if (phases[phases.length - 1]?.phase === phase) return;
       for (const svc of Object.values(services)) {
         await until("the service to reconnect to NATS", async () => (await readyz(svc)) === 200, {
           timeoutMs: 30_000,
