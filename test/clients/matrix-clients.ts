@@ -91,8 +91,11 @@ async function inPool<T>(items: readonly T[], n: number, fn: (item: T) => Promis
   );
 }
 
-/** Calls an in-process client has in flight at once. */
-const IN_FLIGHT = 4;
+/**
+ * Calls an in-process client has in flight at once. MATRIX_IN_FLIGHT=64 sends a client's calls
+ * all at once on its connection, as a busy publisher would.
+ */
+const IN_FLIGHT = Number(process.env.MATRIX_IN_FLIGHT) || 4;
 
 // ---------------------------------------------------------------------------------------------
 // In-process clients: connect-es transports and @grpc/grpc-js.
