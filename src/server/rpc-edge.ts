@@ -146,11 +146,13 @@ export function rpcEdge(o: RpcEdgeOptions): OnePortHandler {
     async function admit(): Promise<Admitted> {
       const streaming = method.methodKind !== "unary";
       try {
-        if (policy.access === "open" && streaming) {
+        // Calls nobody authenticated hold a slot while they run, unary ones too: an unfinished
+        // health check holds its stream as long as a Watch does, up to the body deadline.
+        if (policy.access === "open") {
           const slot = openStreams.take(connectionOf(req), address);
           if (!slot) {
             throw new ConnectError(
-              "too many open streams from this connection or address; close some, or use Check",
+              "too many calls without a credential open from this connection or address; finish or close some",
               Code.ResourceExhausted,
             );
           }
