@@ -6,7 +6,7 @@
 #
 #   bash scripts/image-test.sh        (root, podman + runc + debootstrap, Node 24, npm ci done)
 #
-# The base image is pulled, or made locally by scripts/image-base-node.sh where it cannot be.
+# The base image is pulled, or made locally by scripts/stand-in-images.sh where it cannot be.
 # nats-server and the Svix stand-in run on the host's loopback (nats-server from
 # scripts/fetch-nats-server.sh, the stand-in from this clone); the container shares the host's
 # network. Every wait is bounded; the container, the image built here, the two processes and the
@@ -58,7 +58,7 @@ nats_server="$root/.cache/nats-server/nats-server"
 
 step "base image"
 t0=$SECONDS
-bash scripts/image-base-node.sh
+bash scripts/stand-in-images.sh docker.io/library/node:24-slim
 base_seconds=$((SECONDS - t0))
 
 step "build the Dockerfile (docker format, so HEALTHCHECK is kept)"
