@@ -69,6 +69,9 @@ step "prerequisites"
 for tool in podman runc podman-compose; do
   command -v "$tool" >/dev/null || fail "$tool missing: apt-get install podman runc podman-compose debootstrap"
 done
+# Service names resolve on a compose network through the CNI dnsname plugin (podman 4 with CNI).
+[[ -x /usr/lib/cni/dnsname ]] || [[ "$(pm info --format '{{.Host.NetworkBackend}}')" == netavark ]] ||
+  fail "no DNS on compose networks: apt-get install golang-github-containernetworking-plugin-dnsname"
 node_24 "$root"
 [[ -d node_modules/tsx ]] || fail "run npm ci first (the drill and the Svix stand-in run from this clone)"
 
