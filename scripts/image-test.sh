@@ -94,6 +94,9 @@ timeout 120 "${PM[@]}" run --rm --network=none --no-healthcheck "${PM_ULIMITS[@]
   const standIn = files.filter((f) => fs.readFileSync("/app/dist/" + f, "utf8").includes("startSvixStandIn"));
   if (standIn.length) problems.push("stand-in code in dist: " + standIn.join(", "));
   if (problems.length) { console.error(problems.join("\n")); process.exit(1); }
+  const mb = (dir) => (fs.readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile()).reduce((n, e) => n + fs.statSync(e.parentPath + "/" + e.name).size, 0) / 1e6).toFixed(1);
+  console.log("dist " + mb("/app/dist") + " MB, node_modules " + mb("/app/node_modules") + " MB, proto " + mb("/app/proto") + " MB");
   console.log(files.length + " compiled files; no stand-in code; none of the " + dev.length + " dev-only packages");
 ' || fail "the image holds what it should not"
 
