@@ -9,6 +9,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     teardownTimeout: 30_000,
+    // A temp folder per run; its teardown fails the run if a test left anything there.
+    globalSetup: ["test/support/private-tmpdir.ts"],
     projects: [
       {
         extends: true,

@@ -55,6 +55,10 @@ opts=(
   -o "APT::Get::List-Cleanup=false"
   -o "Debug::NoLocking=true"
 )
+# As root, apt hands downloads to the _apt user, and warns ("Download is performed unsandboxed as
+# root") when that user cannot reach the target (a clone under /root). The files are ours and go
+# nowhere system-wide, so root downloads them itself, without the warning.
+if [[ $EUID -eq 0 ]]; then opts+=(-o "APT::Sandbox::User=root"); fi
 # sources.sources is only picked up from a SourceParts dir with the .sources suffix.
 mv "$apt_dir/etc/sources.sources" "$apt_dir/etc/testing.sources"
 

@@ -5,6 +5,7 @@ import type { Config } from "./config/config.js";
 import type { Logger } from "./log/logger.js";
 import { openApiKeyStore } from "./nats/api-key-store.js";
 import { connectNats, type NatsLink } from "./nats/connection.js";
+import { publishWithHeaders } from "./nats/core-publish.js";
 import { provisionJetStream } from "./nats/provision.js";
 import { createJobEventPublisher } from "./nats/publish-job-event.js";
 import { createRelayMetrics } from "./relay/metrics.js";
@@ -160,6 +161,10 @@ async function wire(
     shutdownGraceMs: config.server.shutdownGraceMs,
     maxConnections: config.server.maxConnections,
     rpcDeadlineMs: config.server.rpcDeadlineMs,
+    bodyDeadlineMs: config.server.bodyDeadlineMs,
+    requestMemoryBytes: config.server.requestMemoryBytes,
+    maxUnprovenConnectionsPerAddress: config.server.maxUnprovenConnectionsPerAddress,
+    clientAddress: config.server.clientAddress,
     tls: files.tls,
     log,
     deliveries: createJobDeliveries({
@@ -176,7 +181,7 @@ async function wire(
     operationalWebhooks: config.svix.operationalSecret
       ? operationalWebhooks({
           secret: config.svix.operationalSecret,
-          publish: (subject, body) => nats.nc.publish(subject, body),
+          publish: (subject, body, headers) => publishWithHeaders(nats.nc, subject, body, headers),
           connected: () => nats.connected,
           registry,
           log,

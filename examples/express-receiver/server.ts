@@ -1,6 +1,7 @@
+import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline/promises";
 import express from "express";
-import { Webhook } from "svix";
+import { Webhook, WebhookVerificationError } from "svix";
 
 /**
  * A webhook endpoint for jobhooks' job events, as the docs recommend building one: verify the
@@ -9,7 +10,8 @@ import { Webhook } from "svix";
  *
  *   WEBHOOK_SECRET=whsec_... PORT=3000 npx tsx server.ts
  *
- * Without WEBHOOK_SECRET, in a terminal, it asks for the secret: the command then works as pasted.
+ * The secret comes from WEBHOOK_SECRET, else from the file WEBHOOK_SECRET_FILE names, else from
+ * stdin: asked for on a terminal, the first line when piped (`pass show hooks | npx tsx server.ts`).
  */
 
 interface JobWebhook {
@@ -18,20 +20,62 @@ interface JobWebhook {
   data: { job_id: string; status: string; sequence?: number | string; [field: string]: unknown };
 }
 
-/** Pasted at a prompt rather than typed into the command line, where `<…>` or `…` would mislead bash. */
-async function askForSecret(): Promise<string | undefined> {
-  if (!process.stdin.isTTY) return undefined;
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  const answer = await rl.question("Paste the endpoint's signing secret (whsec_…, from the portal): ");
-  rl.close();
-  return answer.trim() || undefined;
-}
+/** What every receiver says where a secret is needed; the same words in the Flask example. */
+const SECRET_SHAPE =
+  'a signing secret looks like whsec_ followed by base64 (e.g. whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw); the portal shows the endpoint\'s: "Reveal secret", then "Copy"';
+const MISMATCH_HINT =
+  'no signature matches this receiver\'s secret: check that it is the secret of the endpoint that sends here (the portal shows it: "Reveal secret")';
 
-const secret = process.env.WEBHOOK_SECRET || (await askForSecret());
-if (!secret) {
-  console.error("WEBHOOK_SECRET is required: the endpoint's signing secret (whsec_…) from the portal");
+/** Exits with one line on stderr: the reason and what to do, never a stack trace. */
+function refuse(reason: string): never {
+  process.stderr.write(`${reason}\n`);
   process.exit(2);
 }
+
+/** The first line of stdin: asked for on a terminal, read as sent when piped. */
+async function readSecretFromStdin(): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: process.stdin.isTTY });
+  try {
+    if (process.stdin.isTTY)
+      return await rl.question("Paste the endpoint's signing secret (whsec_…, from the portal): ");
+    for await (const line of rl) return line;
+    return "";
+  } finally {
+    rl.close();
+  }
+}
+
+async function loadSecret(): Promise<{ secret: string; from: string }> {
+  if (process.env.WEBHOOK_SECRET) return { secret: process.env.WEBHOOK_SECRET, from: "WEBHOOK_SECRET" };
+  const file = process.env.WEBHOOK_SECRET_FILE;
+  if (file) {
+    try {
+      return { secret: readFileSync(file, "utf8"), from: `WEBHOOK_SECRET_FILE (${file})` };
+    } catch (err) {
+      refuse(`cannot read WEBHOOK_SECRET_FILE ${file} (${(err as NodeJS.ErrnoException).code ?? err})`);
+    }
+  }
+  return { secret: await readSecretFromStdin(), from: "stdin" };
+}
+
+/**
+ * Checked before the SDK sees it: the SDK's own error for a bad secret is "Base64Coder: incorrect
+ * characters for decoding", which says nothing about where the secret comes from.
+ */
+function checkedSecret({ secret, from }: { secret: string; from: string }): string {
+  const trimmed = secret.trim();
+  if (trimmed === "")
+    refuse(
+      `no signing secret: set WEBHOOK_SECRET or WEBHOOK_SECRET_FILE, or paste it when asked; ${SECRET_SHAPE}`,
+    );
+  const base64 = trimmed.startsWith("whsec_") ? trimmed.slice("whsec_".length) : "";
+  const key = /^[A-Za-z0-9+/]+={0,2}$/.test(base64) ? Buffer.from(base64, "base64") : Buffer.alloc(0);
+  // The secret itself is never echoed: it may be nearly right, and logs outlive terminals.
+  if (key.length < 24) refuse(`the secret from ${from} is not a signing secret: ${SECRET_SHAPE}`);
+  return trimmed;
+}
+
+const secret = checkedSecret(await loadSecret());
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? "127.0.0.1";
 const webhook = new Webhook(secret);
@@ -80,7 +124,11 @@ app.post("/webhook", express.raw({ type: () => true, limit: "1mb" }), (req, res)
     webhook.verify(body, req.headers as Record<string, string>);
     event = JSON.parse(body.toString("utf8")) as JobWebhook;
   } catch (err) {
-    log({ level: "warn", msg: "rejected", reason: (err as Error).message });
+    const reason = (err as Error).message;
+    // A mismatch is nearly always the wrong secret (another endpoint's, or a rotated one).
+    const hint =
+      err instanceof WebhookVerificationError && /signature/i.test(reason) ? MISMATCH_HINT : undefined;
+    log({ level: "warn", msg: "rejected", reason, ...(hint ? { hint } : {}) });
     res.status(400).json({ error: "invalid signature" });
     return;
   }

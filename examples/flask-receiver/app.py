@@ -5,12 +5,16 @@ asynchronously, and treats a repeated webhook-id as already handled (Svix retrie
 2xx, so a delivery can arrive twice).
 
     WEBHOOK_SECRET=whsec_... PORT=5000 /usr/bin/python3 app.py
+
+The secret comes from WEBHOOK_SECRET, else from the file WEBHOOK_SECRET_FILE names, else from stdin:
+asked for on a terminal, the first line when piped.
 """
 
 import base64
 import binascii
 import collections
 import datetime
+import errno
 import hashlib
 import hmac
 import json
@@ -27,9 +31,18 @@ from flask import Flask, jsonify, request
 TOLERANCE_SECONDS = 5 * 60
 SEEN_LIMIT = 10_000
 
+# What every receiver says where a secret is needed; the same words in the Express example.
+SECRET_SHAPE = ("a signing secret looks like whsec_ followed by base64 "
+                "(e.g. whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw); the portal shows the endpoint's: "
+                "\"Reveal secret\", then \"Copy\"")
+MISMATCH_HINT = ("no signature matches this receiver's secret: check that it is the secret of the "
+                 "endpoint that sends here (the portal shows it: \"Reveal secret\")")
+
 
 class InvalidSignature(Exception):
-    pass
+    def __init__(self, reason, hint=None):
+        super().__init__(reason)
+        self.hint = hint
 
 
 def log(**fields):
@@ -38,13 +51,44 @@ def log(**fields):
     print(json.dumps(line), flush=True)
 
 
-def signing_key(secret):
-    # The secret is "whsec_" followed by the base64 of the key bytes.
-    encoded = secret[len("whsec_"):] if secret.startswith("whsec_") else secret
-    try:
-        return base64.b64decode(encoded, validate=True)
-    except binascii.Error:
-        sys.exit("WEBHOOK_SECRET is not a whsec_… secret: copy it from the portal")
+def refuse(reason):
+    """Exits with one line on stderr: the reason and what to do, never a traceback."""
+    print(reason, file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def load_secret():
+    """The secret and where it came from: the environment, a file, or stdin."""
+    if os.environ.get("WEBHOOK_SECRET"):
+        return os.environ["WEBHOOK_SECRET"], "WEBHOOK_SECRET"
+    path = os.environ.get("WEBHOOK_SECRET_FILE")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.read(), f"WEBHOOK_SECRET_FILE ({path})"
+        except OSError as err:
+            refuse(f"cannot read WEBHOOK_SECRET_FILE {path} ({errno.errorcode.get(err.errno, err.errno)})")
+    if sys.stdin.isatty():
+        return input("Paste the endpoint's signing secret (whsec_…, from the portal): "), "stdin"
+    return sys.stdin.readline(), "stdin"
+
+
+def signing_key(secret, source="WEBHOOK_SECRET"):
+    """The key bytes: the secret is "whsec_" followed by their base64."""
+    secret = secret.strip()
+    if not secret:
+        refuse("no signing secret: set WEBHOOK_SECRET or WEBHOOK_SECRET_FILE, or paste it when asked; "
+               + SECRET_SHAPE)
+    key = b""
+    if secret.startswith("whsec_"):
+        try:
+            key = base64.b64decode(secret[len("whsec_"):], validate=True)
+        except binascii.Error:
+            pass
+    # The secret itself is never echoed: it may be nearly right, and logs outlive terminals.
+    if len(key) < 24:
+        refuse(f"the secret from {source} is not a signing secret: {SECRET_SHAPE}")
+    return key
 
 
 def verify(key, headers, body):
@@ -69,7 +113,7 @@ def verify(key, headers, body):
         version, _, value = candidate.partition(",")
         if version == "v1" and hmac.compare_digest(value.encode(), expected):
             return json.loads(body)
-    raise InvalidSignature("no signature matches")
+    raise InvalidSignature("no signature matches", MISMATCH_HINT)
 
 
 class SeenIds:
@@ -107,8 +151,8 @@ def worker(jobs):
             log(level="error", msg="processing failed", webhook_id=webhook_id, err=str(err))
 
 
-def create_app(secret):
-    key = signing_key(secret)
+def create_app(secret, source="WEBHOOK_SECRET"):
+    key = signing_key(secret, source)
     seen = SeenIds(SEEN_LIMIT)
     jobs = queue.Queue()
     threading.Thread(target=worker, args=(jobs,), daemon=True).start()
@@ -122,7 +166,8 @@ def create_app(secret):
         try:
             event = verify(key, headers, body)
         except (InvalidSignature, ValueError) as err:
-            log(level="warn", msg="rejected", reason=str(err))
+            hint = getattr(err, "hint", None)
+            log(level="warn", msg="rejected", reason=str(err), **({"hint": hint} if hint else {}))
             return jsonify(error="invalid signature"), 400
         webhook_id = headers.get("webhook-id") or headers.get("svix-id")
         if not seen.first_time(webhook_id):
@@ -135,13 +180,10 @@ def create_app(secret):
 
 
 if __name__ == "__main__":
-    secret = os.environ.get("WEBHOOK_SECRET")
-    if not secret and sys.stdin.isatty():
-        # Pasted at a prompt, so the command works as pasted from the README.
-        secret = input("Paste the endpoint's signing secret (whsec_…, from the portal): ").strip()
-    if not secret:
-        sys.exit("WEBHOOK_SECRET is required: the endpoint's signing secret (whsec_…) from the portal")
+    # Pasted at a prompt (or piped), so the command works as pasted from the README.
+    secret, source = load_secret()
+    app = create_app(secret, source)
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
     log(level="info", msg="listening", url=f"http://{host}:{port}/webhook")
-    create_app(secret).run(host=host, port=port)
+    app.run(host=host, port=port)

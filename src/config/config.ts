@@ -1,4 +1,6 @@
+import { BlockList } from "node:net";
 import { z } from "zod";
+import { addToBlockList } from "./ip-ranges.js";
 
 /**
  * The service's whole configuration, from the environment (README "Configuration").
@@ -21,6 +23,14 @@ export interface Config {
     publishTimeoutMs: number;
     maxConnections: number;
     rpcDeadlineMs: number;
+    /** Longest a request's body may take to arrive. */
+    bodyDeadlineMs: number;
+    /** Bytes of request bodies read and decoded at once, all callers together; undefined: half the heap. */
+    requestMemoryBytes: number | undefined;
+    /** Connections nobody has authenticated on, per TCP peer address. */
+    maxUnprovenConnectionsPerAddress: number;
+    /** Proxies allowed to name the client's address (CIDR or address), and the header they use. */
+    clientAddress: { trustedProxies: string[]; header: string };
   };
   nats: NatsConfig;
   svix: {
@@ -169,6 +179,37 @@ const schema = z.object({
   JOBHOOKS_PUBLISH_TIMEOUT_MS: int(10_000, 100, 600_000),
   JOBHOOKS_MAX_CONNECTIONS: int(4_096, 1, 1_000_000),
   JOBHOOKS_RPC_DEADLINE_MS: int(30_000, 100, 600_000),
+  JOBHOOKS_MAX_UNAUTHENTICATED_CONNECTIONS_PER_ADDRESS: int(256, 1, 1_000_000),
+  JOBHOOKS_BODY_DEADLINE_MS: optional.pipe(
+    z.coerce.number<string>().int("must be a whole number").min(100).max(600_000).optional(),
+  ),
+  JOBHOOKS_REQUEST_MEMORY_BYTES: optional.pipe(
+    z.coerce
+      .number<string>()
+      .int("must be a whole number")
+      .min(32 * 1024 * 1024, "must be at least 33554432 (32 MiB: one 16 MiB batch and its decoding)")
+      .max(2 ** 40)
+      .optional(),
+  ),
+  JOBHOOKS_TRUSTED_PROXIES: optional.transform((v, ctx) => {
+    const entries = (v ?? "")
+      .split(",")
+      .map((e) => e.trim())
+      .filter((e) => e !== "");
+    for (const entry of entries) {
+      try {
+        addToBlockList(new BlockList(), entry);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+      }
+    }
+    return entries;
+  }),
+  JOBHOOKS_CLIENT_ADDRESS_HEADER: z
+    .string()
+    .optional()
+    .transform((v) => v?.trim().toLowerCase() || "x-forwarded-for")
+    .pipe(z.string().regex(/^[a-z0-9-]+$/, "must be a header name, e.g. x-forwarded-for")),
   JOBHOOKS_PORTAL_RATE_PER_MIN: int(30, 1, 100_000),
   JOBHOOKS_PORTAL_BURST: int(10, 1, 10_000),
   LOG_LEVEL: z
@@ -229,6 +270,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {})
       publishTimeoutMs: v.JOBHOOKS_PUBLISH_TIMEOUT_MS,
       maxConnections: v.JOBHOOKS_MAX_CONNECTIONS,
       rpcDeadlineMs: v.JOBHOOKS_RPC_DEADLINE_MS,
+      bodyDeadlineMs: Math.min(
+        v.JOBHOOKS_BODY_DEADLINE_MS ?? v.JOBHOOKS_RPC_DEADLINE_MS,
+        v.JOBHOOKS_RPC_DEADLINE_MS,
+      ),
+      requestMemoryBytes: v.JOBHOOKS_REQUEST_MEMORY_BYTES,
+      maxUnprovenConnectionsPerAddress: v.JOBHOOKS_MAX_UNAUTHENTICATED_CONNECTIONS_PER_ADDRESS,
+      clientAddress: { trustedProxies: v.JOBHOOKS_TRUSTED_PROXIES, header: v.JOBHOOKS_CLIENT_ADDRESS_HEADER },
     },
     nats: {
       servers: v.NATS_URL,

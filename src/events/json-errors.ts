@@ -107,15 +107,27 @@ function misplacedFields(
     const belongs = unknown.every((k) => inner.fields.some((g) => g.jsonName === k || g.name === k));
     if (!belongs) continue;
     const shape = f.fieldKind === "list" ? `"${f.jsonName}": [{...}, ...]` : `"${f.jsonName}": {...}`;
+    const named = unknown.slice(0, MAX_NAMED_KEYS).map((k) => `"${truncate(k)}"`);
     return {
       field: path ? `${path}.${f.name}` : f.name,
-      description: `is required: ${unknown.map((k) => `"${k}"`).join(", ")} go inside ${shape}, e.g. {${shape.replace("...", unknown.map((k) => `"${k}": …`).join(", "))}}`,
+      description: `is required: ${named.join(", ")}${more(unknown)} go inside ${shape}, e.g. {${shape.replace("...", named.map((k) => `${k}: …`).join(", "))}}`,
     };
   }
+  const valid = schema.fields.map((f) => `"${f.jsonName}"`).join(", ");
   return {
     field: path,
-    description: `unknown field ${unknown.map((k) => `"${k}"`).join(", ")} for ${schema.typeName}`,
+    description: `unknown field ${unknown
+      .slice(0, MAX_NAMED_KEYS)
+      .map((k) => `"${truncate(k)}"`)
+      .join(", ")}${more(unknown)} for ${schema.typeName}; valid fields: ${valid}`,
   };
+}
+
+/** Unknown keys named in an answer at most: the rest are counted, so an answer stays small. */
+const MAX_NAMED_KEYS = 5;
+
+function more(keys: readonly string[]): string {
+  return keys.length > MAX_NAMED_KEYS ? ` (and ${keys.length - MAX_NAMED_KEYS} more)` : "";
 }
 
 function describe(err: unknown): string {

@@ -33,7 +33,18 @@ export interface DevStackOptions {
   tenant?: string;
   /** Preferred ports; one that is taken is replaced by a random free one. Default DEV_PORTS. */
   ports?: Partial<Record<keyof typeof DEV_PORTS, number>>;
+  /**
+   * Starts processes that belong to the stack alongside it (the demo's receiver), so they are
+   * ready when it is; called first thing, with the stack's `adopt`.
+   */
+  alongside?: (adopt: AdoptProcess) => void;
 }
+
+/**
+ * Makes a process part of the stack: stop() stops it (after whatever started later), and it is
+ * killed with nats-server when this process ends without stop().
+ */
+export type AdoptProcess = (what: string, pid: number, stop: () => Promise<void>) => void;
 
 export interface DevStack {
   tenant: string;
@@ -123,8 +134,21 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
   };
   process.once("exit", cleanUpNow);
   undo.push({ what: "exit handler", run: async () => void process.off("exit", cleanUpNow) });
+  const adopt: AdoptProcess = (what, pid, stopIt) => {
+    leftovers.pids.add(pid);
+    watchdog.watchPid(pid);
+    undo.push({
+      what,
+      run: async () => {
+        await stopIt();
+        leftovers.pids.delete(pid);
+        watchdog.forgetPid(pid);
+      },
+    });
+  };
 
   try {
+    opts.alongside?.(adopt);
     const dir = await mkdtemp(path.join(tmpdir(), "jobhooks-dev-"));
     leftovers.dirs.add(dir);
     watchdog.watchDir(dir);
@@ -182,6 +206,7 @@ export async function startDevStack(opts: DevStackOptions): Promise<DevStack> {
     const standIn = await startSvixStandIn({
       port: await devPort("svix", ports.svix, notes),
       log: (obj, msg) => standInLog.warn(obj, msg),
+      jobhooksUrl: `http://127.0.0.1:${servicePort}`,
       operationalWebhook: {
         url: `http://127.0.0.1:${servicePort}/svix/operational-webhooks`,
         secret: opsSecret,

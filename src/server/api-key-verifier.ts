@@ -29,6 +29,9 @@ export interface ApiKeyVerifierOptions {
   log: Logger;
 }
 
+/** How long a key found valid may skip an address's failure limit before its look-up. */
+const VOUCH_MS = 24 * 3_600_000;
+
 export interface ApiKeyVerifier {
   verify: CredentialVerifier;
   /** Stops watching the bucket. */
@@ -54,6 +57,9 @@ export async function startApiKeyVerifier(o: ApiKeyVerifierOptions): Promise<Api
   const cache = new Map<string, Cached>();
   const unknown = new Map<string, number>();
   const inFlight = new Map<string, Promise<Cached>>();
+  // Digests found valid within VOUCH_MS: their look-up is a customer's, never a stranger's, so it
+  // goes ahead even from an address others failed from. Grants nothing by itself: the store decides.
+  const vouched = new Map<string, number>();
   const stopWatching = await o.store.watchChanges((digest) => {
     cache.delete(digest);
     unknown.delete(digest);
@@ -93,6 +99,7 @@ export async function startApiKeyVerifier(o: ApiKeyVerifierOptions): Promise<Api
     const entry: Cached = { record: found?.record, digest: found?.digest, until: now() + cacheMs };
     if (entry.record) {
       remember(cache, digest, entry, maxCached);
+      remember(vouched, digest, now() + VOUCH_MS, maxCached);
       unknown.delete(digest);
     } else {
       remember(unknown, digest, entry.until, maxNegative);
@@ -101,18 +108,36 @@ export async function startApiKeyVerifier(o: ApiKeyVerifierOptions): Promise<Api
     return entry;
   }
 
-  return {
-    async verify(credential): Promise<Principal | undefined> {
-      if (!looksLikeApiKey(credential)) return undefined;
-      const digest = apiKeyDigest(credential);
-      const { record, digest: stored } = await lookup(digest);
-      // The store is keyed by digest, so the lookup's timing depends only on a hash of the key. The
-      // final comparison is constant-time all the same, and guards against a store that matched
-      // anything but the exact digest.
-      if (!record || !stored || stored.length !== digest.length) return undefined;
-      if (!timingSafeEqual(Buffer.from(stored, "utf8"), Buffer.from(digest, "utf8"))) return undefined;
-      return { kind: "customer", tenantId: record.tenantId, keyId: record.id };
-    },
-    close: stopWatching,
+  function principalFrom({ record, digest: stored }: Cached, digest: string): Principal | undefined {
+    // The store is keyed by digest, so the lookup's timing depends only on a hash of the key. The
+    // final comparison is constant-time all the same, and guards against a store that matched
+    // anything but the exact digest.
+    if (!record || !stored || stored.length !== digest.length) return undefined;
+    if (!timingSafeEqual(Buffer.from(stored, "utf8"), Buffer.from(digest, "utf8"))) return undefined;
+    return { kind: "customer", tenantId: record.tenantId, keyId: record.id };
+  }
+
+  const verify = async (credential: string): Promise<Principal | undefined> => {
+    if (!looksLikeApiKey(credential)) return undefined;
+    const digest = apiKeyDigest(credential);
+    return principalFrom(await lookup(digest), digest);
   };
+  /** What the caches already say, without asking the store. */
+  const fromMemory = (credential: string): Principal | "unknown" | undefined => {
+    if (!looksLikeApiKey(credential)) return "unknown";
+    const digest = apiKeyDigest(credential);
+    const hit = cache.get(digest);
+    if (hit && hit.until > now()) return principalFrom(hit, digest) ?? "unknown";
+    const miss = unknown.get(digest);
+    if (miss !== undefined && miss > now()) return "unknown";
+    return undefined;
+  };
+
+  const isVouchedFor = (credential: string): boolean => {
+    if (!looksLikeApiKey(credential)) return false;
+    const until = vouched.get(apiKeyDigest(credential));
+    return until !== undefined && until > now();
+  };
+
+  return { verify: Object.assign(verify, { fromMemory, isVouchedFor }), close: stopWatching };
 }

@@ -12,10 +12,19 @@ export type Principal =
 
 export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "caller" });
 
-/** Resolves a bearer credential to a principal, or undefined when it is not known. */
-export type CredentialVerifier = (
+/**
+ * Resolves a bearer credential to a principal, or undefined when it is not known. `fromMemory`, when
+ * present, answers without any I/O: a principal, `"unknown"` (certainly not this verifier's), or
+ * undefined (only the store can tell); the authenticator asks every verifier's memory first, so a
+ * known credential is accepted before anything about its address is considered.
+ */
+export type CredentialVerifier = ((
   credential: string,
-) => Promise<Principal | undefined> | Principal | undefined;
+) => Promise<Principal | undefined> | Principal | undefined) & {
+  fromMemory?: (credential: string) => Principal | "unknown" | undefined;
+  /** Whether this credential was valid here before, so its look-up is not a stranger's. */
+  isVouchedFor?: (credential: string) => boolean;
+};
 
 /** 32 characters of a random alphabet (e.g. `openssl rand -base64 32`) are beyond guessing. */
 export const MIN_TOKEN_CHARS = 32;
@@ -34,7 +43,7 @@ export type ServiceTokenVerifier = CredentialVerifier & {
 export function serviceTokenVerifier(tokens: readonly string[]): ServiceTokenVerifier {
   // Each request reads the current set once, so a reload never mixes two sets in one check.
   let digests = tokens.map(sha256);
-  const verify: CredentialVerifier = (credential) => {
+  const verify = (credential: string): Principal | undefined => {
     const current = digests;
     const presented = sha256(credential);
     let index = -1;
@@ -44,6 +53,7 @@ export function serviceTokenVerifier(tokens: readonly string[]): ServiceTokenVer
     return index >= 0 ? { kind: "service", name: `service-token-${index + 1}` } : undefined;
   };
   return Object.assign(verify, {
+    fromMemory: (credential: string) => verify(credential) ?? "unknown",
     replace(next: readonly string[]) {
       digests = next.map(sha256);
     },
@@ -102,8 +112,8 @@ function sha256(s: string): Buffer {
 export const clientAddressKey = createContextKey<string>("unknown", { description: "client address" });
 
 /**
- * Resolves a request's Authorization header to a principal, or throws UNAUTHENTICATED (or
- * RESOURCE_EXHAUSTED for an address with too many failed attempts, before any verifier runs).
+ * Resolves a request's Authorization header to a principal, or throws UNAUTHENTICATED; an address
+ * with too many failed attempts gets RESOURCE_EXHAUSTED (with RetryInfo) for its failing ones.
  */
 export type Authenticator = (
   authorization: string | null | undefined,
@@ -112,49 +122,49 @@ export type Authenticator = (
   procedure: string,
 ) => Promise<Principal>;
 
+/**
+ * Known credentials first, strangers after: a service token or an API key this replica has seen is
+ * accepted from memory before anything about the caller's address is looked at, so strangers failing
+ * from the address every caller shares (a load balancer, an ingress) never lock anyone out. Only
+ * what would cost a store look-up (an API key this replica does not know yet) or what fails is
+ * counted and slowed down per address.
+ */
 export function createAuthenticator(
   verifiers: readonly CredentialVerifier[],
   failures?: FailedAuthLimiter,
   log?: Logger,
 ): Authenticator {
+  const tooManyFailures = (waitMs: number) =>
+    rateLimited("too many failed authentications from this address; retry later", waitMs);
   return async (header, address, procedure) => {
-    const waitMs = failures?.blockedForMs(address) ?? 0;
-    if (waitMs > 0)
-      throw rateLimited("too many failed authentications from this address; retry later", waitMs);
     const refuse = (message: string) => {
       failures?.failed(address);
-      return new ConnectError(message, Code.Unauthenticated);
+      const waitMs = failures?.blockedForMs(address) ?? 0;
+      return waitMs > 0 ? tooManyFailures(waitMs) : new ConnectError(message, Code.Unauthenticated);
     };
     if (!header) throw refuse("missing credential: send Authorization: Bearer <token>");
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!m) throw refuse("malformed Authorization header: expected Bearer <token>");
     const credential = m[1] as string;
+    const needStore: CredentialVerifier[] = [];
     for (const verify of verifiers) {
-      const principal = await verify(credential);
-      if (principal) return principal;
+      const known = verify.fromMemory ? verify.fromMemory(credential) : undefined;
+      if (known === "unknown") continue;
+      if (known) return known;
+      needStore.push(verify);
+    }
+    if (needStore.length > 0) {
+      // A look-up costs NATS a request: an address that keeps failing waits before it gets one.
+      const waitMs = failures?.blockedForMs(address) ?? 0;
+      if (waitMs > 0 && !needStore.some((v) => v.isVouchedFor?.(credential))) throw tooManyFailures(waitMs);
+      for (const verify of needStore) {
+        const principal = await verify(credential);
+        if (principal) return principal;
+      }
     }
     // Which call was refused, never the credential (nor a part of it).
     log?.info({ procedure }, "credential refused: unknown or revoked");
     throw refuse("unknown or revoked credential");
-  };
-}
-
-/**
- * The request gate: runs on headers only, before the body is read, so an unauthenticated caller
- * cannot make the server parse anything. Health and reflection stay open (probes carry no key).
- */
-export function authGate(
-  authenticate: Authenticator,
-  protectedServices: ReadonlySet<string>,
-): (ctx: HandlerContext) => Promise<void> {
-  return async (ctx) => {
-    if (!protectedServices.has(ctx.service.typeName)) return;
-    const principal = await authenticate(
-      ctx.requestHeader.get("authorization"),
-      ctx.values.get(clientAddressKey),
-      ctx.method.name,
-    );
-    ctx.values.set(principalKey, principal);
   };
 }
 

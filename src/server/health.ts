@@ -8,6 +8,7 @@ import {
   HealthCheckResponseSchema,
   HealthListResponseSchema,
 } from "../gen/health/v1/health_pb.js";
+import { clip } from "./rpc-errors.js";
 
 export { HealthCheckResponse_ServingStatus as ServingStatus } from "../gen/health/v1/health_pb.js";
 
@@ -76,7 +77,8 @@ export function createHealth(options: HealthOptions = {}): HealthService {
   function check(request: HealthCheckRequest): HealthCheckResponse {
     const status = statuses.get(request.service);
     if (status === undefined) {
-      throw new ConnectError(`unknown service ${JSON.stringify(request.service)}`, Code.NotFound);
+      // Echo the name, but never much of it: anyone may ask.
+      throw new ConnectError(`unknown service ${JSON.stringify(clip(request.service, 100))}`, Code.NotFound);
     }
     return create(HealthCheckResponseSchema, { status });
   }

@@ -1,4 +1,4 @@
-import type { JsonValue } from "@bufbuild/protobuf";
+import { create, type JsonValue, toBinary } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -12,7 +12,6 @@ import type {
   UniversalServerRequest,
   UniversalServerResponse,
 } from "@connectrpc/connect/protocol";
-import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { locateJsonErrors } from "../events/json-errors.js";
 import type { FieldViolation } from "../events/validate.js";
 import { badRequest } from "./rpc-errors.js";
@@ -76,7 +75,7 @@ async function explainRejections(
   });
   // Only a body Connect read in full and could not decode is explained; a request refused before
   // (a bad timeout header) or while reading it (too large) keeps Connect's answer.
-  if (mark.decoded || !body.complete || res.status !== codeToHttpStatus(Code.InvalidArgument)) {
+  if (mark.decoded || !body.complete || res.status !== HTTP_BAD_REQUEST) {
     return res;
   }
   const violations = explainBody(inner.method.input, Buffer.concat(body.chunks));
@@ -123,12 +122,46 @@ function jsonError(
   error: ConnectError,
   extra: Record<string, string> = {},
 ): UniversalServerResponse {
-  const body = errorToJsonBytes(error, {});
+  const body = connectErrorJson(error);
   return {
     status,
     header: new Headers({ "content-type": "application/json", ...extra }),
     body: once(body),
   };
+}
+
+/** Connect's HTTP status for INVALID_ARGUMENT. */
+const HTTP_BAD_REQUEST = 400;
+
+/**
+ * The Connect protocol's error body (`{"code", "message", "details": [{"type", "value"}]}`, values
+ * in base64 without padding), as connect-es clients and curl users read it.
+ */
+export function connectErrorJson(error: ConnectError): Uint8Array {
+  const body: { code: string; message: string; details?: Array<{ type: string; value: string }> } = {
+    code: codeToConnectName(error.code),
+    message: error.rawMessage,
+  };
+  const details = error.details.map((d) =>
+    "desc" in d
+      ? { type: d.desc.typeName, value: toBinary(d.desc, create(d.desc, d.value as never)) }
+      : { type: d.type, value: d.value },
+  );
+  if (details.length > 0) {
+    body.details = details.map((d) => ({
+      type: d.type,
+      value: Buffer.from(d.value).toString("base64").replace(/=+$/, ""),
+    }));
+  }
+  return new TextEncoder().encode(JSON.stringify(body));
+}
+
+/** `InvalidArgument` → `invalid_argument`: the Connect protocol's names for codes. */
+function codeToConnectName(code: Code): string {
+  return (Code[code] ?? "Unknown").replace(
+    /[A-Z]/g,
+    (c, i: number) => (i === 0 ? "" : "_") + c.toLowerCase(),
+  );
 }
 
 function isByteStream(body: UniversalServerRequest["body"]): body is AsyncIterable<Uint8Array> {

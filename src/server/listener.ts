@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import type { ConnectionTrust } from "./connection-trust.js";
 import { type BuiltServer, type CloseState, checkingIntervalFor, trackSessions } from "./listener-parts.js";
 import { buildTlsServer } from "./listener-tls.js";
 
@@ -65,6 +66,11 @@ export interface OnePortOptions {
    */
   maxConcurrentStreams?: number;
   /**
+   * Caps connections nobody has authenticated on, per client address; a connection over the cap
+   * is closed as it arrives. Without it only `maxConnections` applies.
+   */
+  connectionTrust?: ConnectionTrust;
+  /**
    * Called once when `close()` begins, after the port stops accepting. End long-lived streams here
    * (e.g. `health.shutdown()` ends `Watch`), or they hold the close open until the grace period ends.
    */
@@ -120,6 +126,13 @@ export async function listenOnePort(options: OnePortOptions): Promise<OnePortLis
     ? buildTlsServer(handler, options.tls, timeouts, state, h2Settings)
     : buildSniffingServer(handler, timeouts, state, h2Settings);
   built.server.maxConnections = options.maxConnections ?? 4_096;
+  const trust = options.connectionTrust;
+  if (trust) {
+    // Plain: the TCP socket is the one requests see. TLS: the TLS socket, once its handshake is done.
+    built.server.on(options.tls ? "secureConnection" : "connection", (socket: net.Socket) => {
+      if (!trust.admit(socket)) socket.destroy();
+    });
+  }
 
   await new Promise<void>((resolve, reject) => {
     const failed = (error: Error) => {

@@ -22,6 +22,16 @@ export function createServerMetrics(registry: Registry) {
       labelNames: ["outcome"] as const,
       registers: [registry],
     }),
+    requestMemoryInUse: new Gauge({
+      name: "jobhooks_request_memory_bytes",
+      help: "Bytes of request bodies being read and decoded now (the shared budget in use)",
+      registers: [registry],
+    }),
+    requestMemoryLimit: new Gauge({
+      name: "jobhooks_request_memory_limit_bytes",
+      help: "The shared budget for request bodies being read and decoded (JOBHOOKS_REQUEST_MEMORY_BYTES)",
+      registers: [registry],
+    }),
     natsConnected: new Gauge({
       name: "jobhooks_nats_connected",
       help: "1 while connected to NATS",

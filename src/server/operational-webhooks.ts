@@ -11,10 +11,20 @@ import type { Logger } from "../log/logger.js";
  * Standard Webhooks signature made with the operational-webhook secret, fresh within Svix's
  * 5-minute tolerance (the SDK's verifier checks both); then its body goes, unchanged, to NATS as
  * `jobhooks.ops.<tenant>.<type>` for internal services to react to, and is counted by type.
+ *
+ * Once: Svix retries a webhook it got no 2xx for, and anyone who saw a signed request can replay it
+ * within the tolerance. A `svix-id` already published in that window is acknowledged (204) and not
+ * published again, and the id travels as `Nats-Msg-Id` (a JetStream stream capturing
+ * `jobhooks.ops.>` de-duplicates it across replicas) and as `Svix-Id`, for listeners to de-duplicate.
  */
 
 /** Svix's operational payloads are a few hundred bytes; anything near this is not one. */
 const MAX_BODY_BYTES = 64 * 1024;
+
+/** Svix's signature tolerance: a replay older than this fails verification anyway. */
+const REPLAY_WINDOW_MS = 5 * 60_000;
+/** Ids remembered at most; far above what Svix sends in five minutes. */
+const MAX_REMEMBERED_IDS = 50_000;
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
@@ -22,8 +32,9 @@ type Res = ServerResponse | Http2ServerResponse;
 export interface OperationalWebhooksOptions {
   /** `whsec_…`, from Svix's operational-webhook endpoint settings. */
   secret: string;
-  /** Core NATS publish (no stream captures `jobhooks.ops.>`: listeners react live). */
-  publish(subject: string, body: Uint8Array): void;
+  /** Core NATS publish with headers (no stream captures `jobhooks.ops.>` by default: listeners react live). */
+  publish(subject: string, body: Uint8Array, headers: Record<string, string>): void;
+  now?: () => number;
   /** False while NATS is down: answer 503 so Svix retries later instead of losing the event. */
   connected(): boolean;
   registry: Registry;
@@ -32,6 +43,20 @@ export interface OperationalWebhooksOptions {
 
 export function operationalWebhooks(o: OperationalWebhooksOptions): (req: Req, res: Res) => void {
   const verifier = new Webhook(o.secret);
+  const now = o.now ?? Date.now;
+  // svix-id → when it was published; insertion order is age order, so the oldest go first.
+  const published = new Map<string, number>();
+  const seenRecently = (id: string): boolean => {
+    const at = published.get(id);
+    return at !== undefined && now() - at < REPLAY_WINDOW_MS;
+  };
+  const remember = (id: string): void => {
+    published.set(id, now());
+    for (const [old, at] of published) {
+      if (published.size <= MAX_REMEMBERED_IDS && now() - at < REPLAY_WINDOW_MS) break;
+      published.delete(old);
+    }
+  };
   const received = new Counter({
     name: "jobhooks_svix_operational_webhooks_total",
     help: "Svix operational webhooks received (signature verified) and published to NATS, by type",
@@ -42,6 +67,12 @@ export function operationalWebhooks(o: OperationalWebhooksOptions): (req: Req, r
     name: "jobhooks_svix_operational_webhooks_rejected_total",
     help: "Operational webhook requests refused: signature (401), malformed (400), too_large (413), nats_unavailable (503)",
     labelNames: ["reason"] as const,
+    registers: [o.registry],
+  });
+
+  const replayed = new Counter({
+    name: "jobhooks_svix_operational_webhooks_replayed_total",
+    help: "Operational webhooks whose svix-id was already published within the signature window: acknowledged, not published again",
     registers: [o.registry],
   });
 
@@ -71,10 +102,19 @@ export function operationalWebhooks(o: OperationalWebhooksOptions): (req: Req, r
           rejected.inc({ reason: "nats_unavailable" });
           return send(res, 503, "NATS unavailable; retry\n");
         }
+        const svixId = headers["svix-id"] ?? headers["webhook-id"] ?? "";
+        if (seenRecently(svixId)) {
+          replayed.inc();
+          return send(res, 204, "");
+        }
         const subject = opsSubject(event.tenant, event.type);
-        o.publish(subject, body);
+        o.publish(subject, body, { "Nats-Msg-Id": svixId, "Svix-Id": svixId });
+        remember(svixId);
         received.inc({ type: event.type });
-        o.log.info({ type: event.type, tenant: event.tenant, subject }, "operational webhook");
+        o.log.info(
+          { type: event.type, tenant: event.tenant, subject, svix_id: svixId },
+          "operational webhook",
+        );
         return send(res, 204, "");
       },
       (err: unknown) => {

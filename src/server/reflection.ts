@@ -23,6 +23,7 @@ import {
   ServerReflectionResponseSchema as ServerReflectionResponseSchemaV1alpha,
   ServerReflection as ServerReflectionV1alpha,
 } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { clip } from "./rpc-errors.js";
 
 export interface ReflectionOptions {
   /**
@@ -153,6 +154,25 @@ function indexFile(index: ReflectionIndex, file: DescFile): void {
   for (const extension of file.extensions) indexExtension(extension);
 }
 
+/** Anyone may ask: what is echoed of a request stays a few hundred bytes, whatever it held. */
+const MAX_ECHO_CHARS = 100;
+
+/** The request as the protocol echoes it, with any string longer than a real one cut. */
+function echoOf(request: ServerReflectionRequest): ServerReflectionRequest {
+  const r = request.messageRequest;
+  const long =
+    request.host.length > MAX_ECHO_CHARS || (typeof r.value === "string" && r.value.length > MAX_ECHO_CHARS);
+  if (!long) return request;
+  const copy = create(ServerReflectionRequestSchema, { host: clip(request.host, MAX_ECHO_CHARS) });
+  if (typeof r.value === "string" && r.case !== undefined) {
+    copy.messageRequest = {
+      case: r.case,
+      value: clip(r.value, MAX_ECHO_CHARS),
+    } as ServerReflectionRequest["messageRequest"];
+  }
+  return copy;
+}
+
 export function answerReflection(
   index: ReflectionIndex,
   request: ServerReflectionRequest,
@@ -161,14 +181,14 @@ export function answerReflection(
     messageResponse: MessageInitShape<typeof ServerReflectionResponseSchema>["messageResponse"],
   ) =>
     create(ServerReflectionResponseSchema, {
-      validHost: request.host,
-      originalRequest: request,
+      validHost: clip(request.host, MAX_ECHO_CHARS),
+      originalRequest: echoOf(request),
       messageResponse,
     });
   const notFound = (what: string) =>
     respond({
       case: "errorResponse",
-      value: { errorCode: Code.NotFound, errorMessage: `${what} not found` },
+      value: { errorCode: Code.NotFound, errorMessage: `${clip(what, MAX_ECHO_CHARS)} not found` },
     });
   const withDependencies = (file: DescFile | undefined, what: string) =>
     file

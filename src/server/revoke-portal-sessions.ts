@@ -25,9 +25,7 @@ export async function revokePortalSessions(
   caller: Principal,
   o: { portal: PortalLinks | undefined; log: Logger },
 ): Promise<RevokePortalSessionsResponse> {
-  if (caller.kind !== "service") {
-    throw new ConnectError("RevokePortalSessions is for internal services only", Code.PermissionDenied);
-  }
+  // Only service tokens reach here: rpc-policy.ts refuses a customer key before its body is read.
   const violations: FieldViolation[] = [];
   const tenantProblem = tenantIdProblem(req.tenantId);
   if (tenantProblem) violations.push({ field: "tenant_id", description: tenantProblem });
@@ -46,7 +44,11 @@ export async function revokePortalSessions(
   if (!o.portal) throw unavailable("the webhook portal is not configured on this server", 60_000);
 
   const outcome = await o.portal.revokePortalSessions(req.tenantId, req.sessionIds);
-  const logFields = { tenant: req.tenantId, caller: caller.name, sessions: req.sessionIds.length || "all" };
+  const logFields = {
+    tenant: req.tenantId,
+    caller: caller.kind === "service" ? caller.name : caller.keyId,
+    sessions: req.sessionIds.length || "all",
+  };
   if (outcome.kind === "transient") {
     o.log.warn({ ...logFields, reason: outcome.reason }, "portal revocation failed: Svix unavailable");
     throw unavailable("the webhook portal is unavailable; retry shortly", outcome.retryAfterMs ?? 1_000);

@@ -1,42 +1,33 @@
 import { createRegistry } from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  type ConnectRouter,
-  type HandlerContext,
-  type Interceptor,
-  type ServiceImpl,
-} from "@connectrpc/connect";
+import type { ConnectRouter, HandlerContext, Interceptor, ServiceImpl } from "@connectrpc/connect";
 import { ProxyTracerProvider, trace } from "@opentelemetry/api";
 import { BadRequestSchema, RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { WebhookService } from "../gen/jobhooks/v1/webhooks_pb.js";
 import { rpcTracing } from "../tracing/spans.js";
-import { type Authenticator, authGate } from "./auth.js";
+import { type Authenticator, clientAddressKey, principalKey } from "./auth.js";
+import { type CallRules, callRulesInterceptor, type RpcRecorder } from "./call-rules.js";
 import type { HealthService } from "./health.js";
 import { markDecoded, withJsonFieldErrors } from "./json-field-errors.js";
 import type { ServerMetrics } from "./metrics.js";
 import { registerReflection } from "./reflection.js";
+import { admittedKey, callerOf, refusalKey } from "./rpc-edge.js";
+import { LARGEST_READ_MAX_BYTES, policyOf } from "./rpc-policy.js";
 
 /**
- * The RPC pipeline of the one port, apart from the HTTP listener: which services, the request gate
- * (authentication before the body is read), the interceptors and the decoding options. The Node
- * adapter (server.ts) and an in-memory router transport (the fast service tests) both take it, so
- * the rules those tests check are the ones the server runs.
+ * The Connect side of the one port: which services, the request gate (the caller decided from the
+ * headers, before any body is read), the interceptors and the decoding options. The edge
+ * (rpc-edge.ts) and an in-memory router transport (the fast service tests) both take it, so the
+ * rules those tests check are the ones the server runs.
  */
-
-/** Largest request body: a PublishJobEvents batch in all (16 MiB). */
-export const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 
 export interface RpcRoutesOptions {
   service: ServiceImpl<typeof WebhookService>;
   health: HealthService;
   authenticate: Authenticator;
-  /** Longest a unary RPC may take, whatever deadline the client set. */
-  rpcDeadlineMs: number;
-  record: RpcRecorder;
+  rules: CallRules;
 }
 
-/** What both `connectNodeAdapter` and `createRouterTransport` (as router options) accept. */
+/** What both the edge (rpc-edge.ts) and `createRouterTransport` (as router options) accept. */
 export interface RpcRouterOptions {
   requestGate: (ctx: HandlerContext) => Promise<void>;
   interceptors: Interceptor[];
@@ -58,17 +49,11 @@ export function createRpcRoutes(o: RpcRoutesOptions): RpcRoutes {
       withJsonFieldErrors(router);
     },
     options: {
-      // Health and reflection stay open; the webhook service needs a credential.
-      requestGate: authGate(o.authenticate, new Set([WebhookService.typeName])),
-      interceptors: [
-        markDecoded(),
-        unaryDeadline(o.rpcDeadlineMs),
-        whenTracing(rpcTracing()),
-        rpcMetrics(o.record),
-      ],
-      // A whole PublishJobEvents batch; each event's own limit (with the field that is too large)
-      // is checked after decoding. Only read once the request gate has authenticated the caller.
-      readMaxBytes: MAX_REQUEST_BYTES,
+      requestGate: requestGate(o.authenticate),
+      interceptors: [markDecoded(), whenTracing(rpcTracing()), callRulesInterceptor(o.rules)],
+      // The edge has read each body within its method's own limit (rpc-policy.ts) before Connect
+      // sees it; this only bounds what Connect may decode where no edge ran.
+      readMaxBytes: LARGEST_READ_MAX_BYTES,
       // Connect's default ignores unknown keys and enum names it does not know, turning
       // "status": "finished" into no status at all; refuse them instead, naming the field.
       // The registry lets a PublishJobEvents result's google.rpc.Status carry its details in JSON.
@@ -81,25 +66,22 @@ export function createRpcRoutes(o: RpcRoutesOptions): RpcRoutes {
 }
 
 /**
- * A server-side deadline for unary RPCs, so no call holds a connection slot and its memory longer
- * than this, whatever (or whether) the client asked. Streams (health Watch) are not cut.
+ * Runs on headers only, before Connect reads a body: answers a refusal the edge decided, or — where
+ * no edge ran (the in-memory transport) — decides the caller by the same rule the edge uses.
  */
-function unaryDeadline(ms: number): Interceptor {
-  return (next) => async (req) => {
-    if (req.stream) return next(req);
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(new ConnectError(`no answer within the server's ${ms} ms deadline`, Code.DeadlineExceeded)),
-        ms,
-      );
-    });
-    try {
-      return await Promise.race([next(req), expired]);
-    } finally {
-      clearTimeout(timer);
-    }
+function requestGate(authenticate: Authenticator): (ctx: HandlerContext) => Promise<void> {
+  return async (ctx) => {
+    const refusal = ctx.values.get(refusalKey);
+    if (refusal) throw refusal;
+    if (ctx.values.get(admittedKey)) return;
+    const principal = await callerOf(
+      policyOf(ctx.method).access,
+      ctx.method,
+      ctx.requestHeader.get("authorization"),
+      ctx.values.get(clientAddressKey),
+      authenticate,
+    );
+    if (principal) ctx.values.set(principalKey, principal);
   };
 }
 
@@ -123,8 +105,6 @@ function whenTracing(traced: Interceptor): Interceptor {
   };
 }
 
-export type RpcRecorder = (method: string, code: string, seconds: number) => void;
-
 /**
  * Counts and times RPCs. The labelled children are looked up once per method and code, not on
  * every call (prom-client hashes the label object each time it is given one).
@@ -146,21 +126,5 @@ export function rpcRecorder(metrics: ServerMetrics): RpcRecorder {
       timers.set(method, t);
     }
     t.observe(seconds);
-  };
-}
-
-function rpcMetrics(record: RpcRecorder): Interceptor {
-  return (next) => async (req) => {
-    const method = `${req.service.typeName}/${req.method.name}`;
-    const started = performance.now();
-    let code = "ok";
-    try {
-      return await next(req);
-    } catch (err) {
-      code = Code[ConnectError.from(err).code] ?? "unknown";
-      throw err;
-    } finally {
-      record(method, code, (performance.now() - started) / 1_000);
-    }
   };
 }

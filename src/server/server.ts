@@ -1,21 +1,27 @@
-import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
-import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
+import { getHeapStatistics } from "node:v8";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Registry } from "prom-client";
 import { WebhookService } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { Logger } from "../log/logger.js";
 import type { JobEventPublisher } from "../nats/publish-job-event.js";
 import type { PortalLinks } from "../svix/portal.js";
-import { type CredentialVerifier, clientAddressKey, createAuthenticator } from "./auth.js";
+import { type CredentialVerifier, createAuthenticator } from "./auth.js";
 import { createFailedAuthLimiter, type FailedAuthLimiterOptions } from "./auth-failures.js";
-import { withGrpcFastPath } from "./grpc-fast-path.js";
+import type { CallRules } from "./call-rules.js";
+import { clientAddressOf } from "./client-address.js";
+import { createConnectionTrust } from "./connection-trust.js";
+import { grpcFraming } from "./grpc-framing.js";
 import { createHealth, overallHealth } from "./health.js";
 import { httpEndpoints } from "./http-endpoints.js";
 import type { JobDeliveries } from "./list-job-deliveries.js";
 import { listenOnePort, type OnePortListener } from "./listener.js";
+import { createMemoryBudget } from "./memory-budget.js";
 import { createServerMetrics } from "./metrics.js";
+import type { OpenStreamLimitOptions } from "./open-streams.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { isReady, type Readiness } from "./readiness.js";
-import { createRpcRoutes, MAX_REQUEST_BYTES, rpcRecorder, tracingOn } from "./rpc-routes.js";
+import { rpcEdge } from "./rpc-edge.js";
+import { createRpcRoutes, rpcRecorder, tracingOn } from "./rpc-routes.js";
 import { createWebhookService } from "./webhook-service.js";
 
 export interface ServerOptions {
@@ -39,14 +45,25 @@ export interface ServerOptions {
   maxConnections?: number;
   /** Longest a unary RPC may take, whatever deadline the client set (JOBHOOKS_RPC_DEADLINE_MS). */
   rpcDeadlineMs?: number;
+  /**
+   * Bytes of request bodies being read and decoded at once, all callers together
+   * (JOBHOOKS_REQUEST_MEMORY_BYTES); past it a caller gets RESOURCE_EXHAUSTED with RetryInfo.
+   */
+  requestMemoryBytes?: number;
+  /** Longest a request's body may take to arrive (JOBHOOKS_BODY_DEADLINE_MS); default the RPC deadline. */
+  bodyDeadlineMs?: number;
+  /** Connections nobody authenticated on, per client address (JOBHOOKS_MAX_UNAUTHENTICATED_CONNECTIONS_PER_ADDRESS). */
+  maxUnprovenConnectionsPerAddress?: number;
+  /** Streams nobody authenticated (health Watch, reflection), per connection and per address. */
+  openStreams?: OpenStreamLimitOptions;
+  /** Proxies allowed to name the client's address, and the header they name it in. */
+  clientAddress?: { trustedProxies: readonly string[]; header: string };
   log: Logger;
   /** ListJobDeliveries. */
   deliveries: JobDeliveries;
   /** POST /svix/operational-webhooks, when JOBHOOKS_SVIX_OPERATIONAL_SECRET is set. */
   operationalWebhooks?: Parameters<typeof httpEndpoints>[0]["operationalWebhooks"];
 }
-
-export { MAX_REQUEST_BYTES };
 
 export interface RunningServer {
   readonly url: string;
@@ -89,32 +106,36 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   healthTimer.unref();
 
   const authenticate = createAuthenticator(o.verifiers, createFailedAuthLimiter(o.authFailures), o.log);
-  const record = rpcRecorder(metrics);
-  const rpc = createRpcRoutes({ service: service.impl, health, authenticate, rpcDeadlineMs, record });
-  const handler = connectNodeAdapter({
+  const rules: CallRules = { rpcDeadlineMs, record: rpcRecorder(metrics) };
+  const rpc = createRpcRoutes({ service: service.impl, health, authenticate, rules });
+  const connectionTrust = createConnectionTrust(o.maxUnprovenConnectionsPerAddress ?? 256);
+  const budget = createMemoryBudget(o.requestMemoryBytes ?? defaultRequestMemoryBytes());
+  const handler = rpcEdge({
     routes: rpc.routes,
-    ...rpc.options,
+    routerOptions: { ...rpc.options, shutdownSignal: shutdown.signal },
     fallback: httpEndpoints({
       readiness: o.readiness,
       registry: o.registry,
       operationalWebhooks: o.operationalWebhooks,
-    }) as ConnectNodeAdapterOptions["fallback"],
-    contextValues: (req) =>
-      createContextValues().set(clientAddressKey, req.socket?.remoteAddress ?? "unknown"),
-    shutdownSignal: shutdown.signal,
+    }),
+    authenticate,
+    clientAddress: clientAddressOf(o.clientAddress ?? { trustedProxies: [], header: "x-forwarded-for" }),
+    budget,
+    bodyDeadlineMs: o.bodyDeadlineMs ?? rpcDeadlineMs,
+    ...(o.openStreams ? { openStreams: o.openStreams } : {}),
+    connectionTrust,
+    record: rules.record,
+    fast: grpcFraming({ publish: service.publishJobEvent, rules, enabled: () => !tracingOn() }),
   });
+  metrics.requestMemoryLimit.set(budget.limit);
+  const syncMemory = setInterval(() => metrics.requestMemoryInUse.set(budget.inUse), 1_000);
+  syncMemory.unref();
 
   const listener: OnePortListener = await listenOnePort({
     host: o.host,
     port: o.port,
-    handler: withGrpcFastPath(handler, {
-      authenticate,
-      publish: service.publishJobEvent,
-      readMaxBytes: MAX_REQUEST_BYTES,
-      rpcDeadlineMs,
-      record,
-      enabled: () => !tracingOn(),
-    }),
+    handler,
+    connectionTrust,
     ...(o.maxConnections ? { maxConnections: o.maxConnections } : {}),
     ...(o.tls ? { tls: o.tls } : {}),
   });
@@ -127,6 +148,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     close() {
       closing ??= (async () => {
         clearInterval(healthTimer);
+        clearInterval(syncMemory);
         health.shutdown();
         await listener.close({ graceMs: o.shutdownGraceMs });
         shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
@@ -134,4 +156,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       return closing;
     },
   };
+}
+
+/**
+ * Half of the heap V8 may grow to: with the image's flags (192 MB old space) that is about 120 MB,
+ * room for one 16 MiB batch of the worst shape and many ordinary calls beside it.
+ */
+export function defaultRequestMemoryBytes(): number {
+  return Math.floor(getHeapStatistics().heap_size_limit / 2);
 }

@@ -1,8 +1,7 @@
 import { create, toJsonString } from "@bufbuild/protobuf";
-import { AnySchema, anyPack, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { type FieldViolation, validateJobEvent } from "../events/validate.js";
-import { type Status, StatusSchema } from "../gen/google/rpc/status_pb.js";
 import {
   GetPortalLinkResponseSchema,
   type JobEvent,
@@ -27,7 +26,7 @@ import type { ServerMetrics } from "./metrics.js";
 import { checkPortalLinkRequest } from "./portal-link-request.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { revokePortalSessions } from "./revoke-portal-sessions.js";
-import { badRequest, rateLimited, unavailable } from "./rpc-errors.js";
+import { badRequest, rateLimited, statusOf, unavailable } from "./rpc-errors.js";
 
 export interface WebhookServiceOptions {
   publisher: JobEventPublisher;
@@ -50,11 +49,10 @@ const encoder = new TextEncoder();
 export interface WebhookServiceHandlers {
   impl: ServiceImpl<typeof WebhookService>;
   /**
-   * PublishJobEvent for an authenticated caller, without a Connect handler context: what the gRPC
-   * fast path calls. Throws ConnectError as the RPC does.
+   * PublishJobEvent for a caller the edge admitted (a service), without a Connect handler context:
+   * what the gRPC framing calls. Throws ConnectError as the RPC does.
    */
   publishJobEvent(
-    principal: Principal,
     req: PublishJobEventRequest,
     timeoutMs: number | undefined,
     signal: AbortSignal,
@@ -99,11 +97,10 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
     },
 
     publishJobEvent(req, ctx) {
-      return publishUnary(principalOf(ctx), req, ctx.timeoutMs(), ctx.signal);
+      return publishUnary(req, ctx.timeoutMs(), ctx.signal);
     },
 
     async publishJobEvents(req, ctx) {
-      requireService(principalOf(ctx), "PublishJobEvents");
       const count = req.events.length;
       if (count === 0) {
         throw badRequest(Code.InvalidArgument, [
@@ -124,7 +121,7 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
       return create(PublishJobEventsResponseSchema, {
         results: outcomes.map((r) =>
           r.kind === "refused"
-            ? create(PublishJobEventResultSchema, { eventId: r.eventId, error: toStatus(r.error) })
+            ? create(PublishJobEventResultSchema, { eventId: r.eventId, error: statusOf(r.error) })
             : create(PublishJobEventResultSchema, r.stored),
         ),
       });
@@ -132,12 +129,10 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
   };
 
   async function publishUnary(
-    principal: Principal,
     req: PublishJobEventRequest,
     timeoutMs: number | undefined,
     signal: AbortSignal,
   ): Promise<PublishJobEventResponse> {
-    requireService(principal, "PublishJobEvent");
     if (!req.event) {
       o.metrics.published.inc({ outcome: "invalid" });
       throw badRequest(Code.InvalidArgument, [{ field: "event", description: missingEventHint }]);
@@ -229,25 +224,6 @@ export const MAX_BATCH_EVENTS = 1_000;
 /** What a body without the `event` wrapper most likely means, said where the caller will read it. */
 const missingEventHint =
   'is required: the event\'s fields go inside "event": {...}, e.g. {"event": {"tenantId": "demo", "jobId": "job_1", "status": "JOB_STATUS_CREATED"}}';
-
-function requireService(principal: Principal, rpc: string): void {
-  if (principal.kind !== "service") {
-    throw new ConnectError(`${rpc} is for internal services only`, Code.PermissionDenied);
-  }
-}
-
-/** A refused event of a batch as google.rpc.Status, with the same details the unary RPC sends. */
-function toStatus(err: ConnectError): Status {
-  return create(StatusSchema, {
-    code: err.code,
-    message: err.rawMessage,
-    details: err.details.map((d) =>
-      "desc" in d
-        ? anyPack(d.desc, create(d.desc, d.value as never))
-        : create(AnySchema, { typeUrl: `type.googleapis.com/${d.type}`, value: d.value }),
-    ),
-  });
-}
 
 /**
  * Whose bucket a call draws from: a customer key's own, or for a service token one per tenant, so a

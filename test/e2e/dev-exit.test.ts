@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -29,13 +29,24 @@ interface Run {
 
 const tmpDirs: string[] = [];
 
-async function startDev(preload: string[] = []): Promise<Run> {
+/**
+ * `viaNpm`: as the README starts it, `npm run dev`, with this test's Node first on PATH (npm's
+ * shebang runs `env node`). `group`: in its own process group, as a terminal's foreground job is.
+ */
+async function startDev(
+  preload: string[] = [],
+  opts: { viaNpm?: boolean; group?: boolean } = {},
+): Promise<Run> {
   const tmp = await mkdtemp(path.join(tmpdir(), "dev-exit-"));
   tmpDirs.push(tmp);
-  const dev = startChild(process.execPath, [...preload, "--import", "tsx", "src/cli.ts", "dev"], {
-    LOG_LEVEL: "warn",
+  const env = {
+    LOG_LEVEL: opts.viaNpm ? "info" : "warn",
     TMPDIR: tmp,
-  });
+    PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}`,
+  };
+  const dev = opts.viaNpm
+    ? startChild("npm", ["run", "dev"], env, { group: opts.group ?? false })
+    : startChild(process.execPath, [...preload, "--import", "tsx", "src/cli.ts", "dev"], env);
   try {
     await until("the banner", () => dev.lines.some((l) => l.includes("export SVIX_TOKEN=")), {
       timeoutMs: 60_000,
@@ -64,6 +75,61 @@ async function expectNothingLeft(run: Run): Promise<void> {
   expect(await processesOf(run.tmp), "nats-server still running").toEqual([]);
   expect(await leftovers(run.tmp)).toEqual([]);
 }
+
+/** Processes whose parent is `pid` (what npm runs: with `exec`, the stack's own node process). */
+async function childrenOf(pid: number): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) found.push(Number(entry));
+  }
+  return found;
+}
+
+/** Alive and not a zombie (an orphan's exit is reaped by pid 1, which in a container may never do it). */
+const isRunning = async (pid: number) => {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  return stat !== "" && !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+};
+
+describe.skipIf(skipReason !== undefined)("npm run dev stops cleanly however it is told to", () => {
+  afterAll(async () => {
+    await Promise.all(tmpDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+  });
+
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    it(`${signal} to the npm process (as a process manager sends it) stops everything; npm exits 0`, async () => {
+      const run = await startDev([], { viaNpm: true });
+      const [stack] = await childrenOf(run.dev.proc.pid as number);
+      expect(stack).toBeDefined();
+      expect(await run.dev.stop(signal)).toBe(0);
+      expect(await isRunning(stack as number), "the stack's process").toBe(false);
+      expect(run.dev.stderr()).toContain('"msg":"stopped"');
+      await expectNothingLeft(run);
+    }, 90_000);
+  }
+
+  it("a Ctrl-C in a terminal (to npm and the stack at once) stops it once, cleanly, exit 0", async () => {
+    const run = await startDev([], { viaNpm: true, group: true });
+    // The terminal signals the whole foreground group; npm then forwards its own copy.
+    expect(await run.dev.stop("SIGINT")).toBe(0);
+    expect(run.dev.stderr()).not.toContain("second signal");
+    expect(run.dev.stderr()).toContain('"msg":"stopped"');
+    await expectNothingLeft(run);
+  }, 90_000);
+
+  it("npm killed with SIGKILL: the stack sees its parent gone, stops and deletes its files", async () => {
+    const run = await startDev([], { viaNpm: true });
+    const [stack] = await childrenOf(run.dev.proc.pid as number);
+    run.dev.proc.kill("SIGKILL");
+    await run.dev.exited;
+    await until("the orphaned stack to exit", async () => !(await isRunning(stack as number)), {
+      timeoutMs: CLEANUP_MS,
+    });
+    await expectNothingLeft(run);
+  }, 90_000);
+});
 
 describe.skipIf(skipReason !== undefined)("jobhooks dev cleans up on every exit path", () => {
   afterAll(async () => {

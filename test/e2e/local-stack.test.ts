@@ -138,7 +138,7 @@ describe.skipIf(skipReason !== undefined)("the local stack, end to end", () => {
     expect(order.every((at) => at >= 0)).toBe(true);
     expect([...order].sort((x, y) => x - y)).toEqual(order);
     expect(banner).not.toMatch(/npm install|<[a-z][^>]*>/);
-    expect(banner).toContain("nats --server $NATS_URL pub jobs.demo.job_1.completed");
+    expect(banner).toContain("node scripts/nats-pub.mjs --server $NATS_URL jobs.demo.job_1.completed");
   });
 
   it("a scripted newcomer follows the banner to a verified webhook at the Express receiver", async () => {

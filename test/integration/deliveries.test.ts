@@ -280,6 +280,29 @@ describe("operational webhooks into jobhooks", () => {
     expect(metrics).toMatch(/jobhooks_svix_operational_webhooks_total\{type="message.attempt.exhausted"\} 1/);
   });
 
+  it("a replayed svix-id is acknowledged and published once, with the id as Nats-Msg-Id and Svix-Id", async () => {
+    const before = opsSeen.length;
+    const replay = signed(OPS_SECRET, now(), "msg_ops_replayed");
+    for (let i = 0; i < 6; i++) expect((await post(replay)).status).toBe(204);
+    // Ordered after the replays on the same connection: once it is here, any republish would be too.
+    const sentinel = JSON.stringify({
+      type: "endpoint.enabled",
+      data: { appUid: TENANT, endpointId: "ep_y" },
+    });
+    expect((await post(signed(OPS_SECRET, now(), "msg_ops_after_replays", sentinel), sentinel)).status).toBe(
+      204,
+    );
+    await until("the webhook sent after the replays", () =>
+      opsSeen.slice(before).some((m) => m.subject.endsWith("endpoint_enabled")),
+    );
+    const published = opsSeen.slice(before).filter((m) => m.subject.endsWith("message_attempt_exhausted"));
+    expect(published).toHaveLength(1);
+    expect(published[0]?.headers?.get("Nats-Msg-Id")).toBe("msg_ops_replayed");
+    expect(published[0]?.headers?.get("Svix-Id")).toBe("msg_ops_replayed");
+    const metrics = await (await fetch(`${stack.svc.url}/metrics`)).text();
+    expect(metrics).toMatch(/jobhooks_svix_operational_webhooks_replayed_total 5/);
+  });
+
   it("Svix's own operational webhooks (the stand-in's) for a dead endpoint arrive on NATS", async () => {
     const ops = sdkFor(opsStandIn);
     await ops.application.getOrCreate({ name: "initech", uid: "initech" });

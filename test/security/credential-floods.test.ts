@@ -97,11 +97,9 @@ describe("failed authentications per client address", () => {
     expect(codes.filter((c) => c === Code.Unauthenticated).length).toBeLessThanOrEqual(31);
     const delay = last?.findDetails(RetryInfoSchema)[0]?.retryDelay;
     expect(Number(delay?.seconds ?? 0) + (delay?.nanos ?? 0) / 1e9).toBeGreaterThan(0);
-    // The valid token of the same address is refused too while the address cools down: the check
-    // runs before any verifier, so a guesser costs no look-up at all.
-    const err = await client
-      .publishJobEvent(req, { headers: { authorization: `Bearer ${SERVICE_TOKEN}` } })
-      .catch((e: unknown) => ConnectError.from(e));
-    expect((err as ConnectError).code).toBe(Code.ResourceExhausted);
+    // The valid token of the same address still works: known credentials are checked in memory
+    // before the address's failures are, and only a guess that would cost a look-up waits.
+    const ok = await client.publishJobEvent(req, { headers: { authorization: `Bearer ${SERVICE_TOKEN}` } });
+    expect(ok.eventId).toBe("j-flood.created");
   });
 });

@@ -1,5 +1,7 @@
-import { Writable } from "node:stream";
-import { type Client, createClient, createRouterTransport } from "@connectrpc/connect";
+import * as http2 from "node:http2";
+import { duplexPair, Writable } from "node:stream";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { Registry } from "prom-client";
 import { apiKeyDigest, generateApiKey } from "../../src/credentials/api-key.js";
@@ -16,10 +18,13 @@ import {
 import { startApiKeyVerifier } from "../../src/server/api-key-verifier.js";
 import { createAuthenticator, serviceTokenVerifier } from "../../src/server/auth.js";
 import { createFailedAuthLimiter, type FailedAuthLimiterOptions } from "../../src/server/auth-failures.js";
+import { grpcFraming } from "../../src/server/grpc-framing.js";
 import { createHealth } from "../../src/server/health.js";
 import { createJobDeliveries } from "../../src/server/list-job-deliveries.js";
+import { createMemoryBudget } from "../../src/server/memory-budget.js";
 import { createServerMetrics } from "../../src/server/metrics.js";
 import { createRateLimiter, type RateLimiterOptions } from "../../src/server/rate-limit.js";
+import { rpcEdge } from "../../src/server/rpc-edge.js";
 import { createRpcRoutes, rpcRecorder } from "../../src/server/rpc-routes.js";
 import { createWebhookService } from "../../src/server/webhook-service.js";
 import type {
@@ -150,7 +155,7 @@ export interface InMemoryService {
   /** A fresh customer API key for the tenant, known to the key verifier. */
   keyFor(tenantId: string): { key: string; keyId: string };
   /** The in-memory transport, for a client of another service on the same routes (health). */
-  transport: ReturnType<typeof createRouterTransport>;
+  transport: Transport;
   /** Everything the service logged, as text. */
   logText(): string;
   registry: Registry;
@@ -210,18 +215,45 @@ export async function startInMemoryService(o: InMemoryServiceOptions = {}): Prom
     log,
     deliveries,
   });
+  const authenticate = createAuthenticator(
+    [serviceTokenVerifier([SERVICE_TOKEN]), keyVerifier.verify],
+    createFailedAuthLimiter(o.authFailures),
+    log,
+  );
   const rpc = createRpcRoutes({
     service: webhooks.impl,
     health: createHealth(),
-    authenticate: createAuthenticator(
-      [serviceTokenVerifier([SERVICE_TOKEN]), keyVerifier.verify],
-      createFailedAuthLimiter(o.authFailures),
-      log,
-    ),
-    rpcDeadlineMs: o.rpcDeadlineMs ?? 30_000,
-    record: rpcRecorder(metrics),
+    authenticate,
+    rules: { rpcDeadlineMs: o.rpcDeadlineMs ?? 30_000, record: rpcRecorder(metrics) },
   });
-  const transport = createRouterTransport(rpc.routes, { router: rpc.options });
+  // The real edge and gRPC framing (what the port runs), over an HTTP/2 session on an in-memory
+  // stream pair: no socket, but the same bytes on the wire, so the fast framing is what these
+  // tests exercise for PublishJobEvent, and Connect's gRPC handler for everything else.
+  const rules = { rpcDeadlineMs: o.rpcDeadlineMs ?? 30_000, record: rpcRecorder(metrics) };
+  const edge = rpcEdge({
+    routes: rpc.routes,
+    routerOptions: rpc.options,
+    fallback: (_req, res) => {
+      (res as http2.Http2ServerResponse).writeHead(404).end();
+    },
+    authenticate,
+    clientAddress: () => "in-memory",
+    budget: createMemoryBudget(512 * 1024 * 1024),
+    bodyDeadlineMs: rules.rpcDeadlineMs,
+    record: rules.record,
+    fast: grpcFraming({ publish: webhooks.publishJobEvent, rules, enabled: () => true }),
+  });
+  const h2 = http2.createServer(edge);
+  const transport = createGrpcTransport({
+    baseUrl: "http://in-memory",
+    nodeOptions: {
+      createConnection: () => {
+        const [client, server] = duplexPair();
+        h2.emit("connection", server);
+        return client;
+      },
+    },
+  });
   return {
     client: createClient(WebhookService, transport),
     transport,

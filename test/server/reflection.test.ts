@@ -17,6 +17,8 @@ import {
   ServerReflectionResponseSchema as ServerReflectionResponseSchemaV1alpha,
   ServerReflection as ServerReflectionV1alpha,
 } from "../../src/gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
+import { answerReflection, indexDescriptors } from "../../src/server/reflection.js";
 import { startTestServer, type TestServer } from "./one-port-server.js";
 
 const buf = fileURLToPath(new URL("../../node_modules/.bin/buf", import.meta.url));
@@ -152,6 +154,20 @@ describe("server reflection", () => {
       expect(answer.case).toBe("errorResponse");
       expect(answer.case === "errorResponse" && answer.value.errorCode).toBe(Code.NotFound);
     }
+  });
+
+  it("echoes a few hundred bytes at most of what an anonymous caller sent", () => {
+    const index = indexDescriptors([WebhookService], []);
+    const long = "x".repeat(900);
+    const answer = answerReflection(
+      index,
+      create(ServerReflectionRequestSchema, {
+        host: long,
+        messageRequest: { case: "fileContainingSymbol", value: long },
+      }),
+    );
+    expect(toBinary(ServerReflectionResponseSchema, answer).length).toBeLessThan(500);
+    expect(answer.messageResponse.case).toBe("errorResponse");
   });
 
   it("a message without extensions has no extension numbers", async () => {

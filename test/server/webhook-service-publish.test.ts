@@ -241,7 +241,7 @@ describe("PublishJobEvents: a batch, one result per event", () => {
     const events = Array.from({ length: 300 }, (_, i) => event({ jobId: `j${i}`, metadata }));
     const err = await failure(svc.client.publishJobEvents({ events }, { headers: service }));
     expect(err.code).toBe(Code.ResourceExhausted);
-    expect(err.rawMessage).toMatch(/larger than configured readMaxBytes 16777216/);
+    expect(err.rawMessage).toMatch(/over the 16777216-byte limit of PublishJobEvents/);
     expect(svc.publisher.stored).toHaveLength(0);
   });
 });

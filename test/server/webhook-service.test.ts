@@ -78,17 +78,36 @@ describe("authentication", () => {
     expect(svc.publisher.stored).toHaveLength(1);
   });
 
-  it("an address that keeps failing is refused with RESOURCE_EXHAUSTED and retry info, even with a good token", async () => {
+  it("an address that keeps failing is slowed down with RESOURCE_EXHAUSTED and retry info", async () => {
     const svc = await startInMemoryService({ authFailures: { burst: 2, perMinute: 1 } });
     const wrong = bearer("wrong-token-0000000000000000000000");
-    for (let i = 0; i < 3; i++) {
-      const err = await failure(svc.client.getPortalLink({ tenantId: "acme" }, { headers: wrong }));
-      expect(err.code).toBe(Code.Unauthenticated);
+    const codes: Code[] = [];
+    for (let i = 0; i < 4; i++) {
+      codes.push((await failure(svc.client.getPortalLink({ tenantId: "acme" }, { headers: wrong }))).code);
     }
-    const err = await failure(svc.client.getPortalLink({ tenantId: "acme" }, { headers: service }));
+    expect(codes.slice(0, 2)).toEqual([Code.Unauthenticated, Code.Unauthenticated]);
+    const err = await failure(svc.client.getPortalLink({ tenantId: "acme" }, { headers: wrong }));
     expect(err.code).toBe(Code.ResourceExhausted);
     expect(retryAfterMs(err)).toBeGreaterThan(0);
     expect(svc.portal.links).toHaveLength(0);
+  });
+
+  it("strangers failing from the address every caller shares never lock out a valid token or key", async () => {
+    const svc = await startInMemoryService({ authFailures: { burst: 2, perMinute: 1 } });
+    const { key } = svc.keyFor("acme");
+    // The key was used before: this replica knows it.
+    await svc.client.getPortalLink({}, { headers: bearer(key) });
+    for (let i = 0; i < 20; i++) {
+      await failure(
+        svc.client.getPortalLink(
+          { tenantId: "acme" },
+          { headers: bearer(`stranger-${i}-0123456789012345678901234`) },
+        ),
+      );
+    }
+    await svc.client.getPortalLink({ tenantId: "acme" }, { headers: service });
+    await svc.client.getPortalLink({}, { headers: bearer(key) });
+    expect(svc.portal.links).toHaveLength(3);
   });
 
   it("a refused credential is logged with the RPC's name, never the credential", async () => {

@@ -38,30 +38,39 @@ export async function startTestService(
   env: Record<string, string> = {},
 ): Promise<TestService> {
   const dir = await mkdtemp(path.join(tmpdir(), "jobhooks-svc-"));
-  const tokensFile = path.join(dir, "tokens");
-  await writeFile(tokensFile, `# test tokens\n${SERVICE_TOKEN}\n`);
-  const config = loadConfig({
-    JOBHOOKS_ADDR: "127.0.0.1:0",
-    NATS_URL: natsUrl,
-    SVIX_TOKEN: "testsk_unused",
-    JOBHOOKS_SERVICE_TOKENS_FILE: tokensFile,
-    LOG_LEVEL: "debug",
-    JOBHOOKS_SHUTDOWN_GRACE_MS: "5000",
-    // Tests of the API alone keep the events in the stream to inspect them; relay tests turn it on.
-    JOBHOOKS_RELAY_ENABLED: "false",
-    ...env,
-  });
-  const log = new CapturedLog();
-  const app = await startJobhooks(config, createLogger(config.log.level, log));
-  return {
-    app,
-    url: app.url,
-    log,
-    async stop() {
-      await app.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+  // The tokens file goes however the service ends, also when it never starts (failed-start tests).
+  try {
+    const tokensFile = path.join(dir, "tokens");
+    await writeFile(tokensFile, `# test tokens\n${SERVICE_TOKEN}\n`);
+    const config = loadConfig({
+      JOBHOOKS_ADDR: "127.0.0.1:0",
+      NATS_URL: natsUrl,
+      SVIX_TOKEN: "testsk_unused",
+      JOBHOOKS_SERVICE_TOKENS_FILE: tokensFile,
+      LOG_LEVEL: "debug",
+      JOBHOOKS_SHUTDOWN_GRACE_MS: "5000",
+      // Tests of the API alone keep the events in the stream to inspect them; relay tests turn it on.
+      JOBHOOKS_RELAY_ENABLED: "false",
+      ...env,
+    });
+    const log = new CapturedLog();
+    const app = await startJobhooks(config, createLogger(config.log.level, log));
+    return {
+      app,
+      url: app.url,
+      log,
+      async stop() {
+        try {
+          await app.stop();
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      },
+    };
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
 }
 
 /** A nats-server and the service storing into it, shared by the tests of one file or block. */

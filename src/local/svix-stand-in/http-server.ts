@@ -29,6 +29,25 @@ export interface PipelineDeps {
   faults: FaultInjector;
   token: string;
   log?: (obj: Record<string, unknown>, msg: string) => void;
+  /** Where the jobhooks service listens, for requests meant for it that reach the stand-in. */
+  jobhooksUrl?: string;
+}
+
+/** Paths of the jobhooks service (its RPCs, health, reflection, metrics), never of Svix's API. */
+const JOBHOOKS_PATH = /^\/(?:jobhooks\.v1\.|grpc\.)|^\/(?:healthz|readyz|metrics)$/;
+
+/**
+ * A request for the jobhooks service sent to the stand-in's port by mistake (the two URLs sit one
+ * above the other in `jobhooks dev`'s banner) would otherwise get "Incorrect authentication
+ * credentials", which sends the reader to check the token rather than the port.
+ */
+function wrongPortAnswer(jobhooksUrl: string | undefined): ApiResponse {
+  const where = jobhooksUrl
+    ? `the jobhooks service is on port ${new URL(jobhooksUrl).port} (${jobhooksUrl})`
+    : "the jobhooks service listens elsewhere (JOBHOOKS_URL)";
+  const text = `this is the Svix stand-in; ${where}`;
+  // `detail` as Svix words its errors, `message` as Connect clients (and curl readers) look for it.
+  return { status: 404, json: JSON.stringify({ code: "not_found", detail: text, message: text }) };
 }
 
 interface RawBody {
@@ -226,6 +245,10 @@ export function createRequestListener(
       return serveAdmin(method, path, raw.text, res, ctx, faults);
     }
     if (path === "/portal" || path.startsWith("/portal/")) return servePortal(req, res, path, ctx);
+    if (JOBHOOKS_PATH.test(path)) {
+      req.resume();
+      return send(res, wrongPortAnswer(deps.jobhooksUrl));
+    }
 
     const match = router.match(method, path);
     const operationId =

@@ -82,6 +82,11 @@ export interface SvixStandInOptions {
    * `…failing`, `…recovered`), signed with `secret`. Default: none are sent.
    */
   operationalWebhook?: OperationalWebhookTarget;
+  /**
+   * The jobhooks service's URL (`jobhooks dev` knows it): a request for the service that reaches
+   * the stand-in instead is answered 404 naming this port.
+   */
+  jobhooksUrl?: string;
 }
 
 /** Fault injection, the same rules as `POST /_stand-in/faults`. */
@@ -164,7 +169,7 @@ export async function startSvixStandIn(opts: SvixStandInOptions = {}): Promise<S
   ]);
   const server = createServer(
     { keepAliveTimeout: 65_000 },
-    createRequestListener({ ctx, router, faults, token, log: opts.log }),
+    createRequestListener({ ctx, router, faults, token, log: opts.log, jobhooksUrl: opts.jobhooksUrl }),
   );
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
