@@ -39,7 +39,9 @@ async function registerLocalCommands(cli: Command): Promise<void> {
     for (const name of ["dev", "svix-stand-in"]) {
       cli
         .command(name, { hidden: true })
+        // Whatever follows (`--port 1`) must reach the explanation, not commander's usage errors.
         .allowUnknownOption()
+        .allowExcessArguments()
         .action(() => {
           process.stderr.write(
             `jobhooks: \`${name}\` is not part of the production build; from a clone of the repository run \`npm run ${name}\`\n`,

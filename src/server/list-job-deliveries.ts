@@ -61,8 +61,19 @@ export interface JobDeliveriesOptions {
 }
 
 export interface JobDeliveries {
-  list(req: ListJobDeliveriesRequest, caller: Principal): Promise<ListJobDeliveriesResponse>;
+  /**
+   * `budgetMs`: how long the NATS look-ups may take before the call answers UNAVAILABLE (retry),
+   * so a caller whose deadline is shorter than NATS's own time-outs still hears why.
+   */
+  list(
+    req: ListJobDeliveriesRequest,
+    caller: Principal,
+    budgetMs?: number,
+  ): Promise<ListJobDeliveriesResponse>;
 }
+
+/** NATS look-ups of one call when the caller set no deadline: far above a healthy cluster's. */
+export const LOOKUP_BUDGET_MS = 5_000;
 
 interface Candidate {
   eventId: string;
@@ -75,7 +86,7 @@ interface Candidate {
 
 export function createJobDeliveries(o: JobDeliveriesOptions): JobDeliveries {
   return {
-    async list(req, caller) {
+    async list(req, caller, budgetMs = LOOKUP_BUDGET_MS) {
       const { tenantId, jobId } = checkRequest(req, caller);
       const allowed = o.rate.take(
         caller.kind === "customer" ? `key:${caller.keyId}` : `service:${caller.name}:${tenantId}`,
@@ -107,14 +118,22 @@ export function createJobDeliveries(o: JobDeliveriesOptions): JobDeliveries {
       };
       let waiting: Awaited<ReturnType<typeof readWaitingJobEvents>>;
       let dead: Awaited<ReturnType<typeof readDeadLetteredJobEvents>>;
+      let timer: NodeJS.Timeout | undefined;
       try {
-        [waiting, dead] = await Promise.all([
-          readWaitingJobEvents(o.jsm, lookup),
-          readDeadLetteredJobEvents(o.jsm, lookup),
+        [waiting, dead] = await Promise.race([
+          Promise.all([readWaitingJobEvents(o.jsm, lookup), readDeadLetteredJobEvents(o.jsm, lookup)]),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new Error(`no answer from NATS within ${budgetMs} ms`)),
+              budgetMs,
+            );
+          }),
         ]);
       } catch (err) {
         o.log.warn({ err, tenant: tenantId, job_id: jobId }, "job deliveries: NATS lookup failed");
         throw unavailable("event store (NATS JetStream) unavailable; retry shortly", 1_000);
+      } finally {
+        clearTimeout(timer);
       }
 
       const candidates = new Map<string, Candidate>();

@@ -1,7 +1,8 @@
 /**
- * Streams that nobody authenticated (health Watch, reflection) held open at once, per connection
- * and per client address: one stranger's thousand Watch streams must not leave a load balancer's
- * health check without one. A stream takes a slot when it opens and gives it back when it ends.
+ * Calls that nobody authenticated (health Check and Watch, reflection) open at once, per connection
+ * and per client address: one stranger's thousand Watch streams or unfinished checks must not leave
+ * a load balancer's health check without one. A call takes a slot when it starts and gives it back
+ * when its answer is done.
  */
 export interface OpenStreamLimitOptions {
   /** Default 16. */

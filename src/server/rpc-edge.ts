@@ -146,11 +146,13 @@ export function rpcEdge(o: RpcEdgeOptions): OnePortHandler {
     async function admit(): Promise<Admitted> {
       const streaming = method.methodKind !== "unary";
       try {
-        if (policy.access === "open" && streaming) {
+        // Calls nobody authenticated hold a slot while they run, unary ones too: an unfinished
+        // health check holds its stream as long as a Watch does, up to the body deadline.
+        if (policy.access === "open") {
           const slot = openStreams.take(connectionOf(req), address);
           if (!slot) {
             throw new ConnectError(
-              "too many open streams from this connection or address; close some, or use Check",
+              "too many calls without a credential open from this connection or address; finish or close some",
               Code.ResourceExhausted,
             );
           }
@@ -200,9 +202,7 @@ export function rpcEdge(o: RpcEdgeOptions): OnePortHandler {
       fixGrpcMessages(res);
       handler(uReq)
         .then((uRes) => {
-          // A body left unread on HTTP/1.1 (refused, or cut off): close the connection after the
-          // answer instead of reading on, so a trickling client cannot hold the answer back.
-          if (req.httpVersionMajor === 1 && !req.complete) {
+          if (closeAfterAnswer(req, res)) {
             const header = new Headers(uRes.header);
             header.set("connection", "close");
             uRes = { ...uRes, header };
@@ -250,11 +250,34 @@ function notAMethod(req: NodeRequest, res: NodeResponse, path: string, methods: 
     return;
   }
   const r = res as http.ServerResponse;
-  const close: http.OutgoingHttpHeaders =
-    req.httpVersionMajor === 1 && !req.complete ? { connection: "close" } : {};
+  const close: http.OutgoingHttpHeaders = closeAfterAnswer(req, res) ? { connection: "close" } : {};
   r.writeHead(404, { "content-type": "application/json", "cache-control": "no-store", ...close });
   r.end(connectErrorJson(error));
   stopSending(res);
+}
+
+/** How long a closing HTTP/1.1 connection still takes (and discards) what the client sends. */
+const LINGER_MS = 1_000;
+
+/**
+ * A body left unread on HTTP/1.1 (refused from the headers, or cut off): the connection closes
+ * after the answer rather than reading on, so a trickling client cannot hold the answer back. But
+ * not at once: a client still writing its body would meet a reset (EPIPE) and could lose the
+ * answer already on its way. So the rest is read and thrown away while the answer goes out, our
+ * side is half-closed after it, and the socket is destroyed LINGER_MS later at the latest.
+ * Returns whether the answer must say `connection: close`.
+ */
+function closeAfterAnswer(req: NodeRequest, res: NodeResponse): boolean {
+  if (req.httpVersionMajor !== 1 || req.complete) return false;
+  const socket = (res as http.ServerResponse).socket;
+  if (socket) {
+    socket.destroySoon = () => {
+      socket.end(() => setTimeout(() => socket.destroy(), LINGER_MS).unref());
+    };
+  }
+  // Flowing with nobody listening: what arrives is discarded, so the client's writes never block.
+  req.resume();
+  return true;
 }
 
 function encodingOf(req: NodeRequest): BodyEncoding {

@@ -21,7 +21,7 @@ import {
 } from "../nats/publish-job-event.js";
 import type { PortalLinks } from "../svix/portal.js";
 import { type Principal, principalOf } from "./auth.js";
-import type { JobDeliveries } from "./list-job-deliveries.js";
+import { type JobDeliveries, LOOKUP_BUDGET_MS } from "./list-job-deliveries.js";
 import type { ServerMetrics } from "./metrics.js";
 import { checkPortalLinkRequest } from "./portal-link-request.js";
 import type { RateLimiter } from "./rate-limit.js";
@@ -61,7 +61,8 @@ export interface WebhookServiceHandlers {
 
 export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHandlers {
   const impl: ServiceImpl<typeof WebhookService> = {
-    listJobDeliveries: (req, ctx) => o.deliveries.list(req, principalOf(ctx)),
+    listJobDeliveries: (req, ctx) =>
+      o.deliveries.list(req, principalOf(ctx), budget(ctx.timeoutMs(), LOOKUP_BUDGET_MS)),
     revokePortalSessions: (req, ctx) =>
       revokePortalSessions(req, principalOf(ctx), { portal: o.portal, log: o.log }),
 

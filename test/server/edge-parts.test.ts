@@ -1,12 +1,19 @@
 import type * as http from "node:http";
 import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { JobEventSchema, PublishJobEventsRequestSchema } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
+import { ServerReflection } from "../../src/gen/grpc/reflection/v1/reflection_pb.js";
+import { Health } from "../../src/gen/health/v1/health_pb.js";
+import {
+  JobEventSchema,
+  PublishJobEventsRequestSchema,
+  WebhookService,
+} from "../../src/gen/jobhooks/v1/webhooks_pb.js";
 import { clientAddressOf } from "../../src/server/client-address.js";
 import { decodeCostOf } from "../../src/server/decode-cost.js";
 import { createMemoryBudget } from "../../src/server/memory-budget.js";
 import { createOpenStreamLimits } from "../../src/server/open-streams.js";
 import { encodeGrpcMessage, respecGrpcMessage } from "../../src/server/rpc-errors.js";
+import { policyOf } from "../../src/server/rpc-policy.js";
 
 const request = (peer: string, headers: Record<string, string> = {}) =>
   ({ socket: { remoteAddress: peer }, headers }) as unknown as http.IncomingMessage;
@@ -116,5 +123,21 @@ describe("grpc-message", () => {
     expect(decodeURI(encoded)).toBe(text);
     expect(decodeURIComponent(encoded)).toBe(text);
     expect(respecGrpcMessage(encodeURIComponent(text))).toBe(encoded);
+  });
+});
+
+describe("who may call what, and how much they may send", () => {
+  it("every WebhookService method has its own row: a new RPC cannot be served without one", () => {
+    for (const method of WebhookService.methods) {
+      const policy = policyOf(method);
+      expect(policy.readMaxBytes, method.name).toBeGreaterThan(0);
+      expect(policy.access, method.name).not.toBe("open");
+    }
+  });
+
+  it("health and reflection are open, with tiny bodies", () => {
+    for (const method of [...Health.methods, ...ServerReflection.methods]) {
+      expect(policyOf(method)).toEqual({ access: "open", readMaxBytes: 1024 });
+    }
   });
 });

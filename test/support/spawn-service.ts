@@ -64,7 +64,8 @@ export async function spawnService(
           () => false,
         );
       },
-      { timeoutMs: 30_000, everyMs: 100 },
+      // Compiling the sources with tsx takes seconds, tens of them on a loaded machine.
+      { timeoutMs: 60_000, everyMs: 100 },
     );
   } catch (err) {
     await proc.kill();
