@@ -193,7 +193,7 @@ export async function runAttackBench(): Promise<void> {
     }
 
     console.log(
-      `Peak RSS of one replica (compiled, NODE_OPTIONS="${IMAGE_NODE_OPTIONS}") under issue 20's rows 1–3, ${RUNS} runs, a fresh replica each`,
+      `Peak RSS of one replica (compiled, NODE_OPTIONS="${IMAGE_NODE_OPTIONS}") under issue 20's rows 1–3 and held streams, ${RUNS} runs, a fresh replica each`,
     );
     console.table(
       [...results].map(([name, runs]) => ({
