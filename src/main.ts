@@ -183,6 +183,7 @@ async function wire(
           secret: config.svix.operationalSecret,
           publish: (subject, body, headers) => publishWithHeaders(nats.nc, subject, body, headers),
           connected: () => nats.connected,
+          bodyDeadlineMs: config.server.bodyDeadlineMs,
           registry,
           log,
         })

@@ -3,6 +3,7 @@ import { readFile, stat } from "node:fs/promises";
 import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "../log/logger.js";
 import type { FailedAuthLimiter } from "./auth-failures.js";
+import { createRateLimiter } from "./rate-limit.js";
 import { rateLimited } from "./rpc-errors.js";
 
 /** Who is calling: an internal service (any tenant, every RPC) or a customer (its own tenant). */
@@ -134,6 +135,7 @@ export function createAuthenticator(
   failures?: FailedAuthLimiter,
   log?: Logger,
 ): Authenticator {
+  const lookupsWhileBlocked = createRateLimiter({ perMinute: 300, burst: 10, maxCallers: 10_000 });
   const tooManyFailures = (waitMs: number) =>
     rateLimited("too many failed authentications from this address; retry later", waitMs);
   return async (header, address, procedure) => {
@@ -154,9 +156,17 @@ export function createAuthenticator(
       needStore.push(verify);
     }
     if (needStore.length > 0) {
-      // A look-up costs NATS a request: an address that keeps failing waits before it gets one.
+      // A look-up costs NATS a request: from an address that keeps failing, a credential nobody
+      // vouched for gets a few look-ups a second, so a customer's first call from a shared address
+      // still goes through while a flood of guesses costs NATS next to nothing.
       const waitMs = failures?.blockedForMs(address) ?? 0;
-      if (waitMs > 0 && !needStore.some((v) => v.isVouchedFor?.(credential))) throw tooManyFailures(waitMs);
+      if (
+        waitMs > 0 &&
+        !needStore.some((v) => v.isVouchedFor?.(credential)) &&
+        lookupsWhileBlocked.take(address).kind === "limited"
+      ) {
+        throw tooManyFailures(waitMs);
+      }
       for (const verify of needStore) {
         const principal = await verify(credential);
         if (principal) return principal;

@@ -9,8 +9,9 @@ import {
   WebhookService,
 } from "../gen/jobhooks/v1/webhooks_pb.js";
 import { type CallRules, deadlineOf, runCall } from "./call-rules.js";
-import { type Admitted, type FastFraming, stopSending } from "./rpc-edge.js";
+import type { Admitted, FastFraming } from "./rpc-edge.js";
 import { grpcStatusHeaders } from "./rpc-errors.js";
+import { stopSending } from "./unread-body.js";
 
 /**
  * PublishJobEvent over plain gRPC (HTTP/2, `application/grpc`, uncompressed): framing only. Connect

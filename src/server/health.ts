@@ -23,8 +23,8 @@ export const overallHealth = "";
  * may be registered later.
  */
 export interface HealthService {
-  /** Adds `grpc.health.v1.Health` to the router. */
-  registerOn(router: ConnectRouter): void;
+  /** Adds `grpc.health.v1.Health` to the router, with the handler options given (e.g. a read limit). */
+  registerOn(router: ConnectRouter, handlerOptions?: Parameters<ConnectRouter["service"]>[2]): void;
   /**
    * Sets a service's status (`true` = SERVING, `false` = NOT_SERVING); `""` is the whole server.
    * Watchers of the service get the new status. Ignored after `shutdown()`.
@@ -122,27 +122,31 @@ export function createHealth(options: HealthOptions = {}): HealthService {
   }
 
   return {
-    registerOn(router) {
-      router.service(Health, {
-        check,
-        watch,
-        list() {
-          if (statuses.size > maxListedServices) {
-            throw new ConnectError(
-              `more than ${maxListedServices} services; use Check or Watch`,
-              Code.ResourceExhausted,
-            );
-          }
-          return create(HealthListResponseSchema, {
-            statuses: Object.fromEntries(
-              [...statuses].map(([service, status]) => [
-                service,
-                create(HealthCheckResponseSchema, { status }),
-              ]),
-            ),
-          });
+    registerOn(router, handlerOptions) {
+      router.service(
+        Health,
+        {
+          check,
+          watch,
+          list() {
+            if (statuses.size > maxListedServices) {
+              throw new ConnectError(
+                `more than ${maxListedServices} services; use Check or Watch`,
+                Code.ResourceExhausted,
+              );
+            }
+            return create(HealthListResponseSchema, {
+              statuses: Object.fromEntries(
+                [...statuses].map(([service, status]) => [
+                  service,
+                  create(HealthCheckResponseSchema, { status }),
+                ]),
+              ),
+            });
+          },
         },
-      });
+        handlerOptions,
+      );
     },
     set,
     get: (service) => statuses.get(service),

@@ -62,11 +62,14 @@ async function explainRejections(
     /^application\/json(;|$)/i.test(contentType) &&
     !req.header.has("content-encoding") &&
     isByteStream(req.body);
-  if (!json) return explainEmpty(inner.method.name, await inner(req));
-
   const mark = { decoded: false };
   const contextValues = req.contextValues ?? createContextValues();
   contextValues.set(decodedKey, mark);
+  if (!json) {
+    const res = explainEmpty(inner.method.name, await inner({ ...req, contextValues }));
+    return mark.decoded ? res : undecodableIsInvalid(res, contentType);
+  }
+
   const body = { chunks: [] as Uint8Array[], complete: false };
   const res = await inner({
     ...req,
@@ -129,6 +132,47 @@ function jsonError(
     body: once(body),
   };
 }
+
+/**
+ * Connect calls a body it cannot parse or inflate ("parse binary: premature EOF", "decompression
+ * failed") INTERNAL, as if the server were at fault; it is the caller's: INVALID_ARGUMENT, with the
+ * same words. Only an error from before the call was decoded is changed. gRPC carries it in the
+ * trailers, written after the body, so they are corrected as the body ends; gRPC-Web carries them
+ * inside the body and keeps Connect's code.
+ */
+async function undecodableIsInvalid(
+  res: UniversalServerResponse,
+  contentType: string,
+): Promise<UniversalServerResponse> {
+  if (/^application\/grpc-web/i.test(contentType)) return res;
+  if (/^application\/grpc/i.test(contentType)) {
+    const trailer = res.trailer;
+    const body = res.body;
+    if (!trailer || body === undefined) return res;
+    return {
+      ...res,
+      body: (async function* () {
+        yield* body;
+        if (trailer.get("grpc-status") === String(Code.Internal)) {
+          trailer.set("grpc-status", String(Code.InvalidArgument));
+        }
+      })(),
+    };
+  }
+  const body = res.body;
+  if (res.status !== HTTP_INTERNAL || body === undefined) return res;
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  let message = "cannot decode the request";
+  try {
+    message = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { message?: string }).message ?? message;
+  } catch {
+    // Keep the general words.
+  }
+  return jsonError(HTTP_BAD_REQUEST, new ConnectError(message, Code.InvalidArgument));
+}
+
+const HTTP_INTERNAL = 500;
 
 /** Connect's HTTP status for INVALID_ARGUMENT. */
 const HTTP_BAD_REQUEST = 400;

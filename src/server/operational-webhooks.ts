@@ -1,9 +1,13 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { Counter, type Registry } from "prom-client";
 import { Webhook } from "svix";
 import { opsSubject } from "../events/subjects.js";
 import type { Logger } from "../log/logger.js";
+import { readBody } from "./body-reader.js";
+import { createMemoryBudget } from "./memory-budget.js";
+import { closeAfterAnswer, stopSending } from "./unread-body.js";
 
 /**
  * `POST /svix/operational-webhooks`: Svix tells us about the tenants' endpoints (`endpoint.disabled`,
@@ -39,7 +43,12 @@ export interface OperationalWebhooksOptions {
   connected(): boolean;
   registry: Registry;
   log: Logger;
+  /** The whole body must arrive within this (JOBHOOKS_BODY_DEADLINE_MS); a trickle is cut off. */
+  bodyDeadlineMs: number;
 }
+
+/** Bodies of this path being read at once: 64 of the largest. Anyone can post here before a signature is checked. */
+const BODIES_IN_FLIGHT_BYTES = 64 * MAX_BODY_BYTES;
 
 export function operationalWebhooks(o: OperationalWebhooksOptions): (req: Req, res: Res) => void {
   const verifier = new Webhook(o.secret);
@@ -65,7 +74,7 @@ export function operationalWebhooks(o: OperationalWebhooksOptions): (req: Req, r
   });
   const rejected = new Counter({
     name: "jobhooks_svix_operational_webhooks_rejected_total",
-    help: "Operational webhook requests refused: signature (401), malformed (400), too_large (413), nats_unavailable (503)",
+    help: "Operational webhook requests refused: signature (401), malformed or unreadable (400), too_slow (408), too_large (413), nats_unavailable (503)",
     labelNames: ["reason"] as const,
     registers: [o.registry],
   });
@@ -76,13 +85,17 @@ export function operationalWebhooks(o: OperationalWebhooksOptions): (req: Req, r
     registers: [o.registry],
   });
 
+  const budget = createMemoryBudget(BODIES_IN_FLIGHT_BYTES);
   return (req, res) => {
-    readBody(req, MAX_BODY_BYTES).then(
-      (body) => {
-        if (body === undefined) {
-          rejected.inc({ reason: "too_large" });
-          return send(res, 413, "payload too large\n");
-        }
+    readBody(req, {
+      maxBytes: MAX_BODY_BYTES,
+      envelopeBytes: 0,
+      deadlineMs: o.bodyDeadlineMs,
+      budget,
+      procedure: "the operational webhook",
+    }).then(
+      ({ bytes: body, reserved }) => {
+        budget.release(reserved);
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v;
         try {
@@ -118,8 +131,18 @@ export function operationalWebhooks(o: OperationalWebhooksOptions): (req: Req, r
         return send(res, 204, "");
       },
       (err: unknown) => {
-        o.log.warn({ err }, "operational webhook: request body unreadable");
-        if (!res.headersSent) send(res, 400, "unreadable body\n");
+        const code = ConnectError.from(err).code;
+        const [status, reason] =
+          code === Code.ResourceExhausted
+            ? ([413, "too_large"] as const)
+            : code === Code.DeadlineExceeded
+              ? ([408, "too_slow"] as const)
+              : ([400, "unreadable"] as const);
+        rejected.inc({ reason });
+        if (res.headersSent) return;
+        const close = closeAfterAnswer(req, res);
+        send(res, status, `${reason.replace("_", " ")}\n`, close ? { connection: "close" } : {});
+        stopSending(res);
       },
     );
   };
@@ -143,27 +166,8 @@ function parseEvent(body: Buffer): { type: string; tenant: string } | undefined 
   }
 }
 
-/** The whole body, or undefined when it is over `max` bytes (the rest is not read). */
-function readBody(req: Req, max: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.byteLength;
-      if (size > max) {
-        over = true;
-        return;
-      }
-      if (!over) chunks.push(chunk);
-    });
-    req.on("end", () => resolve(over ? undefined : Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
-}
-
-function send(res: Res, status: number, body: string): void {
+function send(res: Res, status: number, body: string, extra: Record<string, string> = {}): void {
   const r = res as ServerResponse;
-  r.writeHead(status, { "content-type": "text/plain", "cache-control": "no-store" });
+  r.writeHead(status, { "content-type": "text/plain", "cache-control": "no-store", ...extra });
   r.end(body);
 }

@@ -46,35 +46,47 @@ export interface ReflectionOptions {
  * Descriptors come from the generated code (protobuf-es v2 embeds each file's
  * FileDescriptorProto), so what reflection reports is exactly what the server was built with.
  */
-export function registerReflection(router: ConnectRouter, options: ReflectionOptions = {}): void {
+export function registerReflection(
+  router: ConnectRouter,
+  options: ReflectionOptions = {},
+  handlerOptions?: Parameters<ConnectRouter["service"]>[2],
+): void {
   let index: ReflectionIndex | undefined;
   const answer = (request: ServerReflectionRequest): ServerReflectionResponse => {
     index ??= indexDescriptors(options.services ?? servicesOn(router), options.files ?? []);
     return answerReflection(index, request);
   };
 
-  router.service(ServerReflectionV1, {
-    async *serverReflectionInfo(requests) {
-      for await (const request of requests) yield answer(request);
+  router.service(
+    ServerReflectionV1,
+    {
+      async *serverReflectionInfo(requests) {
+        for await (const request of requests) yield answer(request);
+      },
     },
-  });
+    handlerOptions,
+  );
   // v1alpha's messages are wire-identical to v1's (only the package differs), so v1alpha requests
   // are re-read as v1 messages and answered by the same code.
-  router.service(ServerReflectionV1alpha, {
-    async *serverReflectionInfo(requests) {
-      for await (const request of requests) {
-        const asV1 = fromBinary(
-          ServerReflectionRequestSchema,
-          toBinary(ServerReflectionRequestSchemaV1alpha, request),
-        );
-        const response = answer(asV1);
-        yield fromBinary(
-          ServerReflectionResponseSchemaV1alpha,
-          toBinary(ServerReflectionResponseSchema, response),
-        );
-      }
+  router.service(
+    ServerReflectionV1alpha,
+    {
+      async *serverReflectionInfo(requests) {
+        for await (const request of requests) {
+          const asV1 = fromBinary(
+            ServerReflectionRequestSchema,
+            toBinary(ServerReflectionRequestSchemaV1alpha, request),
+          );
+          const response = answer(asV1);
+          yield fromBinary(
+            ServerReflectionResponseSchemaV1alpha,
+            toBinary(ServerReflectionResponseSchema, response),
+          );
+        }
+      },
     },
-  });
+    handlerOptions,
+  );
 }
 
 /** What reflection can answer, looked up by the names clients ask with. */

@@ -27,6 +27,7 @@ import type { MemoryBudget } from "./memory-budget.js";
 import { createOpenStreamLimits, type OpenStreamLimitOptions } from "./open-streams.js";
 import { clip, grpcStatusHeaders, respecGrpcMessage } from "./rpc-errors.js";
 import { type Access, policyOf, type RpcPolicy } from "./rpc-policy.js";
+import { closeAfterAnswer, stopSending } from "./unread-body.js";
 
 /**
  * The wire side of every RPC on the port, before Connect or the fast framing decodes anything:
@@ -169,8 +170,8 @@ export function rpcEdge(o: RpcEdgeOptions): OnePortHandler {
         if (streaming) return { principal, body: undefined, refusal: undefined };
         const read: ReadBody = await readBody(req, {
           maxBytes: policy.readMaxBytes,
-          // gRPC and gRPC-Web wrap the message in a 5-byte envelope.
-          envelopeBytes: 5,
+          // gRPC and gRPC-Web wrap the message in a 5-byte envelope; Connect's unary calls do not.
+          envelopeBytes: /^application\/grpc/i.test(headerOf(req, "content-type") ?? "") ? 5 : 0,
           deadlineMs: o.bodyDeadlineMs,
           budget: o.budget,
           procedure: method.name,
@@ -256,30 +257,6 @@ function notAMethod(req: NodeRequest, res: NodeResponse, path: string, methods: 
   stopSending(res);
 }
 
-/** How long a closing HTTP/1.1 connection still takes (and discards) what the client sends. */
-const LINGER_MS = 1_000;
-
-/**
- * A body left unread on HTTP/1.1 (refused from the headers, or cut off): the connection closes
- * after the answer rather than reading on, so a trickling client cannot hold the answer back. But
- * not at once: a client still writing its body would meet a reset (EPIPE) and could lose the
- * answer already on its way. So the rest is read and thrown away while the answer goes out, our
- * side is half-closed after it, and the socket is destroyed LINGER_MS later at the latest.
- * Returns whether the answer must say `connection: close`.
- */
-function closeAfterAnswer(req: NodeRequest, res: NodeResponse): boolean {
-  if (req.httpVersionMajor !== 1 || req.complete) return false;
-  const socket = (res as http.ServerResponse).socket;
-  if (socket) {
-    socket.destroySoon = () => {
-      socket.end(() => setTimeout(() => socket.destroy(), LINGER_MS).unref());
-    };
-  }
-  // Flowing with nobody listening: what arrives is discarded, so the client's writes never block.
-  req.resume();
-  return true;
-}
-
 function encodingOf(req: NodeRequest): BodyEncoding {
   const encoding = headerOf(req, "content-encoding") ?? headerOf(req, "grpc-encoding") ?? "identity";
   if (encoding !== "identity") return "compressed";
@@ -315,20 +292,6 @@ function fixGrpcMessages(res: NodeResponse): void {
     if (typeof message === "string") headers["grpc-message"] = respecGrpcMessage(message);
     addTrailers(headers);
   };
-}
-
-/**
- * After the answer, an HTTP/2 client still sending a body we did not read is told to stop (RST_STREAM
- * NO_ERROR): the stream's flow-control window would otherwise hold it up.
- */
-export function stopSending(res: NodeResponse): void {
-  if (!("stream" in res)) return;
-  const stream = res.stream;
-  setImmediate(() => {
-    if (!stream.closed && !stream.destroyed && stream.state?.remoteClose === 0) {
-      stream.close(http2.constants.NGHTTP2_NO_ERROR);
-    }
-  });
 }
 
 async function* emptyBody(): AsyncIterable<Uint8Array> {}

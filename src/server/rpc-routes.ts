@@ -11,7 +11,7 @@ import { markDecoded, withJsonFieldErrors } from "./json-field-errors.js";
 import type { ServerMetrics } from "./metrics.js";
 import { registerReflection } from "./reflection.js";
 import { admittedKey, callerOf, refusalKey } from "./rpc-edge.js";
-import { LARGEST_READ_MAX_BYTES, policyOf } from "./rpc-policy.js";
+import { LARGEST_READ_MAX_BYTES, OPEN_READ_MAX_BYTES, policyOf } from "./rpc-policy.js";
 
 /**
  * The Connect side of the one port: which services, the request gate (the caller decided from the
@@ -44,8 +44,10 @@ export function createRpcRoutes(o: RpcRoutesOptions): RpcRoutes {
   return {
     routes(router) {
       router.service(WebhookService, o.service);
-      o.health.registerOn(router);
-      registerReflection(router);
+      // Anyone may call these: every message is held to a tiny read limit (rpc-policy.ts).
+      const open = { readMaxBytes: OPEN_READ_MAX_BYTES };
+      o.health.registerOn(router, open);
+      registerReflection(router, {}, open);
       withJsonFieldErrors(router);
     },
     options: {
