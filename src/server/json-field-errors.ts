@@ -87,7 +87,7 @@ async function explainRejections(
 }
 
 /** Why Connect could not decode this body, field by field. */
-function explainBody(input: UniversalHandler["method"]["input"], bytes: Uint8Array): FieldViolation[] {
+export function explainBody(input: UniversalHandler["method"]["input"], bytes: Uint8Array): FieldViolation[] {
   let json: JsonValue;
   try {
     json = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"));

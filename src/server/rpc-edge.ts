@@ -97,7 +97,8 @@ export interface RpcEdgeOptions {
   /** Told about each connection a valid credential arrived on. */
   connectionTrust?: Pick<ConnectionTrust, "prove">;
   record: RpcRecorder;
-  fast?: FastFraming;
+  /** Fast framings of hot calls, tried in order; everything they do not accept goes to Connect. */
+  fast?: readonly FastFraming[];
 }
 
 /** Open streams (reflection) may send this many times their per-message limit in all. */
@@ -135,7 +136,8 @@ export function rpcEdge(o: RpcEdgeOptions): OnePortHandler {
       .then((admitted) => {
         if (admitted.refusal)
           o.record(`${method.parent.typeName}/${method.name}`, codeName(admitted.refusal), 0);
-        if (o.fast?.accepts(req, method)) return o.fast.serve(req, res, admitted);
+        const framing = o.fast?.find((f) => f.accepts(req, method));
+        if (framing) return framing.serve(req, res, admitted);
         serveWithConnect(admitted);
       })
       .catch(() => {

@@ -9,6 +9,7 @@ import { type CredentialVerifier, createAuthenticator } from "./auth.js";
 import { createFailedAuthLimiter, type FailedAuthLimiterOptions } from "./auth-failures.js";
 import type { CallRules } from "./call-rules.js";
 import { clientAddressOf } from "./client-address.js";
+import { connectJsonFraming } from "./connect-json-framing.js";
 import { createConnectionTrust } from "./connection-trust.js";
 import { grpcFraming } from "./grpc-framing.js";
 import { createHealth, overallHealth } from "./health.js";
@@ -125,7 +126,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     ...(o.openStreams ? { openStreams: o.openStreams } : {}),
     connectionTrust,
     record: rules.record,
-    fast: grpcFraming({ publish: service.publishJobEvent, rules, enabled: () => !tracingOn() }),
+    fast: [
+      grpcFraming({ publish: service.publishJobEvent, rules, enabled: () => !tracingOn() }),
+      connectJsonFraming({ publish: service.publishJobEvent, rules, enabled: () => !tracingOn() }),
+    ],
   });
   metrics.requestMemoryLimit.set(budget.limit);
   const syncMemory = setInterval(() => metrics.requestMemoryInUse.set(budget.inUse), 1_000);

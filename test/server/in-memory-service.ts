@@ -241,7 +241,7 @@ export async function startInMemoryService(o: InMemoryServiceOptions = {}): Prom
     budget: createMemoryBudget(512 * 1024 * 1024),
     bodyDeadlineMs: rules.rpcDeadlineMs,
     record: rules.record,
-    fast: grpcFraming({ publish: webhooks.publishJobEvent, rules, enabled: () => true }),
+    fast: [grpcFraming({ publish: webhooks.publishJobEvent, rules, enabled: () => true })],
   });
   const h2 = http2.createServer(edge);
   const transport = createGrpcTransport({

@@ -1,0 +1,165 @@
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  type PublishJobEventRequest,
+  PublishJobEventRequestSchema,
+  type PublishJobEventResponse,
+  PublishJobEventResponseSchema,
+  WebhookService,
+} from "../gen/jobhooks/v1/webhooks_pb.js";
+import { type CallRules, deadlineOf, runCall } from "./call-rules.js";
+import { connectErrorJson, explainBody } from "./json-field-errors.js";
+import type { Admitted, FastFraming } from "./rpc-edge.js";
+import { badRequest } from "./rpc-errors.js";
+import { closeAfterAnswer, stopSending } from "./unread-body.js";
+
+/**
+ * PublishJobEvent over Connect's unary JSON (`POST`, `content-type: application/json`,
+ * uncompressed): what curl and HTTP services send. Framing only, like grpc-framing.ts: the edge has
+ * decided the caller and read the body within its limits; this parses the JSON as strictly as
+ * Connect does (unknown keys refused, explained field by field as json-field-errors.ts explains
+ * them), runs the call under the same call rules and writes Connect's answer. Anything else of the
+ * Connect protocol (compression, GET, binary) goes to Connect.
+ */
+export interface ConnectJsonFramingOptions {
+  publish(
+    req: PublishJobEventRequest,
+    timeoutMs: number | undefined,
+    signal: AbortSignal,
+  ): Promise<PublishJobEventResponse>;
+  rules: CallRules;
+  /** False while something needs Connect's interceptors for this call too (tracing on). */
+  enabled(): boolean;
+}
+
+type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+const method = WebhookService.method.publishJobEvent;
+const methodName = `${WebhookService.typeName}/${method.name}`;
+
+export function connectJsonFraming(o: ConnectJsonFramingOptions): FastFraming {
+  return {
+    accepts(req, m) {
+      const h = req.headers;
+      return (
+        m === method &&
+        req.method === "POST" &&
+        /^application\/json(;\s*charset=utf-8)?$/i.test(h["content-type"] ?? "") &&
+        h["content-encoding"] === undefined &&
+        (h["connect-protocol-version"] === undefined || h["connect-protocol-version"] === "1") &&
+        o.enabled()
+      );
+    },
+    serve(req, res, admitted) {
+      void serve(req, res, admitted, o);
+    },
+  };
+}
+
+async function serve(
+  req: NodeRequest,
+  res: NodeResponse,
+  admitted: Admitted,
+  o: ConnectJsonFramingOptions,
+): Promise<void> {
+  if (admitted.refusal || !admitted.principal || !admitted.body) {
+    return respondError(
+      req,
+      res,
+      admitted.refusal ?? new ConnectError("not authenticated", Code.Unauthenticated),
+    );
+  }
+  const abort = new AbortController();
+  const onClose = () => abort.abort();
+  res.once("close", onClose);
+  try {
+    const timeout = parseTimeout(req.headers["connect-timeout-ms"]);
+    const request = decode(admitted.body);
+    const deadlineMs = deadlineOf(o.rules, timeout);
+    const response = await runCall(o.rules, methodName, deadlineMs, () =>
+      o.publish(request, deadlineMs, abort.signal),
+    );
+    respond(res, 200, toJsonString(PublishJobEventResponseSchema, response));
+  } catch (err) {
+    respondError(req, res, ConnectError.from(err));
+  } finally {
+    res.off("close", onClose);
+  }
+}
+
+/** Connect's `connect-timeout-ms`: up to 10 digits of milliseconds. */
+function parseTimeout(value: string | string[] | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const v = Array.isArray(value) ? (value[0] ?? "") : value;
+  if (!/^\d{1,10}$/.test(v)) {
+    throw new ConnectError(
+      `protocol error: invalid connect-timeout-ms ${JSON.stringify(v.slice(0, 20))}`,
+      Code.InvalidArgument,
+    );
+  }
+  return Number(v);
+}
+
+function decode(bytes: Buffer): PublishJobEventRequest {
+  try {
+    return fromJsonString(PublishJobEventRequestSchema, bytes.toString("utf8"), {
+      ignoreUnknownFields: false,
+    });
+  } catch (err) {
+    const violations = explainBody(PublishJobEventRequestSchema, bytes);
+    if (violations.length > 0) throw badRequest(Code.InvalidArgument, violations);
+    throw new ConnectError(`cannot decode the request: ${(err as Error).message}`, Code.InvalidArgument);
+  }
+}
+
+function respond(
+  res: NodeResponse,
+  status: number,
+  body: string | Uint8Array,
+  extra: http.OutgoingHttpHeaders = {},
+): void {
+  if (res.headersSent || res.writableEnded) return;
+  const r = res as http.ServerResponse;
+  r.writeHead(status, { "content-type": "application/json", ...extra });
+  r.end(body);
+}
+
+function respondError(req: NodeRequest, res: NodeResponse, error: ConnectError): void {
+  const close = closeAfterAnswer(req, res) ? { connection: "close" } : {};
+  respond(res, httpStatusOf(error.code), connectErrorJson(error), close);
+  stopSending(res);
+}
+
+/** The Connect protocol's HTTP status for each code. */
+function httpStatusOf(code: Code): number {
+  switch (code) {
+    case Code.Canceled:
+      return 499;
+    case Code.InvalidArgument:
+    case Code.FailedPrecondition:
+    case Code.OutOfRange:
+      return 400;
+    case Code.DeadlineExceeded:
+      return 504;
+    case Code.NotFound:
+      return 404;
+    case Code.AlreadyExists:
+    case Code.Aborted:
+      return 409;
+    case Code.PermissionDenied:
+      return 403;
+    case Code.ResourceExhausted:
+      return 429;
+    case Code.Unimplemented:
+      return 501;
+    case Code.Unavailable:
+      return 503;
+    case Code.Unauthenticated:
+      return 401;
+    default:
+      return 500;
+  }
+}
