@@ -42,6 +42,8 @@ interface Measured {
   events: number;
   seconds: number;
   latenciesMs: number[];
+  /** CPU the serving process spent per event, in microseconds (undefined: no server process). */
+  cpuUsPerEvent: number | undefined;
 }
 
 async function main(): Promise<void> {
@@ -108,24 +110,28 @@ async function main(): Promise<void> {
         { headers: auth },
       );
 
-    const paths: Array<[string, Call, number]> = [
-      ["raw JetStream publish", (job) => rawPublish(js, job), 1],
-      ["minimal grpc-js server", (job) => grpcPublish(grpcMinimal, job), 1],
-      ["jobhooks PublishJobEvent, gRPC", (job) => grpcPublish(grpcJobhooks, job), 1],
-      ["jobhooks PublishJobEvent, Connect JSON", connectPublish(connectJson), 1],
-      ["minimal node:http JSON server", connectPublish(connectJsonMinimal), 1],
+    // The server process whose CPU each path costs: throughput on a shared machine swings with
+    // whatever else runs, CPU per event much less.
+    const jobhooksPid = children[0]?.pid;
+    const minimalPid = minimal.child.pid;
+    const paths: Array<[string, Call, number, number | undefined]> = [
+      ["raw JetStream publish", (job) => rawPublish(js, job), 1, undefined],
+      ["minimal grpc-js server", (job) => grpcPublish(grpcMinimal, job), 1, minimalPid],
+      ["jobhooks PublishJobEvent, gRPC", (job) => grpcPublish(grpcJobhooks, job), 1, jobhooksPid],
+      ["jobhooks PublishJobEvent, Connect JSON", connectPublish(connectJson), 1, jobhooksPid],
+      ["minimal node:http JSON server", connectPublish(connectJsonMinimal), 1, minimalPid],
     ];
     const results = new Map<string, Measured[]>();
     const record = (key: string, m: Measured) => results.set(key, [...(results.get(key) ?? []), m]);
     let n = 0;
     for (let run = 0; run < RUNS; run++) {
       for (const callers of CALLERS) {
-        for (const [name, call] of paths) {
+        for (const [name, call, , pid] of paths) {
           if (!name.includes(ONLY)) continue;
           await jsm.streams.purge(JOBS_STREAM);
           const prefix = `r${run}_${n++}`;
           await measure(call, callers, WARMUP_MS, `${prefix}w`);
-          record(`${name}|${callers}`, await measure(call, callers, CELL_MS, prefix));
+          record(`${name}|${callers}`, await measure(call, callers, CELL_MS, prefix, 1, pid));
         }
       }
       if (!"PublishJobEvents".includes(ONLY) && ONLY !== "") continue;
@@ -135,7 +141,7 @@ async function main(): Promise<void> {
       await measure(batchCall, BATCH_CALLERS, WARMUP_MS, `${batchPrefix}w`, BATCH);
       record(
         `jobhooks PublishJobEvents, gRPC, batches of ${BATCH}|${BATCH_CALLERS}`,
-        await measure(batchCall, BATCH_CALLERS, CELL_MS, batchPrefix, BATCH),
+        await measure(batchCall, BATCH_CALLERS, CELL_MS, batchPrefix, BATCH, jobhooksPid),
       );
     }
 
@@ -144,20 +150,23 @@ async function main(): Promise<void> {
       const rates = runs.map((m) => m.events / m.seconds);
       const p50 = runs.map((m) => percentile(m.latenciesMs, 0.5));
       const p99 = runs.map((m) => percentile(m.latenciesMs, 0.99));
+      const cpu = runs.map((m) => m.cpuUsPerEvent).filter((c): c is number => c !== undefined);
       return {
         path: name,
         callers: Number(callers),
         "events/s": range(rates),
         "p50 ms": range(p50, 1),
         "p99 ms": range(p99, 1),
+        "server CPU µs/event": cpu.length > 0 ? range(cpu) : "—",
         median: median(rates),
+        cpuMedian: cpu.length > 0 ? median(cpu) : Number.NaN,
       };
     });
     rows.sort((a, b) => a.callers - b.callers);
     console.log(
       `PublishJobEvent, ${RUNS} runs of ${CELL_MS} ms per cell, one nats-server, loopback, unique events`,
     );
-    console.table(rows.map(({ median: _m, ...r }) => r));
+    console.table(rows.map(({ median: _m, cpuMedian: _c, ...r }) => r));
     const at = (p: string, c: number) =>
       rows.find((r) => r.path === p && r.callers === c)?.median ?? Number.NaN;
     const ratios = {
@@ -171,6 +180,15 @@ async function main(): Promise<void> {
     };
     console.log("Ratios of median events/s (goals: gRPC ≥ 0.9, Connect JSON ≥ 0.8, batches ≥ 0.8):");
     for (const [k, v] of Object.entries(ratios)) console.log(`  ${k}: ${v.toFixed(2)}`);
+    const cpuAt = (p: string, c: number) =>
+      rows.find((r) => r.path === p && r.callers === c)?.cpuMedian ?? Number.NaN;
+    console.log("Server CPU per event, the minimal server's ÷ jobhooks' (1.0: as cheap; higher is better):");
+    console.log(
+      `  gRPC, 64 callers: ${(cpuAt(paths[1]?.[0] as string, 64) / cpuAt(paths[2]?.[0] as string, 64)).toFixed(2)}`,
+    );
+    console.log(
+      `  Connect JSON, 64 callers: ${(cpuAt(paths[4]?.[0] as string, 64) / cpuAt(paths[3]?.[0] as string, 64)).toFixed(2)}`,
+    );
     grpcJobhooks.close();
     grpcMinimal.close();
     await nc.drain();
@@ -192,9 +210,11 @@ async function measure(
   ms: number,
   prefix: string,
   perCall = 1,
+  serverPid?: number,
 ): Promise<Measured> {
   const latenciesMs: number[] = [];
   let calls = 0;
+  const cpuBefore = cpuMsOf(serverPid);
   const started = performance.now();
   const end = started + ms;
   await Promise.all(
@@ -207,7 +227,25 @@ async function measure(
       }
     }),
   );
-  return { events: calls * perCall, seconds: (performance.now() - started) / 1_000, latenciesMs };
+  const cpuAfter = cpuMsOf(serverPid);
+  const events = calls * perCall;
+  const cpuUsPerEvent =
+    cpuBefore === undefined || cpuAfter === undefined || events === 0
+      ? undefined
+      : ((cpuAfter - cpuBefore) * 1_000) / events;
+  return { events, seconds: (performance.now() - started) / 1_000, latenciesMs, cpuUsPerEvent };
+}
+
+/** User + system CPU of a process so far, in ms (Linux /proc; clock ticks of 10 ms). */
+function cpuMsOf(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
 }
 
 function eventJson(jobId: string) {
