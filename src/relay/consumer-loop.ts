@@ -9,6 +9,8 @@ export interface ConsumerLoop {
   readonly consuming: boolean;
   /** Messages taken from JetStream whose handling has not finished. */
   readonly held: number;
+  /** Waiting for room: what is held fills the window, and the consumer has more behind it. */
+  readonly full: boolean;
   /**
    * Stops taking messages: what the client had already pulled is handed back (nak, no delay),
    * handlers still running are awaited. Resolves when the loop has ended.
@@ -67,6 +69,7 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
   let failingSince = 0;
   let failures = 0;
   let consuming = false;
+  let waitingForRoom = false;
   let freed: (() => void) | undefined;
   const acks = createAckResender(o.nats.nc, { windowMs: PULL_SILENCE_MS + 2_000 });
 
@@ -91,11 +94,13 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
   /** Waits until at least `n` more messages may be held. */
   async function room(n: number): Promise<void> {
     while (o.maxHeld - held.size < n && !stopping.signal.aborted) {
+      waitingForRoom = true;
       await new Promise<void>((resolve) => {
         freed = resolve;
       });
       freed = undefined;
     }
+    waitingForRoom = false;
   }
 
   /** The server answered the active pull (a message or a heartbeat). */
@@ -206,6 +211,9 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
     },
     get held() {
       return held.size;
+    },
+    get full() {
+      return waitingForRoom;
     },
     async stop() {
       stopping.abort();

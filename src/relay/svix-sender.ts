@@ -3,67 +3,70 @@ import type { MessageOutcome, SvixGateway } from "../svix/gateway.js";
 import type { AdaptiveLimit } from "./adaptive-limit.js";
 import type { Circuit } from "./circuit.js";
 import { clampRetryAfter } from "./decide.js";
+import type { FairScheduler } from "./fair-scheduler.js";
+import type { RatePacer } from "./rate-pacer.js";
 
-export type SendResult = MessageOutcome | { kind: "stopped" };
+/** A call the circuit admitted and the scheduler gave a slot: it must be made (`call`) or given up (`abandon`). */
+export interface Admission {
+  readonly circuit: Awaited<ReturnType<Circuit["admit"]>>;
+}
 
 export interface SvixSender {
   /**
-   * One Svix attempt for one event, when the circuit admits it and the in-flight budget has room.
-   * `keepAlive` runs while it waits for the circuit (the JetStream message must not be redelivered
-   * meanwhile). `stopped` when the relay stopped before the call started: nothing was sent.
+   * Waits until the circuit admits a call and the fair scheduler gives `tenant` a slot of the
+   * budget. `keepAlive` runs while it waits for the circuit (the JetStream message must not be
+   * redelivered meanwhile). `stopped` when the relay stopped first: nothing was sent.
    */
-  send(tenantId: string, message: SvixMessage, keepAlive: () => void): Promise<SendResult>;
+  admit(tenant: string, keepAlive: () => void): Promise<Admission | "stopped">;
+  /** One Svix attempt for one event, in an admission; ends the admission on every path. */
+  call(admission: Admission, tenant: string, message: SvixMessage): Promise<MessageOutcome>;
 }
 
 /**
- * The Svix side of the relay: circuit (outages), adaptive budget (rate limits), one call. Every
- * admission is settled on every path: a probe that ends without an answer from Svix (shutdown, a
- * bug) hands the probe slot on, so the circuit can never wait forever on a probe nobody sends.
+ * The Svix side of the relay: circuit (outages), fair scheduler (whose turn, by tenant) over the
+ * adaptive budget (calls in flight) and the rate pacer (Svix's learned rate limit), one call. Every
+ * admission is settled on every path: a probe that ends without an answer from Svix (a bug) hands
+ * the probe slot on, so the circuit can never wait forever on a probe nobody sends.
  */
 export function createSvixSender(o: {
   svix: SvixGateway;
   circuit: Circuit;
+  scheduler: FairScheduler;
   limit: AdaptiveLimit;
+  pacer: RatePacer;
   signal: AbortSignal;
 }): SvixSender {
   return {
-    async send(tenantId, message, keepAlive) {
-      let admission: Awaited<ReturnType<Circuit["admit"]>>;
+    async admit(tenant, keepAlive) {
+      let circuit: Admission["circuit"];
       try {
-        admission = await o.circuit.admit(o.signal, keepAlive);
+        circuit = await o.circuit.admit(o.signal, keepAlive);
       } catch {
-        return { kind: "stopped" };
+        return "stopped";
       }
-      let settled = false;
       try {
-        try {
-          await o.limit.acquire(o.signal);
-        } catch {
-          return { kind: "stopped" };
-        }
-        let outcome: MessageOutcome | undefined;
-        try {
-          outcome = await o.svix.createMessage(tenantId, message);
-        } finally {
-          o.limit.release(
-            outcome === undefined
-              ? "other"
-              : outcome.kind === "created" || outcome.kind === "already_sent"
-                ? "accepted"
-                : outcome.kind === "transient" && outcome.status === 429
-                  ? "throttled"
-                  : "other",
-          );
-        }
+        await o.scheduler.take(tenant, o.signal);
+      } catch {
+        o.circuit.release(circuit);
+        return "stopped";
+      }
+      return { circuit };
+    },
+
+    async call(admission, tenant, message) {
+      let settled = false;
+      let outcome: MessageOutcome | undefined;
+      try {
+        outcome = await o.svix.createMessage(tenant, message);
         switch (outcome.kind) {
           case "created":
           case "already_sent":
           case "permanent": // Svix answered, so it is up
-            o.circuit.success(admission);
+            o.circuit.success(admission.circuit);
             settled = true;
             break;
           case "transient":
-            o.circuit.failure(admission, clampRetryAfter(outcome.retryAfterMs));
+            o.circuit.failure(admission.circuit, clampRetryAfter(outcome.retryAfterMs));
             settled = true;
             break;
           case "internal":
@@ -71,7 +74,18 @@ export function createSvixSender(o: {
         }
         return outcome;
       } finally {
-        if (!settled) o.circuit.release(admission);
+        if (!settled) o.circuit.release(admission.circuit);
+        const result =
+          outcome === undefined
+            ? "other"
+            : outcome.kind === "created" || outcome.kind === "already_sent"
+              ? "accepted"
+              : outcome.kind === "transient" && outcome.status === 429
+                ? "throttled"
+                : "other";
+        o.limit.record(result);
+        o.pacer.record(result);
+        o.scheduler.release(); // grants what the (maybe changed) budget now allows
       }
     },
   };
