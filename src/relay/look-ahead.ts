@@ -170,7 +170,7 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
   const loop = (async () => {
     while (!stopping.signal.aborted) {
       await sleep(TICK_MS, stopping.signal);
-      if (stopping.signal.aborted || noticed.size === 0) continue;
+      if (stopping.signal.aborted) continue;
       if (!o.behind()) {
         // Caught up: the consumer reaches every tenant soon. Forget notices that have aged.
         const cutoff = Date.now() - NOTICE_GRACE_MS;
