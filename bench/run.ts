@@ -4,11 +4,14 @@
  *   svix-stand-in   message.create throughput of the Svix stand-in
  *   publish         PublishJobEvent(s) over gRPC and Connect JSON beside a minimal grpc-js server
  *                   and raw JetStream publishes (BENCH_SCALE enlarges, BENCH_PROFILE=1 profiles)
+ *   fairness        small tenants' latency beside a burst, under Svix's rate limit and beside a
+ *                   failing tenant, against the relay before fair scheduling (BENCH_BURSTS sizes)
  */
 const which = process.argv[2] ?? "relay";
 const benches: Record<string, () => Promise<unknown>> = {
   relay: () => import("./relay.js"),
   publish: () => import("./publish.js"),
+  fairness: () => import("./fairness.js"),
   "svix-stand-in": async () => {
     const { runSvixStandInBench } = await import("./svix-stand-in.js");
     const rows = await runSvixStandInBench(Number(process.argv[3] ?? 5));
