@@ -44,6 +44,8 @@ const ALONE_SECONDS = 15;
 const FAILING_SECONDS = 20;
 const FAILING_PER_SECOND = 100;
 const RATE_LIMIT = 800;
+/** BENCH_ONLY=1,3 runs only those scenarios (numbered from 1 as printed). */
+const ONLY = process.env.BENCH_ONLY?.split(",").map((x) => Number(x.trim()));
 const IMAGE_NODE_ARGS = "--max-semi-space-size=16 --max-old-space-size=192";
 
 interface Scenario {
@@ -232,6 +234,16 @@ function smallLatency(svix: SvixStandIn): { events: number; p50: number; p99: nu
   const all = smallTenants()
     .flatMap((t) => endToEndLatencies(svix, t))
     .sort((a, b) => a - b);
+  if (process.env.BENCH_DEBUG) {
+    const worst = smallTenants().flatMap((t) =>
+      svix.state.messages(t).map((m) => {
+        const sent = Number((m.payload.data as { metadata: { t: string } }).metadata.t);
+        return { t, at: sent, late: Date.parse(m.timestamp) - sent };
+      }),
+    );
+    const first = Math.min(...worst.map((w) => w.at));
+    console.log(worst.sort((a, b) => b.late - a.late).slice(0, 6).map((w) => `${w.t}@+${w.at - first}ms:${w.late}`).join(" "));
+  }
   return { events: all.length, p50: percentile(all, 50), p99: percentile(all, 99) };
 }
 
@@ -274,7 +286,8 @@ async function main(): Promise<void> {
     },
   ];
   const rows: Array<Record<string, string>> = [];
-  for (const s of scenarios) {
+  for (const [i, s] of scenarios.entries()) {
+    if (ONLY && !ONLY.includes(i + 1)) continue;
     const row: Record<string, string> = { scenario: s.name };
     for (const [label, cli] of relays) {
       const o = await runScenario(s, cli);
@@ -284,7 +297,7 @@ async function main(): Promise<void> {
     rows.push(row);
   }
   const biggest = BURSTS[BURSTS.length - 1];
-  if (biggest) {
+  if (biggest && (!ONLY || ONLY.includes(scenarios.length + 1))) {
     const s = {
       name: `beside a ${biggest.toLocaleString("en")} burst, no heap flags`,
       burst: biggest,

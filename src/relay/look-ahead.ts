@@ -60,9 +60,17 @@ const TICK_MS = 5;
 const TENANTS_PER_TICK = 256;
 /** Tenants remembered at most (the oldest notice is dropped first). */
 const NOTICED_MAX = 20_000;
-/** A notice is kept this long even when nothing is found yet (the stream may not have stored
- * the event when its publish was seen). */
-const NOTICE_GRACE_MS = 1_000;
+/** After a look finds nothing new, the next one waits this long, doubling; after EMPTY_LOOKS_MAX
+ * such looks the tenant is forgotten until its next publish. (A publish can be seen a moment
+ * before the stream has stored it, so one empty look is not the end.) */
+const EMPTY_LOOK_PAUSE_MS = 20;
+const EMPTY_LOOKS_MAX = 4;
+
+interface Notice {
+  at: number;
+  nextLookAt: number;
+  emptyLooks: number;
+}
 /** How often tenants that stored events while no replica ran are looked for, while behind. */
 const DISCOVER_EVERY_MS = 30_000;
 /** Look-ahead messages retried later are remembered at most this many. */
@@ -71,7 +79,8 @@ const RETRIES_MAX = 10_000;
 export const LOOK_AHEAD_QUEUE = "jobhooks-relay-look-ahead";
 
 export function startLookAhead(o: LookAheadOptions): LookAhead {
-  const noticed = new Map<string, number>();
+  /** Tenants to look at: when noticed, when to look next, and how many looks found nothing new. */
+  const noticed = new Map<string, Notice>();
   const retries = new Map<number, { count: number; notBefore: number }>();
   const running = new Set<Promise<void>>();
   const together = sameTick();
@@ -80,7 +89,7 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
 
   const notice = (tenant: string, at: number) => {
     noticed.delete(tenant);
-    noticed.set(tenant, at);
+    noticed.set(tenant, { at, nextLookAt: at, emptyLooks: 0 });
     if (noticed.size > NOTICED_MAX) {
       const oldest = noticed.keys().next().value;
       if (oldest !== undefined) noticed.delete(oldest);
@@ -130,9 +139,10 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
     running.add(done);
   }
 
-  /** Reads the tenant's first stored events this process does not hold yet. */
-  async function readTenant(tenant: string, noticedAt: number, now: number): Promise<void> {
+  /** Reads the tenant's first stored events this process does not hold yet; how many it took. */
+  async function readTenant(tenant: string, now: number): Promise<number> {
     let want = PER_TENANT - o.heldOf(tenant);
+    let taken = 0;
     let from = 1;
     for (let asks = 0; want > 0 && asks < 2 * PER_TENANT && running.size < o.maxHeld; asks++) {
       await together();
@@ -140,14 +150,26 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
         next_by_subj: tenantFilter(o.subjectPrefix, tenant),
         seq: from,
       });
-      if (!sm) {
-        if (asks === 0 && now - noticedAt > NOTICE_GRACE_MS) noticed.delete(tenant);
-        return;
-      }
+      if (!sm) break;
       from = sm.seq + 1;
       if (o.isHeld(sm.seq) || (retries.get(sm.seq)?.notBefore ?? 0) > now) continue;
       hold(sm);
       want--;
+      taken++;
+    }
+    return taken;
+  }
+
+  /** Looks at one tenant and decides when to look again (or to forget it). */
+  async function lookAt(tenant: string, n: Notice, now: number): Promise<void> {
+    const taken = await readTenant(tenant, now);
+    if (taken > 0) {
+      n.emptyLooks = 0;
+      n.nextLookAt = now;
+    } else if (++n.emptyLooks >= EMPTY_LOOKS_MAX) {
+      if (noticed.get(tenant) === n) noticed.delete(tenant);
+    } else {
+      n.nextLookAt = now + EMPTY_LOOK_PAUSE_MS * 2 ** (n.emptyLooks - 1);
     }
   }
 
@@ -155,14 +177,13 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
     const now = Date.now();
     if (now - lastDiscovery >= DISCOVER_EVERY_MS) {
       lastDiscovery = now;
-      for (const tenant of await o.discover())
-        if (!noticed.has(tenant)) notice(tenant, now - NOTICE_GRACE_MS);
+      for (const tenant of await o.discover()) if (!noticed.has(tenant)) notice(tenant, now);
     }
     const reads: Promise<void>[] = [];
-    for (const [tenant, at] of noticed) {
+    for (const [tenant, n] of noticed) {
       if (reads.length >= TENANTS_PER_TICK || running.size >= o.maxHeld) break;
-      if (o.heldOf(tenant) >= PER_TENANT) continue;
-      reads.push(readTenant(tenant, at, now));
+      if (n.nextLookAt > now || o.heldOf(tenant) >= PER_TENANT) continue;
+      reads.push(lookAt(tenant, n, now));
     }
     await Promise.all(reads);
   }
@@ -173,8 +194,8 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
       if (stopping.signal.aborted) continue;
       if (!o.behind()) {
         // Caught up: the consumer reaches every tenant soon. Forget notices that have aged.
-        const cutoff = Date.now() - NOTICE_GRACE_MS;
-        for (const [tenant, at] of noticed) if (at < cutoff) noticed.delete(tenant);
+        const cutoff = Date.now() - 1_000;
+        for (const [tenant, n] of noticed) if (n.at < cutoff) noticed.delete(tenant);
         continue;
       }
       try {
