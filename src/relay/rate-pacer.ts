@@ -8,8 +8,9 @@
  * - Unlimited until the first 429: then the rate becomes `headroom` (90 %) of what Svix accepted
  *   over the last second (what it let through is what the limit is, near enough; never taken as
  *   less than `minLearned`, so a 429 in a quiet second does not pace a busy one at a trickle).
- * - Another 429 while paced lowers it by the same factor, at most once per `decreaseIntervalMs`
- *   (the 429s answered to calls already sent together count once).
+ * - Another 429 while paced lowers it to 90 % of the lower of the pace and what Svix accepted
+ *   over the last second, at most once per `decreaseIntervalMs` (the 429s answered to calls
+ *   already sent together count once).
  * - Each second the pace held calls back without a 429, the rate grows: by 1 % below the rate at
  *   which Svix last answered 429 (so the next 429 comes rarely), by 10 % above it (the limit
  *   was raised, or the first guess was low: find it in seconds, not minutes). Far above
@@ -51,7 +52,7 @@ export class RatePacer {
     this.o = {
       headroom: 0.9,
       minLearned: 20,
-      decreaseIntervalMs: 1_000,
+      decreaseIntervalMs: 500,
       burstMs: 50,
       ...options,
     };
@@ -89,7 +90,9 @@ export class RatePacer {
       this.lastIncreaseAt = now;
       this.binding = false;
       const seen = this.accepted.reduce((a, b) => a + b, 0);
-      this.limitSeen = this.rate ?? Math.max(seen, this.o.minLearned);
+      // While paced, what Svix let through over the last second is the better guess (the first
+      // guess includes the burst a full bucket allowed); never below what a quiet second shows.
+      this.limitSeen = Math.min(this.rate ?? Number.POSITIVE_INFINITY, Math.max(seen, this.o.minLearned));
       this.setRate(Math.max(1, this.limitSeen * this.o.headroom));
       this.refill();
       this.tokens = Math.min(this.tokens, 1);

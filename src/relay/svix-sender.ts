@@ -83,7 +83,9 @@ export function createSvixSender(o: {
               : outcome.kind === "transient" && outcome.status === 429
                 ? "throttled"
                 : "other";
-        o.limit.record(result);
+        // Once paced, a 429 is the pacer's to answer: halving the calls in flight as well would
+        // cut the pace's throughput again for every 429 of its convergence.
+        o.limit.record(result === "throttled" && o.pacer.ratePerSecond !== undefined ? "other" : result);
         o.pacer.record(result);
         o.scheduler.release(); // grants what the (maybe changed) budget now allows
       }

@@ -132,13 +132,23 @@ describe("RatePacer: Svix's rate limit, learned from 429s", () => {
     expect(p.delayMs()).toBeGreaterThan(0);
   });
 
-  it("429s of one burst lower it once; later ones lower it again", () => {
+  it("429s of one burst lower it once; later ones lower it to what Svix let through since", () => {
     let now = 0;
     const p = new RatePacer({ now: () => now });
-    for (let i = 0; i < 100; i++) p.record("accepted");
+    // A full bucket let 200 through in the first second: a guess too high
+    for (let i = 0; i < 200; i++) p.record("accepted");
     for (let i = 0; i < 10; i++) p.record("throttled");
+    expect(p.ratePerSecond).toBeCloseTo(180, 0);
+    // the next second Svix let 100 through and answered 429 again
+    for (let i = 0; i < 100; i++) {
+      now = 1_000 + i * 9;
+      p.record("accepted");
+    }
+    p.record("throttled");
     expect(p.ratePerSecond).toBeCloseTo(90, 0);
-    now = 1_500;
+    // and again, paced below what it let through: 90 % of the pace
+    now = 2_500;
+    for (let i = 0; i < 100; i++) p.record("accepted");
     p.record("throttled");
     expect(p.ratePerSecond).toBeCloseTo(81, 0);
   });

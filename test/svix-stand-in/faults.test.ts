@@ -163,6 +163,8 @@ describe("fault injection", () => {
   });
 
   it("a rate limit lets N requests a second through across applications and answers the rest 429 with Retry-After", async () => {
+    // A latency rule before it does not hide it.
+    standIn.faults.inject({ route: "message.create", kind: "latency", latencyMs: 1 });
     const post = await fetch(`${standIn.url}/_stand-in/faults`, {
       method: "POST",
       headers: { authorization: `Bearer ${standIn.token}`, "content-type": "application/json" },

@@ -173,9 +173,14 @@ export class FaultInjector {
     return this.rules.length > 0;
   }
 
-  /** The fault to apply to this request (`body`: its text), if any; counts it against the rule. */
+  /**
+   * The fault to apply to this request (`body`: its text), if any; counts it against the rule.
+   * Rate limits are consulted first, whatever their place: Svix refuses a request over its limit
+   * before anything else happens to it, so a latency rule does not hide a rate limit.
+   */
   pick(operationId: string | null, method: string, path: string, body = ""): FaultRule | undefined {
-    for (const entry of this.rules) {
+    const limitsFirst = [...this.rules.filter((r) => r.bucket), ...this.rules.filter((r) => !r.bucket)];
+    for (const entry of limitsFirst) {
       const { rule } = entry;
       if (!entry.matches(operationId, method, path)) continue;
       if (rule.bodyContains !== undefined && !body.includes(rule.bodyContains)) continue;
