@@ -242,7 +242,13 @@ function smallLatency(svix: SvixStandIn): { events: number; p50: number; p99: nu
       }),
     );
     const first = Math.min(...worst.map((w) => w.at));
-    console.log(worst.sort((a, b) => b.late - a.late).slice(0, 6).map((w) => `${w.t}@+${w.at - first}ms:${w.late}`).join(" "));
+    console.log(
+      worst
+        .sort((a, b) => b.late - a.late)
+        .slice(0, 6)
+        .map((w) => `${w.t}@+${w.at - first}ms:${w.late}`)
+        .join(" "),
+    );
   }
   return { events: all.length, p50: percentile(all, 50), p99: percentile(all, 99) };
 }
