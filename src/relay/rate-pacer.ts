@@ -5,8 +5,8 @@
  * that keeps probing the limit with 429s makes whoever is unlucky a second late, while one that
  * paces below it costs nobody anything.
  *
- * - Unlimited until the first 429: then the rate becomes `headroom` (90 %) of what Svix accepted
- *   over the last second (what it let through is what the limit is, near enough; never taken as
+ * - Unlimited until the first 429: then the rate becomes half of what Svix accepted over the last
+ *   second (which overstates the limit by whatever burst Svix's bucket allowed; never taken as
  *   less than `minLearned`, so a 429 in a quiet second does not pace a busy one at a trickle).
  * - Another 429 while paced lowers it to 90 % of the lower of the pace and what Svix accepted
  *   over the last second, at most once per `decreaseIntervalMs` (the 429s answered to calls
@@ -90,10 +90,12 @@ export class RatePacer {
       this.lastIncreaseAt = now;
       this.binding = false;
       const seen = this.accepted.reduce((a, b) => a + b, 0);
-      // While paced, what Svix let through over the last second is the better guess (the first
-      // guess includes the burst a full bucket allowed); never below what a quiet second shows.
+      const first = this.rate === undefined;
+      // While paced, what Svix let through over the last second is the better guess; the first
+      // second's count includes the burst a full bucket allowed, so the first pace is half of it
+      // (a 429 storm while a too-high guess converges costs many events a second each).
       this.limitSeen = Math.min(this.rate ?? Number.POSITIVE_INFINITY, Math.max(seen, this.o.minLearned));
-      this.setRate(Math.max(1, this.limitSeen * this.o.headroom));
+      this.setRate(Math.max(1, this.limitSeen * (first ? 0.5 : this.o.headroom)));
       this.refill();
       this.tokens = Math.min(this.tokens, 1);
     }
