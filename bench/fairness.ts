@@ -92,14 +92,20 @@ function startTrickle(nc: NatsConnection): { readonly accepted: number; stop(): 
       if (wait > 0) await sleep(wait);
       const tenant = `small-${i % SMALL_TENANTS}`;
       const round = Math.floor(i / SMALL_TENANTS);
+      const sentAt = Date.now();
       const body = JSON.stringify({
         sequence: String(Math.floor(round / 2) + 1),
-        metadata: { t: String(Date.now()) },
+        metadata: { t: String(sentAt) },
       });
       pending.push(
         js
           .publish(`jobs.${tenant}.job-${round % 2}.processing`, body, { headers: h, timeout: 30_000 })
-          .then(() => accepted++),
+          .then(() => {
+            accepted++;
+            const took = Date.now() - sentAt;
+            if (process.env.BENCH_DEBUG && took > 200)
+              console.log(`trickle publish ${tenant} took ${took} ms`);
+          }),
       );
     }
   })();

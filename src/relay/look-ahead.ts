@@ -176,8 +176,15 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
   async function look(): Promise<void> {
     const now = Date.now();
     if (now - lastDiscovery >= DISCOVER_EVERY_MS) {
+      // In the background: listing a big burst's subjects takes a while, and the tenants already
+      // noticed must not wait for it.
       lastDiscovery = now;
-      for (const tenant of await o.discover()) if (!noticed.has(tenant)) notice(tenant, now);
+      o.discover().then(
+        (tenants) => {
+          for (const tenant of tenants) if (!noticed.has(tenant)) notice(tenant, Date.now());
+        },
+        (err: unknown) => o.log.debug({ err }, "look-ahead could not list the tenants waiting"),
+      );
     }
     const reads: Promise<void>[] = [];
     for (const [tenant, n] of noticed) {
