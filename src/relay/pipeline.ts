@@ -24,7 +24,7 @@ import type { Admission, SvixSender } from "./svix-sender.js";
  * - pull: the shared consumer, or the look-ahead past a burst, hands over a `HeldMessage`;
  * - decode: subject and body → the event, or a dead letter (it reaches no one, so it waits for nothing);
  * - turn: whether it is its job's first stored event (`JobTurns`), within the job's in-process queue;
- * - schedule: the circuit admits it and the fair scheduler gives it a Svix slot, by tenant;
+ * - schedule: the fair scheduler gives it a Svix slot, by tenant, and the circuit admits the call;
  * - send: one Svix call;
  * - decide: the outcome → ack, retry after a delay, or dead letter (`decide`, pure);
  * - settle: performs that on the message.
@@ -186,7 +186,7 @@ function jobTurn(ctx: RelayContext, item: DecodedEvent): Promise<Turn> {
   return ctx.turns.of(item.jobKey, item.m.seq, () => ctx.gate.firstStored(item.subject, item.m.seq));
 }
 
-/** The circuit admits the call and the fair scheduler gives it a Svix slot, by tenant. */
+/** The fair scheduler gives the event a Svix slot, by tenant; the circuit admits the call. */
 function schedule(ctx: RelayContext, item: DecodedEvent): Promise<Admission | "stopped"> {
   return ctx.sender.admit(item.event.tenantId, () => item.m.working());
 }

@@ -13,8 +13,8 @@ export interface Admission {
 
 export interface SvixSender {
   /**
-   * Waits until the circuit admits a call and the fair scheduler gives `tenant` a slot of the
-   * budget. `keepAlive` runs while it waits for the circuit (the JetStream message must not be
+   * Waits until the fair scheduler gives `tenant` a slot of the budget and the circuit admits a
+   * call. `keepAlive` runs while it waits for the circuit (the JetStream message must not be
    * redelivered meanwhile). `stopped` when the relay stopped first: nothing was sent.
    */
   admit(tenant: string, keepAlive: () => void): Promise<Admission | "stopped">;
@@ -38,19 +38,20 @@ export function createSvixSender(o: {
 }): SvixSender {
   return {
     async admit(tenant, keepAlive) {
-      let circuit: Admission["circuit"];
-      try {
-        circuit = await o.circuit.admit(o.signal, keepAlive);
-      } catch {
-        return "stopped";
-      }
+      // The slot first, then the circuit: an admission the circuit gave while closed must not
+      // outlive its opening while the call waits for a slot (under a learned pace, seconds), or
+      // an outage would still get every such call.
       try {
         await o.scheduler.take(tenant, o.signal);
       } catch {
-        o.circuit.release(circuit);
         return "stopped";
       }
-      return { circuit };
+      try {
+        return { circuit: await o.circuit.admit(o.signal, keepAlive) };
+      } catch {
+        o.scheduler.release();
+        return "stopped";
+      }
     },
 
     async call(admission, tenant, message) {
