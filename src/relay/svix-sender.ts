@@ -84,10 +84,15 @@ export function createSvixSender(o: {
               : outcome.kind === "transient" && outcome.status === 429
                 ? "throttled"
                 : "other";
-        // Once paced, a 429 is the pacer's to answer: halving the calls in flight as well would
-        // cut the pace's throughput again for every 429 of its convergence.
+        // The pace learns from 429s that carry a Retry-After of a second or more: what Svix's rate
+        // limiter sends. A bare 429 (or "retry now") is no rate to learn; each one only halves
+        // the calls in flight, as before. Once paced, a 429 is the pacer's alone to answer:
+        // halving the calls in flight as well would cut the pace's throughput again for every
+        // 429 of its convergence.
+        const rateLimited =
+          result === "throttled" && outcome?.kind === "transient" && (outcome.retryAfterMs ?? 0) >= 1_000;
         o.limit.record(result === "throttled" && o.pacer.ratePerSecond !== undefined ? "other" : result);
-        o.pacer.record(result);
+        o.pacer.record(result === "throttled" && !rateLimited ? "other" : result);
         o.scheduler.release(); // grants what the (maybe changed) budget now allows
       }
     },
