@@ -150,6 +150,10 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
   void registerEventTypes(o, stopping.signal);
 
   async function hold(m: HeldMessage): Promise<void> {
+    // The other source holds it already (the consumer reached an event the look-ahead is
+    // sending): hand this copy back; by the time it returns the event is gone (and dropped by
+    // JetStream) or it is wanted again.
+    if (heldSeqs.has(m.seq)) return m.nak(1_000);
     const tenant = tenantOfEventSubject(o.subjectPrefix, m.subject) ?? "";
     heldSeqs.add(m.seq);
     heldByTenant.set(tenant, (heldByTenant.get(tenant) ?? 0) + 1);
