@@ -9,8 +9,9 @@ export interface ConsumerLoop {
   readonly consuming: boolean;
   /** Messages taken from JetStream whose handling has not finished. */
   readonly held: number;
-  /** Waiting for room: what is held fills the window, and the consumer has more behind it. */
-  readonly full: boolean;
+  /** The consumer has more waiting than one window beyond what it delivered (as of its last
+   * message), or the loop waits for room: what a window can take does not reach the rest. */
+  readonly behind: boolean;
   /**
    * Stops taking messages: what the client had already pulled is handed back (nak, no delay),
    * handlers still running are awaited. Resolves when the loop has ended.
@@ -70,6 +71,8 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
   let failures = 0;
   let consuming = false;
   let waitingForRoom = false;
+  /** Messages the consumer had left after the last one it delivered. */
+  let pendingAfterLast = 0;
   let freed: (() => void) | undefined;
   const acks = createAckResender(o.nats.nc, { windowMs: PULL_SILENCE_MS + 2_000 });
 
@@ -149,6 +152,7 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
         setConsuming(true);
         for await (const m of batch) {
           if (active === batch) answered();
+          pendingAfterLast = m.info.pending;
           // After stop(), messages of the pull still arriving go straight back.
           if (stopping.signal.aborted) m.nak();
           else hold(m);
@@ -212,8 +216,8 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
     get held() {
       return held.size;
     },
-    get full() {
-      return waitingForRoom;
+    get behind() {
+      return waitingForRoom || pendingAfterLast >= o.maxHeld;
     },
     async stop() {
       stopping.abort();

@@ -200,8 +200,9 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
       await sleep(TICK_MS, stopping.signal);
       if (stopping.signal.aborted) continue;
       if (!o.behind()) {
-        // Caught up: the consumer reaches every tenant soon. Forget notices that have aged.
-        const cutoff = Date.now() - 1_000;
+        // Caught up: the consumer reaches every tenant soon. Forget notices that have aged (not
+        // at once: being behind comes and goes while a burst drains).
+        const cutoff = Date.now() - 10_000;
         for (const [tenant, n] of noticed) if (n.at < cutoff) noticed.delete(tenant);
         continue;
       }

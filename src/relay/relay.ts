@@ -184,7 +184,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
     jsm,
     stream: JOBS_STREAM,
     subjectPrefix: o.subjectPrefix,
-    behind: () => loop.full,
+    behind: () => loop.behind,
     heldOf: (tenant) => heldByTenant.get(tenant) ?? 0,
     isHeld: (seq) => heldSeqs.has(seq),
     maxHeld: maxHeld / 2,
