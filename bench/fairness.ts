@@ -60,6 +60,8 @@ interface Scenario {
 interface Outcome {
   small?: { events: number; p50: number; p99: number };
   burstPerSecond?: number;
+  /** The relay process's CPU per event it delivered. */
+  cpuMsPerEvent: number;
   rssMb: number;
   seconds: number;
 }
@@ -192,6 +194,7 @@ async function runScenario(s: Scenario, cli: string): Promise<Outcome> {
         small: s.trickle ? smallLatency(svix) : undefined,
         burstPerSecond: s.burst ? drainRate(svix, BURST_TENANT) : undefined,
         rssMb: relay.peakRssMb(),
+        cpuMsPerEvent: (relay.cpuSeconds() * 1_000) / Math.max(1, created(svix)),
         seconds: Math.round((Date.now() - began) / 1_000),
       };
     } finally {
@@ -272,7 +275,7 @@ function describe(o: Outcome): string {
   const parts: string[] = [];
   if (o.small) parts.push(`small p50 ${ms(o.small.p50)}, p99 ${ms(o.small.p99)} (${o.small.events} ev)`);
   if (o.burstPerSecond !== undefined) parts.push(`burst ${o.burstPerSecond} ev/s`);
-  parts.push(`RSS ${o.rssMb} MB`, `${o.seconds} s`);
+  parts.push(`RSS ${o.rssMb} MB`, `CPU ${o.cpuMsPerEvent.toFixed(2)} ms/ev`, `${o.seconds} s`);
   return parts.join("; ");
 }
 
