@@ -82,6 +82,8 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
   /** Tenants to look at: when noticed, when to look next, and how many looks found nothing new. */
   const noticed = new Map<string, Notice>();
   const retries = new Map<number, { count: number; notBefore: number }>();
+  /** Sequences relayed and being deleted (bounded, oldest dropped). */
+  const settled = new Set<number>();
   const running = new Set<Promise<void>>();
   const together = sameTick();
   const stopping = new AbortController();
@@ -115,6 +117,9 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
       deliveryCount: (retry?.count ?? 0) + 1,
       ack() {
         retries.delete(sm.seq);
+        // Until JetStream has applied the deletion a look could find it again and send it twice.
+        settled.add(sm.seq);
+        if (settled.size > RETRIES_MAX) settled.delete(settled.values().next().value as number);
         o.jsm.streams.deleteMessage(o.stream, sm.seq, false).catch((err: unknown) => {
           // Left stored: the consumer delivers it later and Svix recognises it (409).
           o.log.debug({ err, stream_seq: sm.seq }, "look-ahead could not remove a relayed event");
@@ -152,7 +157,7 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
       });
       if (!sm) break;
       from = sm.seq + 1;
-      if (o.isHeld(sm.seq) || (retries.get(sm.seq)?.notBefore ?? 0) > now) continue;
+      if (o.isHeld(sm.seq) || settled.has(sm.seq) || (retries.get(sm.seq)?.notBefore ?? 0) > now) continue;
       hold(sm);
       want--;
       taken++;
