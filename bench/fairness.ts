@@ -28,7 +28,7 @@ import { startRelays, stop } from "./relay-processes.js";
  * extracted with `git archive` into .cache/ and compiled there. Fresh nats-server and Svix
  * stand-in per scenario. BENCH_BURSTS (default "30000,200000") sets the burst sizes; on 2 shared
  * cores the 200,000 case takes a few minutes per relay. BENCH_ONLY=2,3 runs only those scenarios;
- * BENCH_DEBUG=1 prints the small tenants' latest events and slow trickle publishes.
+ * BENCH_DEBUG=1 prints the six most delayed small-tenant events and slow trickle publishes.
  */
 
 const SMALL_TENANTS = 50;
