@@ -11,10 +11,10 @@
  * - Another 429 while paced lowers it to 90 % of the lower of the pace and what Svix accepted
  *   over the last second, at most once per `decreaseIntervalMs` (the 429s answered to calls
  *   already sent together count once).
- * - Each second the pace held calls back without a 429, the rate grows: by 1 % below the rate at
- *   which Svix last answered 429 (so the next 429 comes rarely), by 10 % above it (the limit
- *   was raised, or the first guess was low: find it in seconds, not minutes). Far above
- *   anything seen, it is unlimited again.
+ * - Each second the pace held calls back without a 429, the rate grows: by 1 % within 80–100 % of
+ *   the rate at which Svix last answered 429 (so the next 429 comes rarely), by 10 % below that
+ *   (after the first, halving, guess) and above it (the limit was raised, or the first guess was
+ *   low: find it in seconds, not minutes). Far above anything seen, it is unlimited again.
  *
  * Pure: the time comes in through `now`, so a test drives it with a fake clock.
  */
@@ -107,7 +107,9 @@ export class RatePacer {
     this.lastIncreaseAt += seconds * 1_000;
     if (!this.binding) return;
     this.binding = false;
-    const step = this.rate < this.limitSeen ? 0.01 : 0.1;
+    // Far below the last 429's rate (after the first, halving, guess) the pace is regained in
+    // seconds; near it, slowly, so the next 429 comes rarely; past it, quickly again.
+    const step = this.rate < 0.8 * this.limitSeen || this.rate >= this.limitSeen ? 0.1 : 0.01;
     const next = this.rate * (1 + step) ** seconds + 1;
     this.setRate(next > UNLIMITED_ABOVE ? undefined : next);
   }
