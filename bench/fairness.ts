@@ -167,10 +167,11 @@ async function runScenario(s: Scenario, cli: string): Promise<Outcome> {
       { subjectPrefix: "jobs", replicas: 1, duplicateWindowMs: 120_000 },
       pino({ level: "silent" }),
     );
+    // The first matching rule answers (rate limits aside): the failing tenant's rule goes first.
+    if (s.failing) svix.faults.inject({ route: "POST /api/v1/app/failing/msg", kind: "500" });
     svix.faults.inject({ route: "v1.message.create", kind: "latency", latencyMs: SVIX_LATENCY_MS });
     if (s.rateLimit)
       svix.faults.inject({ route: "v1.message.create", kind: "rate-limit", ratePerSecond: s.rateLimit });
-    if (s.failing) svix.faults.inject({ route: "POST /api/v1/app/failing/msg", kind: "500" });
     const relay = await startRelays(
       { NATS_URL: nats.url, SVIX_TOKEN: svix.token, SVIX_SERVER_URL: svix.url },
       1,
