@@ -28,6 +28,9 @@ export interface SvixSender {
  * admission is settled on every path: a probe that ends without an answer from Svix (a bug) hands
  * the probe slot on, so the circuit can never wait forever on a probe nobody sends.
  */
+/** A failure counts as Svix's only if no other tenant's call succeeded this recently. */
+const OTHERS_ANSWERED_MS = 2_000;
+
 export function createSvixSender(o: {
   svix: SvixGateway;
   circuit: Circuit;
@@ -36,6 +39,17 @@ export function createSvixSender(o: {
   pacer: RatePacer;
   signal: AbortSignal;
 }): SvixSender {
+  // The last two distinct tenants Svix accepted a call of, and when: "did Svix answer someone else
+  // just now?" for a tenant whose own calls fail.
+  let lastOk = { tenant: "", at: Number.NEGATIVE_INFINITY };
+  let otherOk = { tenant: "", at: Number.NEGATIVE_INFINITY };
+  const succeeded = (tenant: string) => {
+    if (lastOk.tenant !== tenant) otherOk = lastOk;
+    lastOk = { tenant, at: Date.now() };
+  };
+  const othersAnswer = (tenant: string) =>
+    Date.now() - (lastOk.tenant !== tenant ? lastOk.at : otherOk.at) < OTHERS_ANSWERED_MS;
+
   return {
     async admit(tenant, keepAlive) {
       // The slot first, then the circuit: an admission the circuit gave while closed must not
@@ -64,11 +78,17 @@ export function createSvixSender(o: {
           case "already_sent":
           case "permanent": // Svix answered, so it is up
             o.circuit.success(admission.circuit);
+            succeeded(tenant);
             settled = true;
             break;
           case "transient":
-            o.circuit.failure(admission.circuit, clampRetryAfter(outcome.retryAfterMs));
-            settled = true;
+            // One tenant's calls failing while Svix serves the others (its application broken,
+            // say) is that tenant's trouble: the circuit, which stops everyone, is for outages.
+            // A rate limit's 429 is everyone's.
+            if (outcome.status === 429 || !othersAnswer(tenant)) {
+              o.circuit.failure(admission.circuit, clampRetryAfter(outcome.retryAfterMs));
+              settled = true;
+            }
             break;
           case "internal":
             break; // says nothing about Svix: the finally below hands the probe on
