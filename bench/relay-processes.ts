@@ -56,18 +56,22 @@ export async function startRelays(
   env: Record<string, string>,
   replicas: number,
   concurrency: number,
+  /** Another build of the service (a baseline), and node flags instead of the image's. */
+  o: { cli?: string; nodeArgs?: string } = {},
 ): Promise<Measured> {
   // The container image's heap flags (Dockerfile NODE_OPTIONS), unless BENCH_NODE_ARGS overrides them.
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "--max-semi-space-size=16 --max-old-space-size=192").split(
-    " ",
-  );
+  const nodeArgs = (
+    o.nodeArgs ??
+    process.env.BENCH_NODE_ARGS ??
+    "--max-semi-space-size=16 --max-old-space-size=192"
+  ).split(" ");
   const children: ChildProcess[] = [];
   const rss: Array<() => number> = [];
   const urls: string[] = [];
   for (let r = 0; r < replicas; r++) {
     const port = await freePort();
     urls.push(`http://127.0.0.1:${port}/metrics`);
-    const child = spawn(process.execPath, [...nodeArgs.filter(Boolean), "dist/cli.js", "serve"], {
+    const child = spawn(process.execPath, [...nodeArgs.filter(Boolean), o.cli ?? "dist/cli.js", "serve"], {
       env: {
         ...process.env,
         ...env,

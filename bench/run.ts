@@ -6,6 +6,8 @@
  *                   and raw JetStream publishes (BENCH_SCALE enlarges, BENCH_PROFILE=1 profiles),
  *                   then the attack table below (BENCH_ATTACK=0 skips it)
  *   attack          peak RSS of a replica with the image's heap flags under issue 20's rows 1–3
+ *   fairness        small tenants' latency beside a burst, under Svix's rate limit and beside a
+ *                   failing tenant, against the relay before fair scheduling (BENCH_BURSTS sizes)
  */
 const which = process.argv[2] ?? "relay";
 const benches: Record<string, () => Promise<unknown>> = {
@@ -15,6 +17,7 @@ const benches: Record<string, () => Promise<unknown>> = {
     if (process.env.BENCH_ATTACK !== "0") await (await import("./attack.js")).runAttackBench();
   },
   attack: async () => (await import("./attack.js")).runAttackBench(),
+  fairness: () => import("./fairness.js"),
   "svix-stand-in": async () => {
     const { runSvixStandInBench } = await import("./svix-stand-in.js");
     const rows = await runSvixStandInBench(Number(process.argv[3] ?? 5));

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from "commander";
+import { registerBacklog } from "./cli/backlog.js";
 import { registerDlq } from "./cli/dlq.js";
 import { registerKeys } from "./cli/keys.js";
 import { registerServe } from "./cli/serve.js";
@@ -20,6 +21,7 @@ const program = new Command()
 
 registerServe(program);
 registerDlq(program);
+registerBacklog(program);
 registerKeys(program);
 await registerLocalCommands(program);
 

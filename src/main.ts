@@ -10,6 +10,7 @@ import { provisionJetStream } from "./nats/provision.js";
 import { createJobEventPublisher } from "./nats/publish-job-event.js";
 import { createRelayMetrics } from "./relay/metrics.js";
 import { type Relay, startRelay } from "./relay/relay.js";
+import { watchTenantWeights } from "./relay/tenant-weights.js";
 import { startApiKeyVerifier } from "./server/api-key-verifier.js";
 import { type CredentialVerifier, readServiceTokens, serviceTokenVerifier } from "./server/auth.js";
 import { createJobDeliveries } from "./server/list-job-deliveries.js";
@@ -118,6 +119,10 @@ async function wire(
 
   let relay: Relay | undefined;
   if (config.relay.enabled) {
+    const weights = config.relay.tenantWeightsFile
+      ? await watchTenantWeights(config.relay.tenantWeightsFile, log)
+      : undefined;
+    undo.push(() => weights?.stop());
     relay = await startRelay({
       nats,
       svix,
@@ -128,6 +133,7 @@ async function wire(
       maxPayloadBytes: config.server.maxPayloadBytes,
       ackWaitMs: config.relay.ackWaitMs,
       retries: { maxAttempts: config.relay.maxAttempts, maxAgeMs: config.relay.maxAgeMs },
+      ...(weights ? { weightOf: weights.weightOf } : {}),
       // The relay's part of the stop, leaving time for the NATS drain within the whole deadline.
       stopDeadlineMs: Math.max(500, config.server.stopDeadlineMs - 3_000),
     });

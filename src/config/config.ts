@@ -52,6 +52,8 @@ export interface Config {
     maxAgeMs: number;
     /** How long JetStream waits for an ack before redelivering; bounds the stall after a crash. */
     ackWaitMs: number;
+    /** `tenant weight` lines: tenants' shares of the Svix budget (1 unless listed); re-read on change. */
+    tenantWeightsFile: string | undefined;
   };
   portal: {
     /** GetPortalLink calls a caller may make per minute, sustained (token bucket refill). */
@@ -148,6 +150,7 @@ const schema = z.object({
   JOBHOOKS_SERVICE_TOKENS_FILE: optional,
   JOBHOOKS_TLS_CERT_FILE: optional,
   JOBHOOKS_TLS_KEY_FILE: optional,
+  JOBHOOKS_RELAY_TENANT_WEIGHTS_FILE: optional,
   JOBHOOKS_SUBJECT_PREFIX: z
     .string()
     .optional()
@@ -304,6 +307,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {})
       maxAttempts: v.JOBHOOKS_RELAY_MAX_ATTEMPTS,
       maxAgeMs: v.JOBHOOKS_RELAY_MAX_AGE_MS,
       ackWaitMs: v.JOBHOOKS_RELAY_ACK_WAIT_MS,
+      tenantWeightsFile: v.JOBHOOKS_RELAY_TENANT_WEIGHTS_FILE,
     },
     portal: { ratePerMinute: v.JOBHOOKS_PORTAL_RATE_PER_MIN, burst: v.JOBHOOKS_PORTAL_BURST },
     log: { level: v.LOG_LEVEL },

@@ -79,6 +79,21 @@ export function jobFilters(prefix: string, tenantId: string, jobId: string, lega
   return legacy ? [`${prefix}.*.${tenantId}.${jobId}.*`, current] : [current];
 }
 
+/** Every event of one tenant, as stored (`<prefix>.<tenant>.*.*`). */
+export function tenantFilter(prefix: string, tenantId: string): string {
+  return `${prefix}.${tenantId}.*.*`;
+}
+
+/** The tenant of `<prefix>.<tenant>.<job>.<status>`, without building the other tokens (it runs
+ * for every publish the relay's look-ahead sees); undefined for any other shape. */
+export function tenantOfEventSubject(prefix: string, subject: string): string | undefined {
+  const start = prefix.length + 1;
+  if (subject.length <= start || !subject.startsWith(prefix) || subject[prefix.length] !== ".")
+    return undefined;
+  const end = subject.indexOf(".", start);
+  return end > start ? subject.slice(start, end) : undefined;
+}
+
 /** `<prefix>_dlq.<reason>`: where a dead letter for `reason` is published. */
 export function dlqSubject(prefix: string, reason: string): string {
   return `${prefix}_dlq.${reason}`;

@@ -68,6 +68,13 @@ export class AdaptiveLimit {
   /** Ends a call: `throttled` when Svix answered 429, `accepted` when it took the message. */
   release(result: "accepted" | "throttled" | "other"): void {
     this.inFlight--;
+    this.record(result);
+    while (this.inFlight < this.limit && this.waiters.length > 0) this.waiters.shift()?.();
+  }
+
+  /** Adapts the limit to a call's result, for a caller that keeps its own count of calls in
+   * flight (the relay's fair scheduler reads `limit` as its capacity). */
+  record(result: "accepted" | "throttled" | "other"): void {
     const before = this.limit;
     if (result === "accepted") {
       if (this.limitValue < this.threshold) this.limitValue += 1;
@@ -82,6 +89,5 @@ export class AdaptiveLimit {
       this.threshold = Math.max(1, this.limitValue);
     }
     if (this.limit !== before) this.o.onChange?.(this.limit);
-    while (this.inFlight < this.limit && this.waiters.length > 0) this.waiters.shift()?.();
   }
 }

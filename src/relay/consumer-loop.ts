@@ -9,6 +9,9 @@ export interface ConsumerLoop {
   readonly consuming: boolean;
   /** Messages taken from JetStream whose handling has not finished. */
   readonly held: number;
+  /** The consumer has more waiting than one window beyond what it delivered (as of its last
+   * message), or the loop waits for room: what a window can take does not reach the rest. */
+  readonly behind: boolean;
   /**
    * Stops taking messages: what the client had already pulled is handed back (nak, no delay),
    * handlers still running are awaited. Resolves when the loop has ended.
@@ -67,6 +70,9 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
   let failingSince = 0;
   let failures = 0;
   let consuming = false;
+  let waitingForRoom = false;
+  /** Messages the consumer had left after the last one it delivered. */
+  let pendingAfterLast = 0;
   let freed: (() => void) | undefined;
   const acks = createAckResender(o.nats.nc, { windowMs: PULL_SILENCE_MS + 2_000 });
 
@@ -91,11 +97,13 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
   /** Waits until at least `n` more messages may be held. */
   async function room(n: number): Promise<void> {
     while (o.maxHeld - held.size < n && !stopping.signal.aborted) {
+      waitingForRoom = true;
       await new Promise<void>((resolve) => {
         freed = resolve;
       });
       freed = undefined;
     }
+    waitingForRoom = false;
   }
 
   /** The server answered the active pull (a message or a heartbeat). */
@@ -144,6 +152,7 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
         setConsuming(true);
         for await (const m of batch) {
           if (active === batch) answered();
+          pendingAfterLast = m.info.pending;
           // After stop(), messages of the pull still arriving go straight back.
           if (stopping.signal.aborted) m.nak();
           else hold(m);
@@ -206,6 +215,9 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
     },
     get held() {
       return held.size;
+    },
+    get behind() {
+      return waitingForRoom || pendingAfterLast >= o.maxHeld;
     },
     async stop() {
       stopping.abort();

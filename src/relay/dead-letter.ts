@@ -24,9 +24,12 @@ export const DEAD_HEADERS = {
  * job's later events stuck behind it. Should JetStream still refuse the copy, it is sent again
  * with nothing but the body, its Content-Type and our own headers.
  */
+/** What dead-lettering needs of a message: a JetStream one, or one the look-ahead read. */
+export type DeadLetterable = Pick<JsMsg, "seq" | "data" | "headers" | "ack">;
+
 export async function deadLetter(
   js: JetStreamClient,
-  m: JsMsg,
+  m: DeadLetterable,
   o: { subjectPrefix: string; reason: DeadReason; detail: string; originalSubject: string },
 ): Promise<void> {
   const subject = dlqSubject(o.subjectPrefix, o.reason);
@@ -72,7 +75,10 @@ function withPublisherHeaders(original: MsgHdrs | undefined, ours: MsgHdrs): Msg
   return h;
 }
 
-function deadHeaders(m: JsMsg, o: { reason: DeadReason; detail: string; originalSubject: string }): MsgHdrs {
+function deadHeaders(
+  m: DeadLetterable,
+  o: { reason: DeadReason; detail: string; originalSubject: string },
+): MsgHdrs {
   const h = natsHeaders();
   h.set(DEAD_HEADERS.reason, o.reason);
   h.set(DEAD_HEADERS.detail, oneLine(o.detail));

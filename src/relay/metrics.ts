@@ -45,6 +45,21 @@ export function createRelayMetrics(registry: Registry) {
       help: "Svix requests this process may have in flight now (adapts to 429s; at most JOBHOOKS_RELAY_CONCURRENCY)",
       registers: [registry],
     }),
+    svixRateLimit: new Gauge({
+      name: "jobhooks_relay_svix_rate_limit",
+      help: "Svix calls per second this process paces itself to, learned from Svix's 429s (0: not limited)",
+      registers: [registry],
+    }),
+    tenantsWaiting: new Gauge({
+      name: "jobhooks_relay_tenants_waiting",
+      help: "Tenants with events waiting in this process for their share of the Svix budget",
+      registers: [registry],
+    }),
+    oldestWaitingSeconds: new Gauge({
+      name: "jobhooks_relay_oldest_waiting_seconds",
+      help: "Age of the oldest event stored in JetStream and not yet relayed (0 when none waits)",
+      registers: [registry],
+    }),
   };
 }
 

@@ -162,6 +162,30 @@ describe("fault injection", () => {
     expect((await svix.message.create("tenant", { ...message(), tags: ["job.y"] })).id).toMatch(/^msg_/);
   });
 
+  it("a rate limit lets N requests a second through across applications and answers the rest 429 with Retry-After", async () => {
+    // A latency rule before it does not hide it.
+    standIn.faults.inject({ route: "message.create", kind: "latency", latencyMs: 1 });
+    const post = await fetch(`${standIn.url}/_stand-in/faults`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${standIn.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ route: "message.create", kind: "rate-limit", ratePerSecond: 5 }),
+    });
+    expect(post.status).toBe(201);
+    await svix.application.getOrCreate({ name: "Other", uid: "other" });
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        svix.message.create(i % 2 ? "tenant" : "other", message()).then(
+          () => 201,
+          (err: ApiException<unknown>) => `${err.code} ${err.headers["retry-after"]}`,
+        ),
+      ),
+    );
+    expect(answers.filter((a) => a === 201)).toHaveLength(5);
+    expect(answers.filter((a) => a === "429 1")).toHaveLength(3);
+    const rule = await post.clone().json();
+    expect(rule).toMatchObject({ kind: "rate-limit", ratePerSecond: 5 });
+  });
+
   it("the admin API injects, lists and clears the same rules and reports counters", async () => {
     const admin = (path: string, init: RequestInit = {}) =>
       fetch(`${standIn.url}/_stand-in${path}`, {

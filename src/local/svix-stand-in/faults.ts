@@ -7,7 +7,17 @@ import type { Violation } from "./errors.js";
  * `count` lasts until cleared; with `fraction: 1` and route "*" that is a total outage.
  */
 
-export const FAULT_KINDS = ["409", "422", "429", "500", "503", "non-json", "latency", "reset"] as const;
+export const FAULT_KINDS = [
+  "409",
+  "422",
+  "429",
+  "500",
+  "503",
+  "non-json",
+  "latency",
+  "reset",
+  "rate-limit",
+] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface FaultRuleInput {
@@ -33,6 +43,13 @@ export interface FaultRuleInput {
   retryAfterSeconds?: number;
   /** For "non-json": the status to send with the HTML body; 200 by default. */
   status?: number;
+  /**
+   * For "rate-limit": matching requests allowed per second, across every application (Svix limits
+   * per organisation); beyond it the request is answered 429 with `Retry-After` (whole seconds,
+   * at least 1, as Svix sends it) until the budget refills. The budget is a bucket of one
+   * second's worth, refilled continuously, so a client pacing just below the rate never hits it.
+   */
+  ratePerSecond?: number;
 }
 
 export interface FaultRule extends FaultRuleInput {
@@ -80,6 +97,9 @@ export function readFaultRule(
   const latencyMs = checks.integer(body, "latencyMs", loc, 0, 600_000);
   const retryAfterSeconds = checks.integer(body, "retryAfterSeconds", loc, 0, 86_400);
   const status = checks.integer(body, "status", loc, 100, 599);
+  const ratePerSecond = checks.integer(body, "ratePerSecond", loc, 1, 1_000_000);
+  if (kind === "rate-limit" && ratePerSecond === undefined)
+    checks.fail(["body", "ratePerSecond"], "field required for rate-limit faults", "value_error.missing");
   if (kind === "latency" && latencyMs === undefined)
     checks.fail(["body", "latencyMs"], "field required for latency faults", "value_error.missing");
   if (checks.violations.length > 0) return { kind: "invalid", violations: checks.violations };
@@ -94,6 +114,7 @@ export function readFaultRule(
       latencyMs,
       retryAfterSeconds,
       status,
+      ratePerSecond,
     },
   };
 }
@@ -105,9 +126,17 @@ export class FaultRuleError extends Error {
   }
 }
 
+/** A rate-limit rule's budget: a bucket of one second's worth, refilled continuously. */
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
 export class FaultInjector {
-  private rules: { rule: FaultRule; matches: RoutePredicate }[] = [];
+  private rules: { rule: FaultRule; matches: RoutePredicate; bucket?: Bucket }[] = [];
   private nextId = 1;
+
+  constructor(private readonly now: () => number = () => performance.now()) {}
 
   /** Adds a rule; later rules are consulted after earlier ones. Throws FaultRuleError when invalid. */
   inject(input: FaultRuleInput): FaultRule {
@@ -120,7 +149,9 @@ export class FaultInjector {
       id: `fault_${this.nextId++}`,
       injected: 0,
     };
-    this.rules.push({ rule, matches: compileRoute(rule.route) });
+    const bucket =
+      rule.kind === "rate-limit" ? { tokens: rule.ratePerSecond ?? 1, at: this.now() } : undefined;
+    this.rules.push({ rule, matches: compileRoute(rule.route), ...(bucket ? { bucket } : {}) });
     return { ...rule };
   }
 
@@ -142,17 +173,40 @@ export class FaultInjector {
     return this.rules.length > 0;
   }
 
-  /** The fault to apply to this request (`body`: its text), if any; counts it against the rule. */
+  /**
+   * The fault to apply to this request (`body`: its text), if any; counts it against the rule.
+   * Rate limits are consulted first, whatever their place: Svix refuses a request over its limit
+   * before anything else happens to it, so a latency rule does not hide a rate limit.
+   */
   pick(operationId: string | null, method: string, path: string, body = ""): FaultRule | undefined {
-    for (const entry of this.rules) {
+    const limitsFirst = [...this.rules.filter((r) => r.bucket), ...this.rules.filter((r) => !r.bucket)];
+    for (const entry of limitsFirst) {
       const { rule } = entry;
       if (!entry.matches(operationId, method, path)) continue;
       if (rule.bodyContains !== undefined && !body.includes(rule.bodyContains)) continue;
       if (rule.fraction !== undefined && Math.random() >= rule.fraction) continue;
+      if (entry.bucket) {
+        const retryAfterMs = this.throttle(entry.bucket, rule.ratePerSecond ?? 1);
+        if (retryAfterMs === undefined) continue;
+        rule.injected++;
+        return { ...rule, kind: "429", retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1_000)) };
+      }
       rule.injected++;
       if (rule.count !== undefined && rule.injected >= rule.count) this.remove(rule.id);
       return { ...rule };
     }
     return undefined;
+  }
+
+  /** Takes one request from the bucket; undefined when it may pass, else ms until it could. */
+  private throttle(bucket: Bucket, rate: number): number | undefined {
+    const now = this.now();
+    bucket.tokens = Math.min(rate, bucket.tokens + ((now - bucket.at) / 1_000) * rate);
+    bucket.at = now;
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return undefined;
+    }
+    return ((1 - bucket.tokens) / rate) * 1_000;
   }
 }
