@@ -5,11 +5,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type PublishJobEventRequest,
   PublishJobEventRequestSchema,
-  type PublishJobEventResponse,
   PublishJobEventResponseSchema,
   WebhookService,
 } from "../gen/jobhooks/v1/webhooks_pb.js";
-import { type CallRules, deadlineOf, runCall } from "./call-rules.js";
+import { type PublishFramingOptions, serveFramedPublish } from "./framed-publish.js";
 import { connectErrorJson, explainBody } from "./json-field-errors.js";
 import type { Admitted, FastFraming } from "./rpc-edge.js";
 import { badRequest } from "./rpc-errors.js";
@@ -23,24 +22,12 @@ import { closeAfterAnswer, stopSending } from "./unread-body.js";
  * them), runs the call under the same call rules and writes Connect's answer. Anything else of the
  * Connect protocol (compression, GET, binary) goes to Connect.
  */
-export interface ConnectJsonFramingOptions {
-  publish(
-    req: PublishJobEventRequest,
-    timeoutMs: number | undefined,
-    signal: AbortSignal,
-  ): Promise<PublishJobEventResponse>;
-  rules: CallRules;
-  /** False while something needs Connect's interceptors for this call too (tracing on). */
-  enabled(): boolean;
-}
-
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 const method = WebhookService.method.publishJobEvent;
-const methodName = `${WebhookService.typeName}/${method.name}`;
 
-export function connectJsonFraming(o: ConnectJsonFramingOptions): FastFraming {
+export function connectJsonFraming(o: PublishFramingOptions): FastFraming {
   return {
     accepts(req, m) {
       const h = req.headers;
@@ -59,35 +46,23 @@ export function connectJsonFraming(o: ConnectJsonFramingOptions): FastFraming {
   };
 }
 
-async function serve(
+function serve(
   req: NodeRequest,
   res: NodeResponse,
   admitted: Admitted,
-  o: ConnectJsonFramingOptions,
+  o: PublishFramingOptions,
 ): Promise<void> {
-  if (admitted.refusal || !admitted.principal || !admitted.body) {
-    return respondError(
-      req,
-      res,
-      admitted.refusal ?? new ConnectError("not authenticated", Code.Unauthenticated),
-    );
-  }
-  const abort = new AbortController();
-  const onClose = () => abort.abort();
-  res.once("close", onClose);
-  try {
-    const timeout = parseTimeout(req.headers["connect-timeout-ms"]);
-    const request = decode(admitted.body);
-    const deadlineMs = deadlineOf(o.rules, timeout);
-    const response = await runCall(o.rules, methodName, deadlineMs, () =>
-      o.publish(request, deadlineMs, abort.signal),
-    );
-    respond(res, 200, toJsonString(PublishJobEventResponseSchema, response));
-  } catch (err) {
-    respondError(req, res, ConnectError.from(err));
-  } finally {
-    res.off("close", onClose);
-  }
+  return serveFramedPublish(
+    admitted,
+    {
+      timeoutMs: () => parseTimeout(req.headers["connect-timeout-ms"]),
+      decode,
+      respond: (response) => respond(res, 200, toJsonString(PublishJobEventResponseSchema, response)),
+      respondError: (error) => respondError(req, res, error),
+      closes: res,
+    },
+    o,
+  );
 }
 
 /** Connect's `connect-timeout-ms`: up to 10 digits of milliseconds. */

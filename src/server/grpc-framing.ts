@@ -4,11 +4,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type PublishJobEventRequest,
   PublishJobEventRequestSchema,
-  type PublishJobEventResponse,
   PublishJobEventResponseSchema,
   WebhookService,
 } from "../gen/jobhooks/v1/webhooks_pb.js";
-import { type CallRules, deadlineOf, runCall } from "./call-rules.js";
+import { type PublishFramingOptions, serveFramedPublish } from "./framed-publish.js";
 import type { Admitted, FastFraming } from "./rpc-edge.js";
 import { grpcStatusHeaders } from "./rpc-errors.js";
 import { stopSending } from "./unread-body.js";
@@ -21,21 +20,9 @@ import { stopSending } from "./unread-body.js";
  * everything else — who may call, body limits, deadline, metrics, the service itself — is the same
  * code every other protocol runs (rpc-edge.ts, call-rules.ts, webhook-service.ts).
  */
-export interface GrpcFramingOptions {
-  publish(
-    req: PublishJobEventRequest,
-    timeoutMs: number | undefined,
-    signal: AbortSignal,
-  ): Promise<PublishJobEventResponse>;
-  rules: CallRules;
-  /** False while something needs Connect's interceptors for this call too (tracing on). */
-  enabled(): boolean;
-}
-
 const method = WebhookService.method.publishJobEvent;
-const methodName = `${WebhookService.typeName}/${method.name}`;
 
-export function grpcFraming(o: GrpcFramingOptions): FastFraming {
+export function grpcFraming(o: PublishFramingOptions): FastFraming {
   return {
     accepts(req, m) {
       const h = req.headers;
@@ -58,32 +45,23 @@ function isPlainGrpc(type: string | undefined): boolean {
   return type === "application/grpc" || type === "application/grpc+proto";
 }
 
-async function serve(
+function serve(
   req: http2.Http2ServerRequest,
   res: http2.Http2ServerResponse,
   admitted: Admitted,
-  o: GrpcFramingOptions,
+  o: PublishFramingOptions,
 ): Promise<void> {
-  const stream = res.stream;
-  if (admitted.refusal || !admitted.principal || !admitted.body) {
-    return respondError(res, admitted.refusal ?? new ConnectError("not authenticated", Code.Unauthenticated));
-  }
-  const abort = new AbortController();
-  const onClose = () => abort.abort();
-  stream.once("close", onClose);
-  try {
-    const timeout = parseGrpcTimeout(headerValue(req.headers["grpc-timeout"]));
-    const request = decodeFrame(admitted.body);
-    const deadlineMs = deadlineOf(o.rules, timeout);
-    const response = await runCall(o.rules, methodName, deadlineMs, () =>
-      o.publish(request, deadlineMs, abort.signal),
-    );
-    respond(res, toBinary(PublishJobEventResponseSchema, response));
-  } catch (err) {
-    respondError(res, ConnectError.from(err));
-  } finally {
-    stream.off("close", onClose);
-  }
+  return serveFramedPublish(
+    admitted,
+    {
+      timeoutMs: () => parseGrpcTimeout(headerValue(req.headers["grpc-timeout"])),
+      decode: decodeFrame,
+      respond: (response) => respond(res, toBinary(PublishJobEventResponseSchema, response)),
+      respondError: (error) => respondError(res, error),
+      closes: res.stream,
+    },
+    o,
+  );
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {
