@@ -9,9 +9,9 @@ import {
   WebhookService,
 } from "../gen/jobhooks/v1/webhooks_pb.js";
 import { type PublishFramingOptions, serveFramedPublish } from "./framed-publish.js";
-import { connectErrorJson, explainBody } from "./json-field-errors.js";
+import { explainBody } from "./json-field-errors.js";
 import type { Admitted, FastFraming } from "./rpc-edge.js";
-import { badRequest } from "./rpc-errors.js";
+import { badRequest, connectErrorJson, connectHttpStatus } from "./rpc-errors.js";
 import { closeAfterAnswer, stopSending } from "./unread-body.js";
 
 /**
@@ -104,37 +104,6 @@ function respond(
 
 function respondError(req: NodeRequest, res: NodeResponse, error: ConnectError): void {
   const close = closeAfterAnswer(req, res) ? { connection: "close" } : {};
-  respond(res, httpStatusOf(error.code), connectErrorJson(error), close);
+  respond(res, connectHttpStatus(error.code), connectErrorJson(error), close);
   stopSending(res);
-}
-
-/** The Connect protocol's HTTP status for each code. */
-function httpStatusOf(code: Code): number {
-  switch (code) {
-    case Code.Canceled:
-      return 499;
-    case Code.InvalidArgument:
-    case Code.FailedPrecondition:
-    case Code.OutOfRange:
-      return 400;
-    case Code.DeadlineExceeded:
-      return 504;
-    case Code.NotFound:
-      return 404;
-    case Code.AlreadyExists:
-    case Code.Aborted:
-      return 409;
-    case Code.PermissionDenied:
-      return 403;
-    case Code.ResourceExhausted:
-      return 429;
-    case Code.Unimplemented:
-      return 501;
-    case Code.Unavailable:
-      return 503;
-    case Code.Unauthenticated:
-      return 401;
-    default:
-      return 500;
-  }
 }

@@ -1,4 +1,4 @@
-import { create, type JsonValue, toBinary } from "@bufbuild/protobuf";
+import type { JsonValue } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -14,7 +14,7 @@ import type {
 } from "@connectrpc/connect/protocol";
 import { locateJsonErrors } from "../events/json-errors.js";
 import type { FieldViolation } from "../events/validate.js";
-import { badRequest } from "./rpc-errors.js";
+import { badRequest, connectErrorJson, connectHttpStatus } from "./rpc-errors.js";
 
 /**
  * Connect rejects an undecodable JSON request with a message naming a protobuf type
@@ -78,7 +78,7 @@ async function explainRejections(
   });
   // Only a body Connect read in full and could not decode is explained; a request refused before
   // (a bad timeout header) or while reading it (too large) keeps Connect's answer.
-  if (mark.decoded || !body.complete || res.status !== HTTP_BAD_REQUEST) {
+  if (mark.decoded || !body.complete || res.status !== connectHttpStatus(Code.InvalidArgument)) {
     return res;
   }
   const violations = explainBody(inner.method.input, Buffer.concat(body.chunks));
@@ -160,7 +160,7 @@ async function undecodableIsInvalid(
     };
   }
   const body = res.body;
-  if (res.status !== HTTP_INTERNAL || body === undefined) return res;
+  if (res.status !== connectHttpStatus(Code.Internal) || body === undefined) return res;
   const chunks: Uint8Array[] = [];
   for await (const chunk of body) chunks.push(chunk);
   let message = "cannot decode the request";
@@ -169,43 +169,7 @@ async function undecodableIsInvalid(
   } catch {
     // Keep the general words.
   }
-  return jsonError(HTTP_BAD_REQUEST, new ConnectError(message, Code.InvalidArgument));
-}
-
-const HTTP_INTERNAL = 500;
-
-/** Connect's HTTP status for INVALID_ARGUMENT. */
-const HTTP_BAD_REQUEST = 400;
-
-/**
- * The Connect protocol's error body (`{"code", "message", "details": [{"type", "value"}]}`, values
- * in base64 without padding), as connect-es clients and curl users read it.
- */
-export function connectErrorJson(error: ConnectError): Uint8Array {
-  const body: { code: string; message: string; details?: Array<{ type: string; value: string }> } = {
-    code: codeToConnectName(error.code),
-    message: error.rawMessage,
-  };
-  const details = error.details.map((d) =>
-    "desc" in d
-      ? { type: d.desc.typeName, value: toBinary(d.desc, create(d.desc, d.value as never)) }
-      : { type: d.type, value: d.value },
-  );
-  if (details.length > 0) {
-    body.details = details.map((d) => ({
-      type: d.type,
-      value: Buffer.from(d.value).toString("base64").replace(/=+$/, ""),
-    }));
-  }
-  return new TextEncoder().encode(JSON.stringify(body));
-}
-
-/** `InvalidArgument` → `invalid_argument`: the Connect protocol's names for codes. */
-function codeToConnectName(code: Code): string {
-  return (Code[code] ?? "Unknown").replace(
-    /[A-Z]/g,
-    (c, i: number) => (i === 0 ? "" : "_") + c.toLowerCase(),
-  );
+  return jsonError(connectHttpStatus(Code.InvalidArgument), new ConnectError(message, Code.InvalidArgument));
 }
 
 function isByteStream(body: UniversalServerRequest["body"]): body is AsyncIterable<Uint8Array> {

@@ -21,11 +21,10 @@ import { overBudget, type ReadBody, readBody } from "./body-reader.js";
 import { codeName, type RpcRecorder } from "./call-rules.js";
 import type { ConnectionTrust } from "./connection-trust.js";
 import { type BodyEncoding, decodeCostOf } from "./decode-cost.js";
-import { connectErrorJson } from "./json-field-errors.js";
 import type { OnePortHandler } from "./listener.js";
 import type { MemoryBudget } from "./memory-budget.js";
 import { createOpenStreamLimits, type OpenStreamLimitOptions } from "./open-streams.js";
-import { clip, grpcStatusHeaders, respecGrpcMessage } from "./rpc-errors.js";
+import { clip, connectErrorJson, grpcStatusHeaders, respecGrpcMessage } from "./rpc-errors.js";
 import { type Access, policyOf, type RpcPolicy } from "./rpc-policy.js";
 import { closeAfterAnswer, stopSending } from "./unread-body.js";
 

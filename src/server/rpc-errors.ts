@@ -106,3 +106,65 @@ export function respecGrpcMessage(value: string): string {
     return value;
   }
 }
+
+/**
+ * The Connect protocol's error body (`{"code", "message", "details": [{"type", "value"}]}`, values
+ * in base64 without padding), as connect-es clients and curl users read it.
+ */
+export function connectErrorJson(error: ConnectError): Uint8Array {
+  const body: { code: string; message: string; details?: Array<{ type: string; value: string }> } = {
+    code: codeToConnectName(error.code),
+    message: error.rawMessage,
+  };
+  const details = error.details.map((d) =>
+    "desc" in d
+      ? { type: d.desc.typeName, value: toBinary(d.desc, create(d.desc, d.value as never)) }
+      : { type: d.type, value: d.value },
+  );
+  if (details.length > 0) {
+    body.details = details.map((d) => ({
+      type: d.type,
+      value: Buffer.from(d.value).toString("base64").replace(/=+$/, ""),
+    }));
+  }
+  return new TextEncoder().encode(JSON.stringify(body));
+}
+
+/** `InvalidArgument` → `invalid_argument`: the Connect protocol's names for codes. */
+function codeToConnectName(code: Code): string {
+  return (Code[code] ?? "Unknown").replace(
+    /[A-Z]/g,
+    (c, i: number) => (i === 0 ? "" : "_") + c.toLowerCase(),
+  );
+}
+
+/** The Connect protocol's HTTP status for each code. */
+export function connectHttpStatus(code: Code): number {
+  switch (code) {
+    case Code.Canceled:
+      return 499;
+    case Code.InvalidArgument:
+    case Code.FailedPrecondition:
+    case Code.OutOfRange:
+      return 400;
+    case Code.DeadlineExceeded:
+      return 504;
+    case Code.NotFound:
+      return 404;
+    case Code.AlreadyExists:
+    case Code.Aborted:
+      return 409;
+    case Code.PermissionDenied:
+      return 403;
+    case Code.ResourceExhausted:
+      return 429;
+    case Code.Unimplemented:
+      return 501;
+    case Code.Unavailable:
+      return 503;
+    case Code.Unauthenticated:
+      return 401;
+    default:
+      return 500;
+  }
+}
