@@ -40,6 +40,9 @@ import type { Admission, SvixSender } from "./svix-sender.js";
 /** A message the relay holds: from the shared consumer, or read past a burst by the look-ahead. */
 export interface HeldMessage {
   readonly seq: number;
+  /** Known, when it was read, to be its job's first stored event (the look-ahead walks a tenant's
+   * events from its first): it stays first until it leaves the stream, so its turn needs no ask. */
+  readonly firstOfJob?: boolean;
   readonly subject: string;
   readonly data: Uint8Array;
   readonly headers: MsgHdrs | undefined;
@@ -183,6 +186,9 @@ export function decode(
 
 /** Whether the event is its job's first stored event (see `JobTurns`). */
 function jobTurn(ctx: RelayContext, item: DecodedEvent): Promise<Turn> {
+  // The look-ahead reads only the current subject shape: with partitioned-layout events left, an
+  // earlier event of the job may sit under the other one.
+  if (item.m.firstOfJob && !ctx.gate.legacyMayRemain) return Promise.resolve("first");
   return ctx.turns.of(item.jobKey, item.m.seq, () => ctx.gate.firstStored(item.subject, item.m.seq));
 }
 
