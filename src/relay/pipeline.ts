@@ -186,9 +186,7 @@ export function decode(
 
 /** Whether the event is its job's first stored event (see `JobTurns`). */
 function jobTurn(ctx: RelayContext, item: DecodedEvent): Promise<Turn> {
-  // The look-ahead reads only the current subject shape: with partitioned-layout events left, an
-  // earlier event of the job may sit under the other one.
-  if (item.m.firstOfJob && !ctx.gate.legacyMayRemain) return Promise.resolve("first");
+  if (item.m.firstOfJob) return Promise.resolve("first");
   return ctx.turns.of(item.jobKey, item.m.seq, () => ctx.gate.firstStored(item.subject, item.m.seq));
 }
 
