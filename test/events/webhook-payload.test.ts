@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Ajv } from "ajv";
@@ -68,5 +69,14 @@ describe("the webhook payload", () => {
     expect(revision("job.created")).toBeLessThan(revision("job.processing"));
     expect(revision("job.processing")).toBeLessThan(revision("job.completed"));
     expect(revision("job.processing")).toBeLessThan(revision("job.failed"));
+  });
+
+  it("is what the receiver guide shows for each event type (the portal's test events)", () => {
+    const guide = readFileSync(new URL("../../docs/receiving-webhooks.md", import.meta.url), "utf8");
+    for (const d of eventTypeDefinitions()) {
+      const block = new RegExp(`^\`${d.name}\`\n\n\`\`\`json\n([\\s\\S]*?)\n\`\`\`$`, "m").exec(guide);
+      expect(block, `docs/receiving-webhooks.md shows ${d.name}`).not.toBeNull();
+      expect(JSON.parse(block?.[1] ?? "null"), d.name).toEqual(d.example);
+    }
   });
 });
