@@ -75,13 +75,14 @@ export interface EventTypeDefinition {
 }
 
 const EXAMPLE_TIME = "2026-11-27T03:30:00.000Z";
-/** One job's life in the examples: revisions grow with gaps (other jobs' events in between). */
+/** One job's life in the examples: revisions grow with gaps (other jobs' events in between), from
+ * a first sequence set by the clock (see jobsFirstSequence). */
 const EXAMPLE_REVISIONS: Record<string, number> = {
-  created: 4107,
-  processing: 4112,
-  completed: 4129,
-  failed: 4129,
-  cancelled: 4112,
+  created: 1_796_009_400_000_107,
+  processing: 1_796_009_400_000_112,
+  completed: 1_796_009_400_000_129,
+  failed: 1_796_009_400_000_129,
+  cancelled: 1_796_009_400_000_112,
 };
 const EXAMPLE_SEQUENCES: Record<string, number> = {
   created: 1,
