@@ -112,6 +112,7 @@ export async function provisionJetStream(
       max_bytes: limits.jobsMaxBytes,
       discard: DiscardPolicy.New,
       allow_direct: true,
+      first_seq: jobsFirstSequence(Date.now()),
     },
     log,
   );
@@ -152,6 +153,17 @@ export async function provisionJetStream(
   // Before any relay of this release starts: it reads one subject shape.
   await movePartitionedEvents(takeOver);
   return { duplicateWindowMs: millis(jobs.duplicate_window ?? nanos(opts.duplicateWindowMs)) };
+}
+
+/**
+ * Where a JOBS stream made at `nowMs` starts numbering: the time in microseconds. Its sequence is
+ * what endpoints order a job's events by (the payload's `revision`), so a JOBS deleted and made
+ * again must number above the one it replaces, or receivers would ignore every later event of the
+ * jobs they know. The old stream would have had to store a million events a second over its whole
+ * life to get ahead of the clock; the value stays below 2^53 (exact in JSON) until the year 2255.
+ */
+export function jobsFirstSequence(nowMs: number): number {
+  return Math.floor(nowMs) * 1_000;
 }
 
 async function ensureStream(

@@ -205,7 +205,8 @@ async function send(ctx: RelayContext, item: DecodedEvent, admission: Admission)
     "jobhooks.delivery_count": m.deliveryCount,
   });
   const sentAt = performance.now();
-  const outcome = await ctx.sender.call(admission, event.tenantId, toSvixMessage(event));
+  // The stream sequence is the payload's `revision` (see toSvixMessage): the order the relay sends in.
+  const outcome = await ctx.sender.call(admission, event.tenantId, toSvixMessage(event, m.seq));
   if (outcome.kind === "created") ctx.callTime.observe(performance.now() - sentAt);
   endRelaySpan(span, outcome.kind, "reason" in outcome ? outcome.reason : undefined);
   return outcome;

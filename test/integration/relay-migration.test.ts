@@ -115,6 +115,16 @@ describe("taking over a JOBS stream made by the partitioned layout", () => {
     svix.faults.clear();
     await new Promise((r) => setTimeout(r, 1_000)); // a late duplicate would arrive now
     expectExactlyOnceInOrder(svix, "migrated", 60, 8);
+    // Endpoints order a job's events by their revision: it grows across the two subject shapes too.
+    const revisions = new Map<string, number[]>();
+    for (const m of svix.state.messages("migrated")) {
+      const d = m.payload.data as { job_id: string; revision: number };
+      revisions.set(d.job_id, [...(revisions.get(d.job_id) ?? []), d.revision]);
+    }
+    for (const [job, list] of revisions) {
+      expect(list, job).toEqual([...list].sort((a, b) => a - b));
+      expect(new Set(list).size, job).toBe(8);
+    }
 
     // The layout is the new one: no transform, one consumer, nothing left behind.
     const nc = await connect({ servers: nats.url });
