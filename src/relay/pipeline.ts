@@ -107,7 +107,8 @@ export async function relayMessage(ctx: RelayContext, m: HeldMessage): Promise<v
     // Behind a predecessor this process holds (redelivered, so queued after this event), the
     // event takes its place again at the end of the job's queue: it then runs right after the
     // predecessor is acked, where a nak would cost it a redelivery delay, and a job's whole
-    // backlog one event per delay after a long failure (measured: 40 events, 19–26 s).
+    // backlog one event per delay after a long failure (docs/operations.md, "Measured: the
+    // relay's waiting rules").
     for (let turn = 1; ; turn++) {
       const step = await ctx.gate.inTurn(item.jobKey, () => relayInTurn(ctx, item, turn < MAX_TURNS));
       if (step !== "requeue") break;
