@@ -155,7 +155,9 @@ export async function listAuditRecords(
     for await (const m of batch) {
       read++;
       try {
-        out.push(JSON.parse(m.string()) as AuditRecord);
+        const record = JSON.parse(m.string()) as AuditRecord;
+        // The consumer starts at `since` by the stream's clock; the record's own time decides.
+        if (!o.since || Date.parse(record.at) >= o.since.getTime()) out.push(record);
       } catch {
         // Not a record jobhooks wrote: skipped, never shown as one.
       }
