@@ -301,6 +301,11 @@ describe("GetTenant and DeleteTenant", () => {
     expect(standIn.state.endpoints().filter((e) => e.appId === oldAppId)).toEqual([]);
     expect(standIn.state.messages().filter((m) => m.appId === oldAppId)).toEqual([]);
     expect(standIn.state.attempts().filter((a) => a.appId === oldAppId)).toEqual([]);
+    // And none of its events, waiting or accepted during the deletion, was ever sent to Svix
+    // (where it would have reached the customer's endpoint before the application went).
+    expect(
+      standIn.state.requests().filter((r) => r.method === "POST" && r.path === `/api/v1/app/${gone}/msg`),
+    ).toEqual([]);
   });
 
   it("deleting again succeeds and removes nothing; publishing later starts afresh", async () => {
