@@ -9,17 +9,7 @@ import {
   tenantFilter,
   untenantedDlqFilter,
 } from "../../src/events/subjects.js";
-
-/** NATS wildcard matching, as a stream or a filter applies it: `*` one token, `>` the rest. */
-function matches(filter: string, subject: string): boolean {
-  const f = filter.split(".");
-  const s = subject.split(".");
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === ">") return s.length > i;
-    if (i >= s.length || (f[i] !== "*" && f[i] !== s[i])) return false;
-  }
-  return f.length === s.length;
-}
+import { matches } from "../support/subject-match.js";
 
 // DeleteTenant removes a tenant's messages by these filters alone: each must take all of that
 // tenant's and nothing of another's.
