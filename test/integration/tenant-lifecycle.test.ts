@@ -364,6 +364,23 @@ describe("the audit trail", () => {
     expect(lines.every((l) => l.tenant === "gone")).toBe(true);
     const future = await cli("audit", "list", "--since", "2999-01-01T00:00:00Z");
     expect([future.code, future.stdout, future.stderr.trim()]).toEqual([0, "", "no audit records"]);
+    // Acts of the CLI are recorded too, by the user who ran it.
+    const letter = (await readStream(nats.url, DLQ_STREAM)).find((m) =>
+      m.headers[DEAD_HEADERS.subject]?.startsWith("jobs.stays."),
+    );
+    expect((await cli("dlq", "replay", String(letter?.seq))).code).toBe(0);
+    const replays = await cli("audit", "list", "--tenant", "stays", "--json");
+    const replayed = replays.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { act: string; by: string; details: { dlq_seqs: string[] } });
+    expect(replayed).toEqual([
+      expect.objectContaining({
+        act: "dead_letters.replayed",
+        by: expect.stringMatching(/^cli:/),
+        details: { dlq_seqs: [String(letter?.seq)] },
+      }),
+    ]);
     const bad = await cli("audit", "list", "--since", "yesterday");
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain("24h");
