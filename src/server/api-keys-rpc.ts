@@ -16,9 +16,10 @@ import {
   RevokeApiKeyResponseSchema,
 } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { ApiKeyRecord } from "../nats/api-key-store.js";
+import { actorOf, requireTenantId } from "./admin-call.js";
 import type { Principal } from "./auth.js";
 import { badRequest } from "./rpc-errors.js";
-import { actorOf, requireTenantId, type TenantAdmin } from "./tenant-admin.js";
+import type { TenantAdmin } from "./tenant-admin.js";
 
 /**
  * CreateApiKey, ListApiKeys, RevokeApiKey: the same store and rules as `jobhooks keys` (the key

@@ -9,9 +9,10 @@ import {
 import { JOBS_STREAM } from "../nats/provision.js";
 import { countTenantHoldings, purgeTenantDeadLetters, purgeTenantEvents } from "../nats/tenant-data.js";
 import type { SvixCallFailure } from "../svix/call-failure.js";
+import { actorOf, requireTenantId } from "./admin-call.js";
 import type { Principal } from "./auth.js";
 import { unavailable } from "./rpc-errors.js";
-import { actorOf, requireTenantId, type TenantAdmin } from "./tenant-admin.js";
+import type { TenantAdmin } from "./tenant-admin.js";
 
 /**
  * DeleteTenant, in an order that leaves nothing behind and delivers nothing accepted meanwhile:

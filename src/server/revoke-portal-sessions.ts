@@ -9,9 +9,9 @@ import {
 import type { Logger } from "../log/logger.js";
 import type { AuditTrail } from "../nats/audit-trail.js";
 import type { PortalLinks } from "../svix/portal.js";
+import { actorOf } from "./admin-call.js";
 import type { Principal } from "./auth.js";
 import { badRequest, unavailable } from "./rpc-errors.js";
-import { actorOf } from "./tenant-admin.js";
 
 /**
  * RevokePortalSessions: the platform ends a customer's portal sessions (a user left the customer's

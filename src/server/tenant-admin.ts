@@ -1,6 +1,5 @@
-import { Code, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import type { JetStreamManager } from "@nats-io/jetstream";
-import { tenantIdProblem } from "../events/validate.js";
 import type { WebhookService } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { Logger } from "../log/logger.js";
 import type { ApiKeyStore } from "../nats/api-key-store.js";
@@ -9,9 +8,9 @@ import type { TenantDeletionMarks } from "../nats/tenant-deletions.js";
 import type { PortalLinks } from "../svix/portal.js";
 import type { TenantApplications } from "../svix/tenant-application.js";
 import { createApiKey, listApiKeys, revokeApiKey } from "./api-keys-rpc.js";
-import { type Principal, principalOf } from "./auth.js";
+import { principalOf } from "./auth.js";
 import { deleteTenant } from "./delete-tenant.js";
-import { badRequest, unavailable } from "./rpc-errors.js";
+import { unavailable } from "./rpc-errors.js";
 import { getTenant } from "./tenant-rpc.js";
 
 /**
@@ -52,15 +51,4 @@ export function tenantAdminHandlers(
     getTenant: (req) => getTenant(req, need()),
     deleteTenant: (req, ctx) => deleteTenant(req, principalOf(ctx), need()),
   };
-}
-
-/** Who acted, as the audit trail names it: never the credential itself. */
-export function actorOf(caller: Principal): string {
-  return caller.kind === "service" ? `service:${caller.name}` : `key:${caller.keyId}`;
-}
-
-/** INVALID_ARGUMENT naming `tenant_id` unless it is a valid tenant id. */
-export function requireTenantId(tenantId: string): void {
-  const problem = tenantIdProblem(tenantId);
-  if (problem) throw badRequest(Code.InvalidArgument, [{ field: "tenant_id", description: problem }]);
 }

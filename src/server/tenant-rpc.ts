@@ -9,7 +9,8 @@ import {
 } from "../gen/jobhooks/v1/webhooks_pb.js";
 import { countTenantHoldings } from "../nats/tenant-data.js";
 import type { DescribeOutcome } from "../svix/tenant-application.js";
-import { requireTenantId, type TenantAdmin } from "./tenant-admin.js";
+import { requireTenantId } from "./admin-call.js";
+import type { TenantAdmin } from "./tenant-admin.js";
 
 /**
  * GetTenant: a support ticket's first look at one tenant, from NATS (keys, waiting events, dead

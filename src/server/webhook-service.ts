@@ -20,6 +20,7 @@ import {
   PublishUnavailableError,
 } from "../nats/publish-job-event.js";
 import type { PortalLinks } from "../svix/portal.js";
+import { actorOf } from "./admin-call.js";
 import { type Principal, principalOf } from "./auth.js";
 import { type JobDeliveries, LOOKUP_BUDGET_MS } from "./list-job-deliveries.js";
 import type { ServerMetrics } from "./metrics.js";
@@ -27,7 +28,7 @@ import { checkPortalLinkRequest } from "./portal-link-request.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { revokePortalSessions } from "./revoke-portal-sessions.js";
 import { badRequest, rateLimited, statusOf, unavailable } from "./rpc-errors.js";
-import { actorOf, type TenantAdmin, tenantAdminHandlers } from "./tenant-admin.js";
+import { type TenantAdmin, tenantAdminHandlers } from "./tenant-admin.js";
 
 export interface WebhookServiceOptions {
   publisher: JobEventPublisher;
