@@ -10,6 +10,7 @@ import { publishWithHeaders } from "./nats/core-publish.js";
 import { provisionJetStream } from "./nats/provision.js";
 import { createJobEventPublisher } from "./nats/publish-job-event.js";
 import { openTenantDeletionMarks, watchDeletedTenants } from "./nats/tenant-deletions.js";
+import { dropWhileDeleting } from "./relay/deleting-tenants.js";
 import { createRelayMetrics } from "./relay/metrics.js";
 import { type Relay, startRelay } from "./relay/relay.js";
 import { watchTenantWeights } from "./relay/tenant-weights.js";
@@ -140,7 +141,7 @@ async function wire(
     undo.push(() => deletedTenants.stop());
     relay = await startRelay({
       nats,
-      svix,
+      svix: dropWhileDeleting(svix, deletedTenants, log),
       log,
       metrics: createRelayMetrics(registry),
       subjectPrefix: config.nats.subjectPrefix,

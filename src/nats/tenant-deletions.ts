@@ -65,6 +65,8 @@ export interface DeletedTenants {
    * no deletion is recent (the usual case); a subject parse otherwise.
    */
   drops(subject: string, seq: number): boolean;
+  /** Whether a deletion of this tenant is running now (marked and not yet completed). */
+  isDeleting(tenantId: string): boolean;
   stop(): void;
 }
 
@@ -102,6 +104,7 @@ export async function watchDeletedTenants(
       const upTo = tenant === undefined ? undefined : dropUpTo.get(tenant);
       return upTo !== undefined && seq <= upTo;
     },
+    isDeleting: (tenantId) => dropUpTo.get(tenantId) === Number.POSITIVE_INFINITY,
     stop: () => watch.stop(),
   };
 }
