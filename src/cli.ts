@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from "commander";
+import { registerAudit } from "./cli/audit.js";
 import { registerBacklog } from "./cli/backlog.js";
 import { registerDlq } from "./cli/dlq.js";
 import { registerKeys } from "./cli/keys.js";
@@ -23,6 +24,7 @@ registerServe(program);
 registerDlq(program);
 registerBacklog(program);
 registerKeys(program);
+registerAudit(program);
 await registerLocalCommands(program);
 
 /**

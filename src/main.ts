@@ -4,10 +4,13 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import type { Config } from "./config/config.js";
 import type { Logger } from "./log/logger.js";
 import { openApiKeyStore } from "./nats/api-key-store.js";
+import { openAuditTrail } from "./nats/audit-trail.js";
 import { connectNats, type NatsLink } from "./nats/connection.js";
 import { publishWithHeaders } from "./nats/core-publish.js";
 import { provisionJetStream } from "./nats/provision.js";
 import { createJobEventPublisher } from "./nats/publish-job-event.js";
+import { openTenantDeletionMarks, watchDeletedTenants } from "./nats/tenant-deletions.js";
+import { dropWhileDeleting } from "./relay/deleting-tenants.js";
 import { createRelayMetrics } from "./relay/metrics.js";
 import { type Relay, startRelay } from "./relay/relay.js";
 import { watchTenantWeights } from "./relay/tenant-weights.js";
@@ -20,6 +23,7 @@ import { serviceReadiness } from "./server/readiness.js";
 import { startServer } from "./server/server.js";
 import { createSvixGateway } from "./svix/gateway.js";
 import { createSvixMetrics } from "./svix/metrics.js";
+import { createTenantApplications } from "./svix/tenant-application.js";
 
 export interface Jobhooks {
   readonly url: string;
@@ -105,6 +109,13 @@ async function wire(
   collectDefaultMetrics({ register: registry });
 
   const apiKeys = await openApiKeyStore(nats.nc, { replicas: config.nats.streamReplicas });
+  const replicas = config.nats.streamReplicas;
+  const audit = await openAuditTrail(
+    nats.nc,
+    { maxAgeMs: config.nats.auditMaxAgeMs, maxBytes: config.nats.auditMaxBytes, replicas },
+    log,
+  );
+  const deletions = await openTenantDeletionMarks(nats.nc, { replicas });
 
   // One Svix client for both of its users: the relay sends messages, GetPortalLink opens portals.
   const svixMetrics = createSvixMetrics(registry);
@@ -123,9 +134,14 @@ async function wire(
       ? await watchTenantWeights(config.relay.tenantWeightsFile, log)
       : undefined;
     undo.push(() => weights?.stop());
+    const deletedTenants = await watchDeletedTenants(nats.nc, {
+      replicas,
+      subjectPrefix: config.nats.subjectPrefix,
+    });
+    undo.push(() => deletedTenants.stop());
     relay = await startRelay({
       nats,
-      svix,
+      svix: dropWhileDeleting(svix, deletedTenants, log),
       log,
       metrics: createRelayMetrics(registry),
       subjectPrefix: config.nats.subjectPrefix,
@@ -134,6 +150,7 @@ async function wire(
       ackWaitMs: config.relay.ackWaitMs,
       retries: { maxAttempts: config.relay.maxAttempts, maxAgeMs: config.relay.maxAgeMs },
       ...(weights ? { weightOf: weights.weightOf } : {}),
+      deletedTenants,
       // The relay's part of the stop, leaving time for the NATS drain within the whole deadline.
       stopDeadlineMs: Math.max(500, config.server.stopDeadlineMs - 3_000),
     });
@@ -184,6 +201,17 @@ async function wire(
       rate: createRateLimiter({ perMinute: config.portal.ratePerMinute, burst: config.portal.burst }),
       log,
     }),
+    admin: {
+      keys: apiKeys,
+      jsm,
+      subjectPrefix: config.nats.subjectPrefix,
+      svix: config.svix.token
+        ? { portal: svix, applications: createTenantApplications({ sdk: svix.sdk }) }
+        : undefined,
+      deletions,
+      audit,
+      log,
+    },
     operationalWebhooks: config.svix.operationalSecret
       ? operationalWebhooks({
           secret: config.svix.operationalSecret,

@@ -1,5 +1,8 @@
 import type { Command } from "commander";
+import { parseStoredSubject } from "../events/subjects.js";
+import { NO_TENANT } from "../nats/audit-trail.js";
 import { type DeadLetterRecord, listDeadLetters, replayDeadLetters } from "../relay/dlq.js";
+import { cliActor, cliAuditTrail } from "./audit.js";
 import { withNats } from "./nats-session.js";
 import { UsageError } from "./process.js";
 import { formatTable, printRecords } from "./table.js";
@@ -30,7 +33,7 @@ export function registerDlq(program: Command): void {
         if (!/^\d+$/.test(s) || Number(s) < 1) throw new UsageError(`not a DLQ sequence: ${s}`);
         return Number(s);
       });
-      await withNats(async (nc) => {
+      await withNats(async (nc, config) => {
         let ok = 0;
         const results = await replayDeadLetters(nc, opts.all ? "all" : seqs, (r) => {
           if (r.kind === "replayed") ok++;
@@ -39,6 +42,22 @@ export function registerDlq(program: Command): void {
           );
         });
         process.stderr.write(`${ok} of ${results.length} replayed\n`);
+        // One record per tenant whose dead letters went back (the subject names the tenant).
+        const byTenant = new Map<string, string[]>();
+        for (const r of results) {
+          if (r.kind !== "replayed") continue;
+          const tenant = parseStoredSubject(config.nats.subjectPrefix, r.subject)?.tenantId ?? NO_TENANT;
+          byTenant.set(tenant, [...(byTenant.get(tenant) ?? []), String(r.seq)]);
+        }
+        const audit = await cliAuditTrail(nc, config);
+        for (const [tenant, seqs] of byTenant) {
+          await audit.record({
+            act: "dead_letters.replayed",
+            tenant,
+            by: cliActor(),
+            details: { dlq_seqs: seqs },
+          });
+        }
         if (ok < results.length) process.exitCode = 1;
       });
     });

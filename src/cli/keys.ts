@@ -2,6 +2,8 @@ import type { Command } from "commander";
 import { isApiKeyId } from "../credentials/api-key.js";
 import { tenantIdProblem } from "../events/validate.js";
 import { type ApiKeyRecord, type ApiKeyStore, openApiKeyStore } from "../nats/api-key-store.js";
+import type { AuditTrail } from "../nats/audit-trail.js";
+import { cliActor, cliAuditTrail } from "./audit.js";
 import { withNats } from "./nats-session.js";
 import { UsageError } from "./process.js";
 import { formatTable, printRecords } from "./table.js";
@@ -22,8 +24,14 @@ export function registerKeys(program: Command): void {
     .action(async (opts: { tenant: string }) => {
       const problem = tenantIdProblem(opts.tenant);
       if (problem) throw new UsageError(`--tenant ${problem}`);
-      await withKeyStore(async (store) => {
+      await withKeyStore(async (store, audit) => {
         const { key, record } = await store.create(opts.tenant);
+        await audit.record({
+          act: "api_key.created",
+          tenant: record.tenantId,
+          by: cliActor(),
+          details: { key_id: record.id },
+        });
         process.stderr.write(`created ${record.id} for tenant ${record.tenantId}; store the key now\n`);
         process.stdout.write(`${key}\n`);
       });
@@ -31,7 +39,7 @@ export function registerKeys(program: Command): void {
 
   keys
     .command("list")
-    .description("list keys: id, tenant, created (never the key or its hash)")
+    .description("list keys: id, tenant, created, last used (never the key or its hash)")
     .option("--tenant <id>", "only this tenant's keys")
     .option("--json", "one JSON object per line instead of a table")
     .action(async (opts: { tenant?: string; json?: boolean }) => {
@@ -47,25 +55,31 @@ export function registerKeys(program: Command): void {
     .argument("<key-id>", "the key's id (from `keys list`), e.g. key_…")
     .action(async (id: string) => {
       if (!isApiKeyId(id)) throw new UsageError(`not a key id: ${id.slice(0, 40)} (ids look like key_…)`);
-      await withKeyStore(async (store) => {
+      await withKeyStore(async (store, audit) => {
         const revoked = await store.revoke(id);
-        if (!revoked) throw new UsageError(`no key with id ${id}`);
+        if (!revoked) throw new UsageError(`no key with id ${id} (\`jobhooks keys list\` shows the ids)`);
+        await audit.record({
+          act: "api_key.revoked",
+          tenant: revoked.tenantId,
+          by: cliActor(),
+          details: { key_id: revoked.id },
+        });
         process.stderr.write(`revoked ${revoked.id} of tenant ${revoked.tenantId}\n`);
       });
     });
 }
 
-/** The key store on a short CLI session (see withNats). */
-function withKeyStore<T>(f: (store: ApiKeyStore) => Promise<T>): Promise<T> {
+/** The key store and the audit trail on a short CLI session (see withNats). */
+function withKeyStore<T>(f: (store: ApiKeyStore, audit: AuditTrail) => Promise<T>): Promise<T> {
   return withNats(async (nc, config) =>
-    f(await openApiKeyStore(nc, { replicas: config.nats.streamReplicas })),
+    f(await openApiKeyStore(nc, { replicas: config.nats.streamReplicas }), await cliAuditTrail(nc, config)),
   );
 }
 
 function table(records: ApiKeyRecord[]): string {
   return formatTable(
-    ["ID", "TENANT", "CREATED"],
-    records.map((r) => [r.id, r.tenantId, r.createdAt]),
+    ["ID", "TENANT", "CREATED", "LAST USED"],
+    records.map((r) => [r.id, r.tenantId, r.createdAt, r.lastUsedAt ?? "never"]),
     Number.POSITIVE_INFINITY, // ids and tenants are short enough to show whole
   );
 }

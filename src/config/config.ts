@@ -83,6 +83,9 @@ export interface NatsConfig {
   /** JOBS_DLQ's limits: dead letters older or beyond these go first. */
   dlqMaxBytes: number;
   dlqMaxAgeMs: number;
+  /** JOBHOOKS_AUDIT's limits: audit records older or beyond these go first. */
+  auditMaxBytes: number;
+  auditMaxAgeMs: number;
 }
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -177,6 +180,8 @@ const schema = z.object({
   JOBHOOKS_STREAM_MAX_BYTES: int(1024 ** 3, 64 * 1024, 2 ** 50),
   JOBHOOKS_DLQ_MAX_BYTES: int(256 * 1024 ** 2, 64 * 1024, 2 ** 50),
   JOBHOOKS_DLQ_MAX_AGE_MS: int(30 * 24 * 3_600_000, 60_000, 10 * 365 * 24 * 3_600_000),
+  JOBHOOKS_AUDIT_MAX_BYTES: int(256 * 1024 ** 2, 64 * 1024, 2 ** 50),
+  JOBHOOKS_AUDIT_MAX_AGE_MS: int(400 * 24 * 3_600_000, 60_000, 10 * 365 * 24 * 3_600_000),
   JOBHOOKS_SHUTDOWN_GRACE_MS: int(10_000, 0, 600_000),
   JOBHOOKS_STOP_DEADLINE_MS: int(20_000, 1_000, 600_000),
   JOBHOOKS_PUBLISH_TIMEOUT_MS: int(10_000, 100, 600_000),
@@ -294,6 +299,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadConfigOptions = {})
       streamMaxBytes: v.JOBHOOKS_STREAM_MAX_BYTES,
       dlqMaxBytes: v.JOBHOOKS_DLQ_MAX_BYTES,
       dlqMaxAgeMs: v.JOBHOOKS_DLQ_MAX_AGE_MS,
+      auditMaxBytes: v.JOBHOOKS_AUDIT_MAX_BYTES,
+      auditMaxAgeMs: v.JOBHOOKS_AUDIT_MAX_AGE_MS,
     },
     svix: {
       token: v.SVIX_TOKEN,

@@ -86,3 +86,28 @@ export function opsSubject(tenant: string, type: string): string {
   const token = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, "_") || "_";
   return `${OPS_SUBJECT_PREFIX}.${token(tenant)}.${token(type)}`;
 }
+
+/**
+ * `<prefix>_dlq.<reason>.<tenant>`: where a dead letter of a known tenant is filed, so a tenant's
+ * dead letters are counted and removed by subject filter. Dead letters filed before this layout
+ * (`<prefix>_dlq.<reason>`, also used when the original subject names no tenant) stay readable:
+ * every reader takes the reason and the original subject from the headers.
+ */
+export function tenantDlqSubject(prefix: string, reason: string, tenantId: string): string {
+  return `${prefix}_dlq.${reason}.${tenantId}`;
+}
+
+/** Every dead letter of one tenant filed by tenant (`<prefix>_dlq.*.<tenant>`). */
+export function tenantDlqFilter(prefix: string, tenantId: string): string {
+  return `${prefix}_dlq.*.${tenantId}`;
+}
+
+/** Dead letters filed by reason alone (`<prefix>_dlq.*`): the layout before tenants were filed. */
+export function untenantedDlqFilter(prefix: string): string {
+  return `${prefix}_dlq.*`;
+}
+
+/** Every stored event of one tenant under the partitioned layout (`<prefix>.*.<tenant>.*.*`). */
+export function legacyTenantFilter(prefix: string, tenantId: string): string {
+  return `${prefix}.*.${tenantId}.*.*`;
+}

@@ -12,6 +12,11 @@ import { JetStreamCodes } from "./errors.js";
  */
 
 export const API_KEYS_BUCKET = "jobhooks_api_keys";
+/**
+ * Key id → when it last authenticated (ISO 8601). Its own bucket: writing it never touches the keys
+ * bucket, whose watch every replica follows to forget revoked keys.
+ */
+export const API_KEY_USE_BUCKET = "jobhooks_api_key_use";
 
 export interface ApiKeyRecord {
   /** Public handle (`key_…`): listed, and used to revoke. */
@@ -19,13 +24,17 @@ export interface ApiKeyRecord {
   tenantId: string;
   /** ISO 8601. */
   createdAt: string;
+  /** ISO 8601: when a request last authenticated with it (to the minute); absent when never. */
+  lastUsedAt?: string;
 }
 
 export interface ApiKeyStore {
   /** Stores a fresh key for a tenant; the key itself is returned once and never stored. */
   create(tenantId: string): Promise<{ key: string; record: ApiKeyRecord }>;
-  /** Every live key, oldest first. */
+  /** Every live key, oldest first, with when each was last used. */
   list(): Promise<ApiKeyRecord[]>;
+  /** Records that a request authenticated with the key now. */
+  markUsed(id: string): Promise<void>;
   /** Removes a key by id; undefined when no key has that id. */
   revoke(id: string): Promise<ApiKeyRecord | undefined>;
   /** The record stored under a digest, with the digest as the store holds it; undefined when unknown. */
@@ -49,19 +58,25 @@ interface StoredValue {
  */
 export async function openApiKeyStore(nc: NatsConnection, opts: { replicas: number }): Promise<ApiKeyStore> {
   const kvm = new Kvm(nc);
-  let kv: KV;
-  try {
-    // One value per key: a revoked key leaves only a purge marker, no history of the record.
-    kv = await kvm.create(API_KEYS_BUCKET, {
-      replicas: opts.replicas,
-      history: 1,
-      storage: StorageType.File,
-      description: "jobhooks customer API keys: SHA-256 digest → key id, tenant, creation time",
-    });
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamCodes.StreamNameInUse) throw err;
-    kv = await kvm.open(API_KEYS_BUCKET);
-  }
+  const openBucket = async (name: string, description: string): Promise<KV> => {
+    try {
+      // One value per key: a revoked key leaves only a purge marker, no history of the record.
+      return await kvm.create(name, {
+        replicas: opts.replicas,
+        history: 1,
+        storage: StorageType.File,
+        description,
+      });
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError) || err.code !== JetStreamCodes.StreamNameInUse) throw err;
+      return await kvm.open(name);
+    }
+  };
+  const kv = await openBucket(
+    API_KEYS_BUCKET,
+    "jobhooks customer API keys: SHA-256 digest → key id, tenant, creation time",
+  );
+  const used = await openBucket(API_KEY_USE_BUCKET, "jobhooks customer API keys: key id → last used");
 
   async function entries(): Promise<Array<{ digest: string; record: ApiKeyRecord }>> {
     const out: Array<{ digest: string; record: ApiKeyRecord }> = [];
@@ -83,13 +98,23 @@ export async function openApiKeyStore(nc: NatsConnection, opts: { replicas: numb
     },
 
     async list() {
-      return (await entries()).map((e) => e.record);
+      return Promise.all(
+        (await entries()).map(async ({ record }) => {
+          const last = await used.get(record.id).catch(() => null);
+          return last?.operation === "PUT" ? { ...record, lastUsedAt: last.string() } : record;
+        }),
+      );
+    },
+
+    async markUsed(id) {
+      await used.put(id, new Date().toISOString());
     },
 
     async revoke(id) {
       const found = (await entries()).find((e) => e.record.id === id);
       if (!found) return undefined;
       await kv.purge(found.digest);
+      await used.purge(id).catch(() => undefined);
       return found.record;
     },
 

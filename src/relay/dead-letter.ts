@@ -1,7 +1,7 @@
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { type MsgHdrs, headers as natsHeaders } from "@nats-io/transport-node";
 import type { DeadReason } from "../events/decode-nats-event.js";
-import { dlqSubject } from "../events/subjects.js";
+import { dlqSubject, parseStoredSubject, tenantDlqSubject } from "../events/subjects.js";
 import { classifyNatsError } from "../nats/errors.js";
 
 /** Headers a dead letter carries besides the original ones. */
@@ -32,7 +32,11 @@ export async function deadLetter(
   m: DeadLetterable,
   o: { subjectPrefix: string; reason: DeadReason; detail: string; originalSubject: string },
 ): Promise<void> {
-  const subject = dlqSubject(o.subjectPrefix, o.reason);
+  // Filed by tenant when the subject names one, so DeleteTenant removes them by filter.
+  const tenant = parseStoredSubject(o.subjectPrefix, o.originalSubject)?.tenantId;
+  const subject = tenant
+    ? tenantDlqSubject(o.subjectPrefix, o.reason, tenant)
+    : dlqSubject(o.subjectPrefix, o.reason);
   const msgID = `dlq.${m.seq}`;
   const ours = deadHeaders(m, o);
   try {

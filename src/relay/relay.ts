@@ -6,6 +6,7 @@ import { eventTypeDefinitions } from "../events/webhook-payload.js";
 import type { Logger } from "../log/logger.js";
 import type { NatsLink } from "../nats/connection.js";
 import { JOBS_STREAM, RELAY_CONSUMER } from "../nats/provision.js";
+import type { DeletedTenants } from "../nats/tenant-deletions.js";
 import { waitingByTenant } from "../nats/waiting-by-tenant.js";
 import { backoffMs } from "../resilience/backoff.js";
 import { sleep, systemClock } from "../resilience/clock.js";
@@ -46,6 +47,8 @@ export interface RelayOptions {
   /** A tenant's share of the Svix budget relative to others' (1 by default); read at each turn,
    * so a change applies at once. */
   weightOf?: (tenant: string) => number;
+  /** Tenants being deleted (src/nats/tenant-deletions.ts): their events are dropped, not sent. */
+  deletedTenants?: Pick<DeletedTenants, "drops">;
 }
 
 export interface RelayReadiness {
@@ -149,6 +152,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
     // sending): hand this copy back; by the time it returns the event is gone (and dropped by
     // JetStream) or it is wanted again.
     if (heldSeqs.has(m.seq)) return m.nak(1_000);
+    if (o.deletedTenants?.drops(m.subject, m.seq)) return m.ack();
     const tenant = tenantOfEventSubject(o.subjectPrefix, m.subject) ?? "";
     heldSeqs.add(m.seq);
     heldByTenant.set(tenant, (heldByTenant.get(tenant) ?? 0) + 1);

@@ -6,7 +6,7 @@ import type { CredentialVerifier, Principal } from "./auth.js";
 import { unavailable } from "./rpc-errors.js";
 
 export interface ApiKeyVerifierOptions {
-  store: Pick<ApiKeyStore, "findByDigest" | "watchChanges">;
+  store: Pick<ApiKeyStore, "findByDigest" | "watchChanges"> & Partial<Pick<ApiKeyStore, "markUsed">>;
   /**
    * How long a lookup (found or not) is trusted without asking the store again. The bucket watch
    * forgets a changed key at once; this bounds staleness when the watch itself lags or broke, so it
@@ -28,6 +28,9 @@ export interface ApiKeyVerifierOptions {
   now?: () => number;
   log: Logger;
 }
+
+/** A key's last use is written at most this often: ListApiKeys shows it to the minute. */
+const USE_RECORD_MS = 60_000;
 
 /** How long a key found valid may skip an address's failure limit before its look-up. */
 const VOUCH_MS = 24 * 3_600_000;
@@ -117,17 +120,32 @@ export async function startApiKeyVerifier(o: ApiKeyVerifierOptions): Promise<Api
     return { kind: "customer", tenantId: record.tenantId, keyId: record.id };
   }
 
+  // Key id → when its use was last written: one write per key per minute, in the background.
+  const useRecorded = new Map<string, number>();
+  function noteUse(keyId: string): void {
+    const markUsed = o.store.markUsed;
+    if (!markUsed || (useRecorded.get(keyId) ?? 0) > now()) return;
+    remember(useRecorded, keyId, now() + USE_RECORD_MS, maxCached);
+    markUsed(keyId).catch(() => useRecorded.delete(keyId));
+  }
+
   const verify = async (credential: string): Promise<Principal | undefined> => {
     if (!looksLikeApiKey(credential)) return undefined;
     const digest = apiKeyDigest(credential);
-    return principalFrom(await lookup(digest), digest);
+    const principal = principalFrom(await lookup(digest), digest);
+    if (principal?.kind === "customer") noteUse(principal.keyId);
+    return principal;
   };
   /** What the caches already say, without asking the store. */
   const fromMemory = (credential: string): Principal | "unknown" | undefined => {
     if (!looksLikeApiKey(credential)) return "unknown";
     const digest = apiKeyDigest(credential);
     const hit = cache.get(digest);
-    if (hit && hit.until > now()) return principalFrom(hit, digest) ?? "unknown";
+    if (hit && hit.until > now()) {
+      const principal = principalFrom(hit, digest);
+      if (principal?.kind === "customer") noteUse(principal.keyId);
+      return principal ?? "unknown";
+    }
     const miss = unknown.get(digest);
     if (miss !== undefined && miss > now()) return "unknown";
     return undefined;

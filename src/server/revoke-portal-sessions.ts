@@ -7,7 +7,9 @@ import {
   RevokePortalSessionsResponseSchema,
 } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { Logger } from "../log/logger.js";
+import type { AuditTrail } from "../nats/audit-trail.js";
 import type { PortalLinks } from "../svix/portal.js";
+import { actorOf } from "./admin-call.js";
 import type { Principal } from "./auth.js";
 import { badRequest, unavailable } from "./rpc-errors.js";
 
@@ -23,7 +25,7 @@ export const MAX_REVOKED_SESSION_IDS = 50;
 export async function revokePortalSessions(
   req: RevokePortalSessionsRequest,
   caller: Principal,
-  o: { portal: PortalLinks | undefined; log: Logger },
+  o: { portal: PortalLinks | undefined; log: Logger; audit?: AuditTrail | undefined },
 ): Promise<RevokePortalSessionsResponse> {
   // Only service tokens reach here: rpc-policy.ts refuses a customer key before its body is read.
   const violations: FieldViolation[] = [];
@@ -58,5 +60,11 @@ export async function revokePortalSessions(
     throw new ConnectError("could not revoke the portal sessions", Code.Internal);
   }
   o.log.info(logFields, "portal sessions revoked");
+  await o.audit?.record({
+    act: "portal_sessions.revoked",
+    tenant: req.tenantId,
+    by: actorOf(caller),
+    details: { session_ids: req.sessionIds.length > 0 ? req.sessionIds : "all" },
+  });
   return create(RevokePortalSessionsResponseSchema, {});
 }

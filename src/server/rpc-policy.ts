@@ -32,7 +32,7 @@ export const BATCH_READ_MAX_BYTES = 16 * 1024 * 1024;
  */
 export const EVENT_READ_MAX_BYTES = 2 * 1024 * 1024;
 
-/** GetPortalLink, ListJobDeliveries, RevokePortalSessions: identifiers and a few options. */
+/** GetPortalLink, ListJobDeliveries, RevokePortalSessions, keys and tenants: identifiers and a few options. */
 export const SMALL_READ_MAX_BYTES = 64 * 1024;
 
 const m = WebhookService.method;
@@ -42,6 +42,12 @@ const webhookPolicies: ReadonlyMap<DescMethod, RpcPolicy> = new Map<DescMethod, 
   [m.getPortalLink, { access: "any-credential", readMaxBytes: SMALL_READ_MAX_BYTES }],
   [m.listJobDeliveries, { access: "any-credential", readMaxBytes: SMALL_READ_MAX_BYTES }],
   [m.revokePortalSessions, { access: "service", readMaxBytes: SMALL_READ_MAX_BYTES }],
+  // A tenant's life: a leaked customer key must neither mint keys nor delete its tenant.
+  [m.createApiKey, { access: "service", readMaxBytes: SMALL_READ_MAX_BYTES }],
+  [m.listApiKeys, { access: "service", readMaxBytes: SMALL_READ_MAX_BYTES }],
+  [m.revokeApiKey, { access: "service", readMaxBytes: SMALL_READ_MAX_BYTES }],
+  [m.getTenant, { access: "service", readMaxBytes: SMALL_READ_MAX_BYTES }],
+  [m.deleteTenant, { access: "service", readMaxBytes: SMALL_READ_MAX_BYTES }],
 ]);
 
 const openPolicy: RpcPolicy = { access: "open", readMaxBytes: OPEN_READ_MAX_BYTES };

@@ -23,6 +23,7 @@ import type { RateLimiter } from "./rate-limit.js";
 import { isReady, type Readiness } from "./readiness.js";
 import { rpcEdge } from "./rpc-edge.js";
 import { createRpcRoutes, rpcRecorder, tracingOn } from "./rpc-routes.js";
+import type { TenantAdmin } from "./tenant-admin.js";
 import { createWebhookService } from "./webhook-service.js";
 
 export interface ServerOptions {
@@ -62,6 +63,8 @@ export interface ServerOptions {
   log: Logger;
   /** ListJobDeliveries. */
   deliveries: JobDeliveries;
+  /** Keys, GetTenant, DeleteTenant and the audit trail; without it those RPCs answer UNAVAILABLE. */
+  admin?: TenantAdmin | undefined;
   /** POST /svix/operational-webhooks, when JOBHOOKS_SVIX_OPERATIONAL_SECRET is set. */
   operationalWebhooks?: Parameters<typeof httpEndpoints>[0]["operationalWebhooks"];
 }
@@ -92,6 +95,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     metrics,
     log: o.log,
     deliveries: o.deliveries,
+    admin: o.admin,
   });
 
   // Health follows readiness, so a gRPC load balancer stops routing to a replica that lost NATS.

@@ -20,6 +20,7 @@ import {
   PublishUnavailableError,
 } from "../nats/publish-job-event.js";
 import type { PortalLinks } from "../svix/portal.js";
+import { actorOf } from "./admin-call.js";
 import { type Principal, principalOf } from "./auth.js";
 import { type JobDeliveries, LOOKUP_BUDGET_MS } from "./list-job-deliveries.js";
 import type { ServerMetrics } from "./metrics.js";
@@ -27,6 +28,7 @@ import { checkPortalLinkRequest } from "./portal-link-request.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { revokePortalSessions } from "./revoke-portal-sessions.js";
 import { badRequest, rateLimited, statusOf, unavailable } from "./rpc-errors.js";
+import { type TenantAdmin, tenantAdminHandlers } from "./tenant-admin.js";
 
 export interface WebhookServiceOptions {
   publisher: JobEventPublisher;
@@ -42,6 +44,8 @@ export interface WebhookServiceOptions {
   log: Logger;
   /** ListJobDeliveries (src/server/list-job-deliveries.ts). */
   deliveries: JobDeliveries;
+  /** Keys, GetTenant, DeleteTenant and the audit trail (src/server/tenant-admin.ts). */
+  admin?: TenantAdmin | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -64,7 +68,8 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
     listJobDeliveries: (req, ctx) =>
       o.deliveries.list(req, principalOf(ctx), budget(ctx.timeoutMs(), LOOKUP_BUDGET_MS)),
     revokePortalSessions: (req, ctx) =>
-      revokePortalSessions(req, principalOf(ctx), { portal: o.portal, log: o.log }),
+      revokePortalSessions(req, principalOf(ctx), { portal: o.portal, log: o.log, audit: o.admin?.audit }),
+    ...tenantAdminHandlers(o.admin),
 
     async getPortalLink(req, ctx) {
       const caller = principalOf(ctx);
@@ -90,6 +95,16 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
       }
       // The URL logs its reader in: it never goes to the log.
       o.log.info({ ...logFields, app_id: outcome.appId, role: params.role }, "portal link issued");
+      await o.admin?.audit.record({
+        act: "portal_link.issued",
+        tenant: params.tenantId,
+        by: actorOf(caller),
+        details: {
+          role: params.role,
+          expiry_seconds: params.expirySeconds,
+          session_id: params.sessionId ?? "",
+        },
+      });
       return create(GetPortalLinkResponseSchema, {
         url: outcome.url,
         expiresAt: timestampFromMs(requestedAt + params.expirySeconds * 1_000),

@@ -11,17 +11,7 @@ import {
   subjectFor,
 } from "../../src/events/subjects.js";
 import { JobEventSchema, JobStatus } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
-
-/** NATS wildcard matching, as a stream or a filter applies it: `*` one token, `>` the rest. */
-function matches(filter: string, subject: string): boolean {
-  const f = filter.split(".");
-  const s = subject.split(".");
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === ">") return s.length > i;
-    if (i >= s.length || (f[i] !== "*" && f[i] !== s[i])) return false;
-  }
-  return f.length === s.length;
-}
+import { matches } from "../support/subject-match.js";
 
 describe("event subjects", () => {
   it("an event is published under <prefix>.<tenant>.<job>.<status>", () => {

@@ -112,7 +112,7 @@ describe("jobhooks keys", () => {
     const [id] = await keyIdOf("listed-tenant");
     const res = await cli("list");
     expect(res.code).toBe(0);
-    expect(res.stdout).toMatch(/^ID\s+TENANT\s+CREATED\n/);
+    expect(res.stdout).toMatch(/^ID\s+TENANT\s+CREATED\s+LAST USED\n/);
     const row = res.stdout.split("\n").find((l) => l.startsWith(id ?? "?"));
     expect(row).toMatch(/^key_\w+\s+listed-tenant\s+\d{4}-\d\d-\d\dT/);
     for (const out of [res.stdout, res.stderr, (await cli("list", "--json")).stdout]) {
@@ -132,7 +132,9 @@ describe("jobhooks keys", () => {
     expect(await keyIdOf("revoked-tenant")).toEqual([]);
     const again = await cli("revoke", id as string);
     expect(again.code).not.toBe(0);
-    expect(again.stderr.trim().split("\n")).toEqual([`jobhooks: no key with id ${id}`]);
+    expect(again.stderr.trim().split("\n")).toEqual([
+      `jobhooks: no key with id ${id} (\`jobhooks keys list\` shows the ids)`,
+    ]);
   });
 
   it.each([

@@ -25,7 +25,14 @@ describe("stream provisioning at start", () => {
     const consumers: string[] = [];
     for await (const c of jsm.consumers.list("JOBS")) consumers.push(c.name);
     await nc.close();
-    expect(names.sort()).toEqual(["JOBS", "JOBS_DLQ", "KV_jobhooks_api_keys"]);
+    expect(names.sort()).toEqual([
+      "JOBHOOKS_AUDIT",
+      "JOBS",
+      "JOBS_DLQ",
+      "KV_jobhooks_api_key_use",
+      "KV_jobhooks_api_keys",
+      "KV_jobhooks_tenant_deletions",
+    ]);
     expect(consumers).toEqual(["jobhooks-relay"]);
   });
 

@@ -81,7 +81,8 @@ export class Router<Ctx> {
 
   /** Path parameters are checked against the spec's uid pattern here, once for every route. */
   match(method: string, path: string): RouteMatch<Ctx> {
-    const parts = path.split("/");
+    // Svix serves its routes with or without a trailing slash (`/api/v1/app/{app_id}/`).
+    const parts = (path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path).split("/");
     let pathMatched = false;
     for (const route of this.routes) {
       if (route.segments.length !== parts.length) continue;

@@ -175,10 +175,24 @@ export class StandInStore {
     if (uid !== null) this.appIdByUid.set(uid, app.id);
   }
 
+  /**
+   * Svix's application delete (204): the application goes with its endpoints (and their secrets),
+   * its messages and their attempts; nothing of it can be read afterwards (404), and its uid is
+   * free for a new application. Scheduled deliveries find no endpoint and stop.
+   */
   deleteApp(app: AppRecord): void {
     this.apps.delete(app.id);
     if (app.uid !== null) this.appIdByUid.delete(app.uid);
     this.endpoints.delete(app.id);
+    for (const msg of this.messages.values()) {
+      if (msg.appId !== app.id) continue;
+      this.messages.delete(msg.id);
+      this.destinations.delete(msg.id);
+      if (msg.eventId !== null) this.msgIdByEventId.delete(`${msg.appId} ${msg.eventId}`);
+    }
+    for (const attempt of this.attempts.values()) {
+      if (attempt.appId === app.id) this.attempts.delete(attempt.id);
+    }
   }
 
   endpointsOf(appId: string): Map<string, EndpointRecord> {

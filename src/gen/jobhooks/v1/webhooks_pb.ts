@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file jobhooks/v1/webhooks.proto.
  */
 export const file_jobhooks_v1_webhooks: GenFile = /*@__PURE__*/
-  fileDesc("Chpqb2Job29rcy92MS93ZWJob29rcy5wcm90bxILam9iaG9va3MudjEiogEKFEdldFBvcnRhbExpbmtSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIpCgZleHBpcnkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEQoJcmVhZF9vbmx5GAMgASgIEhIKCnNlc3Npb25faWQYBCABKAkSJQoEcm9sZRgFIAEoDjIXLmpvYmhvb2tzLnYxLlBvcnRhbFJvbGUiZAoVR2V0UG9ydGFsTGlua1Jlc3BvbnNlEgsKA3VybBgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhcHBfaWQYAyABKAkiPgoWUHVibGlzaEpvYkV2ZW50UmVxdWVzdBIkCgVldmVudBgBIAEoCzIVLmpvYmhvb2tzLnYxLkpvYkV2ZW50IlcKF1B1Ymxpc2hKb2JFdmVudFJlc3BvbnNlEhAKCGV2ZW50X2lkGAEgASgJEhcKD3N0cmVhbV9zZXF1ZW5jZRgCIAEoBBIRCglkdXBsaWNhdGUYAyABKAgiQAoXUHVibGlzaEpvYkV2ZW50c1JlcXVlc3QSJQoGZXZlbnRzGAEgAygLMhUuam9iaG9va3MudjEuSm9iRXZlbnQiTwoYUHVibGlzaEpvYkV2ZW50c1Jlc3BvbnNlEjMKB3Jlc3VsdHMYASADKAsyIi5qb2Job29rcy52MS5QdWJsaXNoSm9iRXZlbnRSZXN1bHQieAoVUHVibGlzaEpvYkV2ZW50UmVzdWx0EhAKCGV2ZW50X2lkGAEgASgJEhcKD3N0cmVhbV9zZXF1ZW5jZRgCIAEoBBIRCglkdXBsaWNhdGUYAyABKAgSIQoFZXJyb3IYBCABKAsyEi5nb29nbGUucnBjLlN0YXR1cyIpCghKb2JFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAki8wIKCEpvYkV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIOCgZqb2JfaWQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuam9iaG9va3MudjEuSm9iU3RhdHVzEi8KC29jY3VycmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCghzZXF1ZW5jZRgGIAEoBEgAiAEBEicKBnJlc3VsdBgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJAoFZXJyb3IYCCABKAsyFS5qb2Job29rcy52MS5Kb2JFcnJvchI1CghtZXRhZGF0YRgJIAMoCzIjLmpvYmhvb2tzLnYxLkpvYkV2ZW50Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgsKCV9zZXF1ZW5jZSI9ChhMaXN0Sm9iRGVsaXZlcmllc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCSJaChlMaXN0Sm9iRGVsaXZlcmllc1Jlc3BvbnNlEioKBmV2ZW50cxgBIAMoCzIaLmpvYmhvb2tzLnYxLkV2ZW50RGVsaXZlcnkSEQoJdHJ1bmNhdGVkGAIgASgIIqsCCg1FdmVudERlbGl2ZXJ5EhAKCGV2ZW50X2lkGAEgASgJEiYKBnN0YXR1cxgCIAEoDjIWLmpvYmhvb2tzLnYxLkpvYlN0YXR1cxIvCgtvY2N1cnJlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIbG9jYXRpb24YBCABKA4yGi5qb2Job29rcy52MS5FdmVudExvY2F0aW9uEhoKEmRlYWRfbGV0dGVyX3JlYXNvbhgFIAEoCRIaChJkZWFkX2xldHRlcl9kZXRhaWwYBiABKAkSFwoPc3ZpeF9tZXNzYWdlX2lkGAcgASgJEjAKCWVuZHBvaW50cxgIIAMoCzIdLmpvYmhvb2tzLnYxLkVuZHBvaW50RGVsaXZlcnkiowIKEEVuZHBvaW50RGVsaXZlcnkSEwoLZW5kcG9pbnRfaWQYASABKAkSCwoDdXJsGAIgASgJEjMKBnN0YXR1cxgDIAEoDjIjLmpvYmhvb2tzLnYxLkVuZHBvaW50RGVsaXZlcnlTdGF0dXMSHAoUbGFzdF9yZXNwb25zZV9zdGF0dXMYBCABKAUSFQoNYXR0ZW1wdF9jb3VudBgFIAEoDRIzCg9sYXN0X2F0dGVtcHRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD25leHRfYXR0ZW1wdF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRZW5kcG9pbnRfZGlzYWJsZWQYCCABKAgiRQobUmV2b2tlUG9ydGFsU2Vzc2lvbnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRITCgtzZXNzaW9uX2lkcxgCIAMoCSIeChxSZXZva2VQb3J0YWxTZXNzaW9uc1Jlc3BvbnNlKqUBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKEkpPQl9TVEFUVVNfQ1JFQVRFRBABEhkKFUpPQl9TVEFUVVNfUFJPQ0VTU0lORxACEhgKFEpPQl9TVEFUVVNfQ09NUExFVEVEEAMSFQoRSk9CX1NUQVRVU19GQUlMRUQQBBIYChRKT0JfU1RBVFVTX0NBTkNFTExFRBAFKnAKClBvcnRhbFJvbGUSGwoXUE9SVEFMX1JPTEVfVU5TUEVDSUZJRUQQABIWChJQT1JUQUxfUk9MRV9WSUVXRVIQARIWChJQT1JUQUxfUk9MRV9FRElUT1IQAhIVChFQT1JUQUxfUk9MRV9BRE1JThADKokBCg1FdmVudExvY2F0aW9uEh4KGkVWRU5UX0xPQ0FUSU9OX1VOU1BFQ0lGSUVEEAASGgoWRVZFTlRfTE9DQVRJT05fV0FJVElORxABEhoKFkVWRU5UX0xPQ0FUSU9OX1JFTEFZRUQQAhIgChxFVkVOVF9MT0NBVElPTl9ERUFEX0xFVFRFUkVEEAMq2wEKFkVuZHBvaW50RGVsaXZlcnlTdGF0dXMSKAokRU5EUE9JTlRfREVMSVZFUllfU1RBVFVTX1VOU1BFQ0lGSUVEEAASJgoiRU5EUE9JTlRfREVMSVZFUllfU1RBVFVTX1NVQ0NFRURFRBABEiQKIEVORFBPSU5UX0RFTElWRVJZX1NUQVRVU19QRU5ESU5HEAISJAogRU5EUE9JTlRfREVMSVZFUllfU1RBVFVTX0ZBSUxJTkcQAxIjCh9FTkRQT0lOVF9ERUxJVkVSWV9TVEFUVVNfRkFJTEVEEAQy+AMKDldlYmhvb2tTZXJ2aWNlElYKDUdldFBvcnRhbExpbmsSIS5qb2Job29rcy52MS5HZXRQb3J0YWxMaW5rUmVxdWVzdBoiLmpvYmhvb2tzLnYxLkdldFBvcnRhbExpbmtSZXNwb25zZRJiChFMaXN0Sm9iRGVsaXZlcmllcxIlLmpvYmhvb2tzLnYxLkxpc3RKb2JEZWxpdmVyaWVzUmVxdWVzdBomLmpvYmhvb2tzLnYxLkxpc3RKb2JEZWxpdmVyaWVzUmVzcG9uc2USawoUUmV2b2tlUG9ydGFsU2Vzc2lvbnMSKC5qb2Job29rcy52MS5SZXZva2VQb3J0YWxTZXNzaW9uc1JlcXVlc3QaKS5qb2Job29rcy52MS5SZXZva2VQb3J0YWxTZXNzaW9uc1Jlc3BvbnNlElwKD1B1Ymxpc2hKb2JFdmVudBIjLmpvYmhvb2tzLnYxLlB1Ymxpc2hKb2JFdmVudFJlcXVlc3QaJC5qb2Job29rcy52MS5QdWJsaXNoSm9iRXZlbnRSZXNwb25zZRJfChBQdWJsaXNoSm9iRXZlbnRzEiQuam9iaG9va3MudjEuUHVibGlzaEpvYkV2ZW50c1JlcXVlc3QaJS5qb2Job29rcy52MS5QdWJsaXNoSm9iRXZlbnRzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_status]);
+  fileDesc("Chpqb2Job29rcy92MS93ZWJob29rcy5wcm90bxILam9iaG9va3MudjEiogEKFEdldFBvcnRhbExpbmtSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIpCgZleHBpcnkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEQoJcmVhZF9vbmx5GAMgASgIEhIKCnNlc3Npb25faWQYBCABKAkSJQoEcm9sZRgFIAEoDjIXLmpvYmhvb2tzLnYxLlBvcnRhbFJvbGUiZAoVR2V0UG9ydGFsTGlua1Jlc3BvbnNlEgsKA3VybBgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZhcHBfaWQYAyABKAkiPgoWUHVibGlzaEpvYkV2ZW50UmVxdWVzdBIkCgVldmVudBgBIAEoCzIVLmpvYmhvb2tzLnYxLkpvYkV2ZW50IlcKF1B1Ymxpc2hKb2JFdmVudFJlc3BvbnNlEhAKCGV2ZW50X2lkGAEgASgJEhcKD3N0cmVhbV9zZXF1ZW5jZRgCIAEoBBIRCglkdXBsaWNhdGUYAyABKAgiQAoXUHVibGlzaEpvYkV2ZW50c1JlcXVlc3QSJQoGZXZlbnRzGAEgAygLMhUuam9iaG9va3MudjEuSm9iRXZlbnQiTwoYUHVibGlzaEpvYkV2ZW50c1Jlc3BvbnNlEjMKB3Jlc3VsdHMYASADKAsyIi5qb2Job29rcy52MS5QdWJsaXNoSm9iRXZlbnRSZXN1bHQieAoVUHVibGlzaEpvYkV2ZW50UmVzdWx0EhAKCGV2ZW50X2lkGAEgASgJEhcKD3N0cmVhbV9zZXF1ZW5jZRgCIAEoBBIRCglkdXBsaWNhdGUYAyABKAgSIQoFZXJyb3IYBCABKAsyEi5nb29nbGUucnBjLlN0YXR1cyIpCghKb2JFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAki8wIKCEpvYkV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIOCgZqb2JfaWQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuam9iaG9va3MudjEuSm9iU3RhdHVzEi8KC29jY3VycmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCghzZXF1ZW5jZRgGIAEoBEgAiAEBEicKBnJlc3VsdBgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJAoFZXJyb3IYCCABKAsyFS5qb2Job29rcy52MS5Kb2JFcnJvchI1CghtZXRhZGF0YRgJIAMoCzIjLmpvYmhvb2tzLnYxLkpvYkV2ZW50Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgsKCV9zZXF1ZW5jZSI9ChhMaXN0Sm9iRGVsaXZlcmllc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg4KBmpvYl9pZBgCIAEoCSJaChlMaXN0Sm9iRGVsaXZlcmllc1Jlc3BvbnNlEioKBmV2ZW50cxgBIAMoCzIaLmpvYmhvb2tzLnYxLkV2ZW50RGVsaXZlcnkSEQoJdHJ1bmNhdGVkGAIgASgIIqsCCg1FdmVudERlbGl2ZXJ5EhAKCGV2ZW50X2lkGAEgASgJEiYKBnN0YXR1cxgCIAEoDjIWLmpvYmhvb2tzLnYxLkpvYlN0YXR1cxIvCgtvY2N1cnJlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIbG9jYXRpb24YBCABKA4yGi5qb2Job29rcy52MS5FdmVudExvY2F0aW9uEhoKEmRlYWRfbGV0dGVyX3JlYXNvbhgFIAEoCRIaChJkZWFkX2xldHRlcl9kZXRhaWwYBiABKAkSFwoPc3ZpeF9tZXNzYWdlX2lkGAcgASgJEjAKCWVuZHBvaW50cxgIIAMoCzIdLmpvYmhvb2tzLnYxLkVuZHBvaW50RGVsaXZlcnkiowIKEEVuZHBvaW50RGVsaXZlcnkSEwoLZW5kcG9pbnRfaWQYASABKAkSCwoDdXJsGAIgASgJEjMKBnN0YXR1cxgDIAEoDjIjLmpvYmhvb2tzLnYxLkVuZHBvaW50RGVsaXZlcnlTdGF0dXMSHAoUbGFzdF9yZXNwb25zZV9zdGF0dXMYBCABKAUSFQoNYXR0ZW1wdF9jb3VudBgFIAEoDRIzCg9sYXN0X2F0dGVtcHRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD25leHRfYXR0ZW1wdF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRZW5kcG9pbnRfZGlzYWJsZWQYCCABKAgiRQobUmV2b2tlUG9ydGFsU2Vzc2lvbnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRITCgtzZXNzaW9uX2lkcxgCIAMoCSIeChxSZXZva2VQb3J0YWxTZXNzaW9uc1Jlc3BvbnNlIigKE0NyZWF0ZUFwaUtleVJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJIkkKFENyZWF0ZUFwaUtleVJlc3BvbnNlEgsKA2tleRgBIAEoCRIkCgdhcGlfa2V5GAIgASgLMhMuam9iaG9va3MudjEuQXBpS2V5IokBCgZBcGlLZXkSCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3RfdXNlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJwoSTGlzdEFwaUtleXNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSI8ChNMaXN0QXBpS2V5c1Jlc3BvbnNlEiUKCGFwaV9rZXlzGAEgAygLMhMuam9iaG9va3MudjEuQXBpS2V5IiUKE1Jldm9rZUFwaUtleVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJIjwKFFJldm9rZUFwaUtleVJlc3BvbnNlEiQKB2FwaV9rZXkYASABKAsyEy5qb2Job29rcy52MS5BcGlLZXkiJQoQR2V0VGVuYW50UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAki2wIKEUdldFRlbmFudFJlc3BvbnNlEhEKCXRlbmFudF9pZBgBIAEoCRITCgthcGlfa2V5X2lkcxgCIAMoCRIWCg5ldmVudHNfd2FpdGluZxgDIAEoBBI1ChFvbGRlc3Rfd2FpdGluZ19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMZGVhZF9sZXR0ZXJzGAUgASgEEjkKFW9sZGVzdF9kZWFkX2xldHRlcl9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoLYXBwbGljYXRpb24YByABKAsyHi5qb2Job29rcy52MS5UZW5hbnRBcHBsaWNhdGlvbhIzCg9sYXN0X21lc3NhZ2VfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHN2aXhfY2hlY2tlZBgJIAEoCCKgAQoRVGVuYW50QXBwbGljYXRpb24SDgoGYXBwX2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCWVuZHBvaW50cxgDIAMoCzIbLmpvYmhvb2tzLnYxLlRlbmFudEVuZHBvaW50EhsKE2VuZHBvaW50c190cnVuY2F0ZWQYBCABKAgiXwoOVGVuYW50RW5kcG9pbnQSEwoLZW5kcG9pbnRfaWQYASABKAkSEAoIdXJsX2hvc3QYAiABKAkSEAoIZGlzYWJsZWQYAyABKAgSFAoMZmlsdGVyX3R5cGVzGAQgAygJIjkKE0RlbGV0ZVRlbmFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB2RyeV9ydW4YAiABKAgikgEKFERlbGV0ZVRlbmFudFJlc3BvbnNlEg8KB2RyeV9ydW4YASABKAgSGwoTcmV2b2tlZF9hcGlfa2V5X2lkcxgCIAMoCRIWCg5ldmVudHNfcmVtb3ZlZBgDIAEoBBIcChRkZWFkX2xldHRlcnNfcmVtb3ZlZBgEIAEoBBIWCg5kZWxldGVkX2FwcF9pZBgFIAEoCSqlAQoJSm9iU3RhdHVzEhoKFkpPQl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJKT0JfU1RBVFVTX0NSRUFURUQQARIZChVKT0JfU1RBVFVTX1BST0NFU1NJTkcQAhIYChRKT0JfU1RBVFVTX0NPTVBMRVRFRBADEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAQSGAoUSk9CX1NUQVRVU19DQU5DRUxMRUQQBSpwCgpQb3J0YWxSb2xlEhsKF1BPUlRBTF9ST0xFX1VOU1BFQ0lGSUVEEAASFgoSUE9SVEFMX1JPTEVfVklFV0VSEAESFgoSUE9SVEFMX1JPTEVfRURJVE9SEAISFQoRUE9SVEFMX1JPTEVfQURNSU4QAyqJAQoNRXZlbnRMb2NhdGlvbhIeChpFVkVOVF9MT0NBVElPTl9VTlNQRUNJRklFRBAAEhoKFkVWRU5UX0xPQ0FUSU9OX1dBSVRJTkcQARIaChZFVkVOVF9MT0NBVElPTl9SRUxBWUVEEAISIAocRVZFTlRfTE9DQVRJT05fREVBRF9MRVRURVJFRBADKtsBChZFbmRwb2ludERlbGl2ZXJ5U3RhdHVzEigKJEVORFBPSU5UX0RFTElWRVJZX1NUQVRVU19VTlNQRUNJRklFRBAAEiYKIkVORFBPSU5UX0RFTElWRVJZX1NUQVRVU19TVUNDRUVERUQQARIkCiBFTkRQT0lOVF9ERUxJVkVSWV9TVEFUVVNfUEVORElORxACEiQKIEVORFBPSU5UX0RFTElWRVJZX1NUQVRVU19GQUlMSU5HEAMSIwofRU5EUE9JTlRfREVMSVZFUllfU1RBVFVTX0ZBSUxFRBAEMpUHCg5XZWJob29rU2VydmljZRJWCg1HZXRQb3J0YWxMaW5rEiEuam9iaG9va3MudjEuR2V0UG9ydGFsTGlua1JlcXVlc3QaIi5qb2Job29rcy52MS5HZXRQb3J0YWxMaW5rUmVzcG9uc2USYgoRTGlzdEpvYkRlbGl2ZXJpZXMSJS5qb2Job29rcy52MS5MaXN0Sm9iRGVsaXZlcmllc1JlcXVlc3QaJi5qb2Job29rcy52MS5MaXN0Sm9iRGVsaXZlcmllc1Jlc3BvbnNlEmsKFFJldm9rZVBvcnRhbFNlc3Npb25zEiguam9iaG9va3MudjEuUmV2b2tlUG9ydGFsU2Vzc2lvbnNSZXF1ZXN0Gikuam9iaG9va3MudjEuUmV2b2tlUG9ydGFsU2Vzc2lvbnNSZXNwb25zZRJcCg9QdWJsaXNoSm9iRXZlbnQSIy5qb2Job29rcy52MS5QdWJsaXNoSm9iRXZlbnRSZXF1ZXN0GiQuam9iaG9va3MudjEuUHVibGlzaEpvYkV2ZW50UmVzcG9uc2USXwoQUHVibGlzaEpvYkV2ZW50cxIkLmpvYmhvb2tzLnYxLlB1Ymxpc2hKb2JFdmVudHNSZXF1ZXN0GiUuam9iaG9va3MudjEuUHVibGlzaEpvYkV2ZW50c1Jlc3BvbnNlElMKDENyZWF0ZUFwaUtleRIgLmpvYmhvb2tzLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaIS5qb2Job29rcy52MS5DcmVhdGVBcGlLZXlSZXNwb25zZRJQCgtMaXN0QXBpS2V5cxIfLmpvYmhvb2tzLnYxLkxpc3RBcGlLZXlzUmVxdWVzdBogLmpvYmhvb2tzLnYxLkxpc3RBcGlLZXlzUmVzcG9uc2USUwoMUmV2b2tlQXBpS2V5EiAuam9iaG9va3MudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBohLmpvYmhvb2tzLnYxLlJldm9rZUFwaUtleVJlc3BvbnNlEkoKCUdldFRlbmFudBIdLmpvYmhvb2tzLnYxLkdldFRlbmFudFJlcXVlc3QaHi5qb2Job29rcy52MS5HZXRUZW5hbnRSZXNwb25zZRJTCgxEZWxldGVUZW5hbnQSIC5qb2Job29rcy52MS5EZWxldGVUZW5hbnRSZXF1ZXN0GiEuam9iaG9va3MudjEuRGVsZXRlVGVuYW50UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_rpc_status]);
 
 /**
  * GetPortalLinkRequest asks for a login link to one tenant's webhook portal.
@@ -611,6 +611,443 @@ export const RevokePortalSessionsResponseSchema: GenMessage<RevokePortalSessions
   messageDesc(file_jobhooks_v1_webhooks, 14);
 
 /**
+ * CreateApiKeyRequest names the tenant the new key belongs to.
+ *
+ * @generated from message jobhooks.v1.CreateApiKeyRequest
+ */
+export type CreateApiKeyRequest = Message<"jobhooks.v1.CreateApiKeyRequest"> & {
+  /**
+   * The tenant. Required; same rules as JobEvent.tenant_id.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message jobhooks.v1.CreateApiKeyRequest.
+ * Use `create(CreateApiKeyRequestSchema)` to create a new message.
+ */
+export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 15);
+
+/**
+ * CreateApiKeyResponse carries the new key, once.
+ *
+ * @generated from message jobhooks.v1.CreateApiKeyResponse
+ */
+export type CreateApiKeyResponse = Message<"jobhooks.v1.CreateApiKeyResponse"> & {
+  /**
+   * The key (`jh_live_...`): give it to the customer now; it is never shown again.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * The key's public record: its id is what RevokeApiKey takes.
+   *
+   * @generated from field: jobhooks.v1.ApiKey api_key = 2;
+   */
+  apiKey?: ApiKey | undefined;
+};
+
+/**
+ * Describes the message jobhooks.v1.CreateApiKeyResponse.
+ * Use `create(CreateApiKeyResponseSchema)` to create a new message.
+ */
+export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 16);
+
+/**
+ * ApiKey is what jobhooks keeps about a customer API key: never the key or its hash.
+ *
+ * @generated from message jobhooks.v1.ApiKey
+ */
+export type ApiKey = Message<"jobhooks.v1.ApiKey"> & {
+  /**
+   * The key's public id (`key_...`).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The tenant the key acts for.
+   *
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * When the key was created.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 3;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When a request last authenticated with the key, to the minute; unset when never (or not
+   * since this was recorded).
+   *
+   * @generated from field: google.protobuf.Timestamp last_used_at = 4;
+   */
+  lastUsedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message jobhooks.v1.ApiKey.
+ * Use `create(ApiKeySchema)` to create a new message.
+ */
+export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 17);
+
+/**
+ * ListApiKeysRequest filters the list.
+ *
+ * @generated from message jobhooks.v1.ListApiKeysRequest
+ */
+export type ListApiKeysRequest = Message<"jobhooks.v1.ListApiKeysRequest"> & {
+  /**
+   * Only this tenant's keys; empty: every tenant's.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message jobhooks.v1.ListApiKeysRequest.
+ * Use `create(ListApiKeysRequestSchema)` to create a new message.
+ */
+export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 18);
+
+/**
+ * ListApiKeysResponse lists live keys, oldest first.
+ *
+ * @generated from message jobhooks.v1.ListApiKeysResponse
+ */
+export type ListApiKeysResponse = Message<"jobhooks.v1.ListApiKeysResponse"> & {
+  /**
+   * The keys.
+   *
+   * @generated from field: repeated jobhooks.v1.ApiKey api_keys = 1;
+   */
+  apiKeys: ApiKey[];
+};
+
+/**
+ * Describes the message jobhooks.v1.ListApiKeysResponse.
+ * Use `create(ListApiKeysResponseSchema)` to create a new message.
+ */
+export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 19);
+
+/**
+ * RevokeApiKeyRequest names the key to revoke.
+ *
+ * @generated from message jobhooks.v1.RevokeApiKeyRequest
+ */
+export type RevokeApiKeyRequest = Message<"jobhooks.v1.RevokeApiKeyRequest"> & {
+  /**
+   * The key's id (`key_...`, from CreateApiKey or ListApiKeys). Required.
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+};
+
+/**
+ * Describes the message jobhooks.v1.RevokeApiKeyRequest.
+ * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
+ */
+export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 20);
+
+/**
+ * RevokeApiKeyResponse confirms the revocation.
+ *
+ * @generated from message jobhooks.v1.RevokeApiKeyResponse
+ */
+export type RevokeApiKeyResponse = Message<"jobhooks.v1.RevokeApiKeyResponse"> & {
+  /**
+   * The key that was revoked.
+   *
+   * @generated from field: jobhooks.v1.ApiKey api_key = 1;
+   */
+  apiKey?: ApiKey | undefined;
+};
+
+/**
+ * Describes the message jobhooks.v1.RevokeApiKeyResponse.
+ * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
+ */
+export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 21);
+
+/**
+ * GetTenantRequest names the tenant.
+ *
+ * @generated from message jobhooks.v1.GetTenantRequest
+ */
+export type GetTenantRequest = Message<"jobhooks.v1.GetTenantRequest"> & {
+  /**
+   * The tenant. Required; same rules as JobEvent.tenant_id.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message jobhooks.v1.GetTenantRequest.
+ * Use `create(GetTenantRequestSchema)` to create a new message.
+ */
+export const GetTenantRequestSchema: GenMessage<GetTenantRequest> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 22);
+
+/**
+ * GetTenantResponse is one tenant as jobhooks and Svix hold it.
+ *
+ * @generated from message jobhooks.v1.GetTenantResponse
+ */
+export type GetTenantResponse = Message<"jobhooks.v1.GetTenantResponse"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Ids of its live API keys (never the keys).
+   *
+   * @generated from field: repeated string api_key_ids = 2;
+   */
+  apiKeyIds: string[];
+
+  /**
+   * Events stored in NATS (stream JOBS) and not yet relayed to Svix.
+   *
+   * @generated from field: uint64 events_waiting = 3;
+   */
+  eventsWaiting: bigint;
+
+  /**
+   * When the oldest waiting event was stored; unset when none waits.
+   *
+   * @generated from field: google.protobuf.Timestamp oldest_waiting_at = 4;
+   */
+  oldestWaitingAt?: Timestamp | undefined;
+
+  /**
+   * Its dead letters in JOBS_DLQ.
+   *
+   * @generated from field: uint64 dead_letters = 5;
+   */
+  deadLetters: bigint;
+
+  /**
+   * When the oldest dead letter was filed; unset when there is none.
+   *
+   * @generated from field: google.protobuf.Timestamp oldest_dead_letter_at = 6;
+   */
+  oldestDeadLetterAt?: Timestamp | undefined;
+
+  /**
+   * Its Svix application; unset when it has none (nothing relayed and no portal opened yet).
+   *
+   * @generated from field: jobhooks.v1.TenantApplication application = 7;
+   */
+  application?: TenantApplication | undefined;
+
+  /**
+   * When Svix accepted the tenant's most recent message; unset when none.
+   *
+   * @generated from field: google.protobuf.Timestamp last_message_at = 8;
+   */
+  lastMessageAt?: Timestamp | undefined;
+
+  /**
+   * False when Svix could not be asked (not configured, or unavailable): application and
+   * last_message_at are then unknown, not absent.
+   *
+   * @generated from field: bool svix_checked = 9;
+   */
+  svixChecked: boolean;
+};
+
+/**
+ * Describes the message jobhooks.v1.GetTenantResponse.
+ * Use `create(GetTenantResponseSchema)` to create a new message.
+ */
+export const GetTenantResponseSchema: GenMessage<GetTenantResponse> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 23);
+
+/**
+ * TenantApplication is a tenant's Svix application.
+ *
+ * @generated from message jobhooks.v1.TenantApplication
+ */
+export type TenantApplication = Message<"jobhooks.v1.TenantApplication"> & {
+  /**
+   * Svix's application id (app_...); its uid is the tenant id.
+   *
+   * @generated from field: string app_id = 1;
+   */
+  appId: string;
+
+  /**
+   * When Svix created it.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 2;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * Its endpoints, at most 50.
+   *
+   * @generated from field: repeated jobhooks.v1.TenantEndpoint endpoints = 3;
+   */
+  endpoints: TenantEndpoint[];
+
+  /**
+   * True when it has more endpoints than listed.
+   *
+   * @generated from field: bool endpoints_truncated = 4;
+   */
+  endpointsTruncated: boolean;
+};
+
+/**
+ * Describes the message jobhooks.v1.TenantApplication.
+ * Use `create(TenantApplicationSchema)` to create a new message.
+ */
+export const TenantApplicationSchema: GenMessage<TenantApplication> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 24);
+
+/**
+ * TenantEndpoint is one of the tenant's webhook endpoints.
+ *
+ * @generated from message jobhooks.v1.TenantEndpoint
+ */
+export type TenantEndpoint = Message<"jobhooks.v1.TenantEndpoint"> & {
+  /**
+   * Svix's endpoint id (ep_...).
+   *
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * The host of the endpoint's URL (no path or query, which may hold a customer's secret).
+   *
+   * @generated from field: string url_host = 2;
+   */
+  urlHost: string;
+
+  /**
+   * True when the endpoint is disabled (by the customer, or by Svix after continuous failures).
+   *
+   * @generated from field: bool disabled = 3;
+   */
+  disabled: boolean;
+
+  /**
+   * The event types it receives; empty: all.
+   *
+   * @generated from field: repeated string filter_types = 4;
+   */
+  filterTypes: string[];
+};
+
+/**
+ * Describes the message jobhooks.v1.TenantEndpoint.
+ * Use `create(TenantEndpointSchema)` to create a new message.
+ */
+export const TenantEndpointSchema: GenMessage<TenantEndpoint> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 25);
+
+/**
+ * DeleteTenantRequest names the tenant to delete.
+ *
+ * @generated from message jobhooks.v1.DeleteTenantRequest
+ */
+export type DeleteTenantRequest = Message<"jobhooks.v1.DeleteTenantRequest"> & {
+  /**
+   * The tenant. Required; same rules as JobEvent.tenant_id.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Answer what would be removed, and remove nothing.
+   *
+   * @generated from field: bool dry_run = 2;
+   */
+  dryRun: boolean;
+};
+
+/**
+ * Describes the message jobhooks.v1.DeleteTenantRequest.
+ * Use `create(DeleteTenantRequestSchema)` to create a new message.
+ */
+export const DeleteTenantRequestSchema: GenMessage<DeleteTenantRequest> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 26);
+
+/**
+ * DeleteTenantResponse says what was removed (or, for a dry run, what would be).
+ *
+ * @generated from message jobhooks.v1.DeleteTenantResponse
+ */
+export type DeleteTenantResponse = Message<"jobhooks.v1.DeleteTenantResponse"> & {
+  /**
+   * True when nothing was changed (the request's dry_run).
+   *
+   * @generated from field: bool dry_run = 1;
+   */
+  dryRun: boolean;
+
+  /**
+   * Ids of the API keys revoked.
+   *
+   * @generated from field: repeated string revoked_api_key_ids = 2;
+   */
+  revokedApiKeyIds: string[];
+
+  /**
+   * Events removed from JOBS (waiting, never relayed). A dry run counts those waiting now.
+   *
+   * @generated from field: uint64 events_removed = 3;
+   */
+  eventsRemoved: bigint;
+
+  /**
+   * Dead letters removed from JOBS_DLQ.
+   *
+   * @generated from field: uint64 dead_letters_removed = 4;
+   */
+  deadLettersRemoved: bigint;
+
+  /**
+   * The Svix application deleted (with its endpoints, secrets and messages); empty when the
+   * tenant had none.
+   *
+   * @generated from field: string deleted_app_id = 5;
+   */
+  deletedAppId: string;
+};
+
+/**
+ * Describes the message jobhooks.v1.DeleteTenantResponse.
+ * Use `create(DeleteTenantResponseSchema)` to create a new message.
+ */
+export const DeleteTenantResponseSchema: GenMessage<DeleteTenantResponse> = /*@__PURE__*/
+  messageDesc(file_jobhooks_v1_webhooks, 27);
+
+/**
  * JobStatus is the status a job moved to. Each maps to one webhook event type.
  *
  * @generated from enum jobhooks.v1.JobStatus
@@ -891,6 +1328,69 @@ export const WebhookService: GenService<{
     methodKind: "unary";
     input: typeof PublishJobEventsRequestSchema;
     output: typeof PublishJobEventsResponseSchema;
+  },
+  /**
+   * CreateApiKey makes a customer API key for a tenant and returns it once: jobhooks stores only
+   * its SHA-256 and cannot show it again. The key calls GetPortalLink and ListJobDeliveries for
+   * its own tenant. Service tokens only. The same store as `jobhooks keys create`.
+   *
+   * @generated from rpc jobhooks.v1.WebhookService.CreateApiKey
+   */
+  createApiKey: {
+    methodKind: "unary";
+    input: typeof CreateApiKeyRequestSchema;
+    output: typeof CreateApiKeyResponseSchema;
+  },
+  /**
+   * ListApiKeys lists live keys (never a key or its hash), oldest first, of one tenant or of
+   * all. Service tokens only.
+   *
+   * @generated from rpc jobhooks.v1.WebhookService.ListApiKeys
+   */
+  listApiKeys: {
+    methodKind: "unary";
+    input: typeof ListApiKeysRequestSchema;
+    output: typeof ListApiKeysResponseSchema;
+  },
+  /**
+   * RevokeApiKey removes a key by id: every replica refuses it within seconds. An unknown id is
+   * NOT_FOUND (ListApiKeys shows the ids). Service tokens only.
+   *
+   * @generated from rpc jobhooks.v1.WebhookService.RevokeApiKey
+   */
+  revokeApiKey: {
+    methodKind: "unary";
+    input: typeof RevokeApiKeyRequestSchema;
+    output: typeof RevokeApiKeyResponseSchema;
+  },
+  /**
+   * GetTenant answers a support ticket's first questions about one tenant: its key ids, its
+   * events waiting and dead-lettered (counts, oldest), its Svix application and endpoints, and
+   * its last message relayed to Svix. A tenant jobhooks knows nothing of answers with zeros and
+   * no application. Service tokens only.
+   *
+   * @generated from rpc jobhooks.v1.WebhookService.GetTenant
+   */
+  getTenant: {
+    methodKind: "unary";
+    input: typeof GetTenantRequestSchema;
+    output: typeof GetTenantResponseSchema;
+  },
+  /**
+   * DeleteTenant removes everything jobhooks and Svix hold for a tenant: its API keys, its events
+   * waiting in NATS and its dead letters (no other tenant's event is touched or reordered), its
+   * portal sessions and its Svix application (endpoints, secrets, message history). Events
+   * accepted for the tenant while the deletion runs are not delivered. Idempotent: deleting a
+   * deleted tenant succeeds and removes nothing. Events published for the tenant afterwards start
+   * afresh (a new Svix application, created on first use). With dry_run, answers what would go
+   * and changes nothing. Service tokens only.
+   *
+   * @generated from rpc jobhooks.v1.WebhookService.DeleteTenant
+   */
+  deleteTenant: {
+    methodKind: "unary";
+    input: typeof DeleteTenantRequestSchema;
+    output: typeof DeleteTenantResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_jobhooks_v1_webhooks, 0);
