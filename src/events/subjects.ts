@@ -106,8 +106,3 @@ export function tenantDlqFilter(prefix: string, tenantId: string): string {
 export function untenantedDlqFilter(prefix: string): string {
   return `${prefix}_dlq.*`;
 }
-
-/** Every stored event of one tenant under the partitioned layout (`<prefix>.*.<tenant>.*.*`). */
-export function legacyTenantFilter(prefix: string, tenantId: string): string {
-  return `${prefix}.*.${tenantId}.*.*`;
-}

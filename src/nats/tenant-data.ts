@@ -1,6 +1,5 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import {
-  legacyTenantFilter,
   parseStoredSubject,
   tenantDlqFilter,
   tenantFilter,
@@ -11,7 +10,7 @@ import { DLQ_STREAM, JOBS_STREAM } from "./provision.js";
 
 /**
  * What NATS holds of one tenant, counted and removed by subject filter: its waiting events in JOBS
- * (the published layout and the partitioned one) and its dead letters in JOBS_DLQ (filed by tenant;
+ * and its dead letters in JOBS_DLQ (filed by tenant;
  * those filed by reason alone, before that layout, are found by their original-subject header).
  * A purge with a subject filter deletes only the matching messages: no other tenant's event is
  * touched, and the order of what remains is the order it was stored in.
@@ -32,7 +31,7 @@ export async function countTenantHoldings(
   prefix: string,
   tenantId: string,
 ): Promise<TenantHoldings> {
-  const jobsFilters = [legacyTenantFilter(prefix, tenantId), tenantFilter(prefix, tenantId)];
+  const jobsFilters = [tenantFilter(prefix, tenantId)];
   const waiting = await countMatching(jsm, JOBS_STREAM, jobsFilters);
   const filed = await countMatching(jsm, DLQ_STREAM, [tenantDlqFilter(prefix, tenantId)]);
   const untenanted = await untenantedDeadLetters(jsm, prefix, tenantId);
@@ -53,11 +52,7 @@ export async function purgeTenantEvents(
   prefix: string,
   tenantId: string,
 ): Promise<number> {
-  let purged = 0;
-  for (const filter of [legacyTenantFilter(prefix, tenantId), tenantFilter(prefix, tenantId)]) {
-    purged += (await jsm.streams.purge(JOBS_STREAM, { filter })).purged;
-  }
-  return purged;
+  return (await jsm.streams.purge(JOBS_STREAM, { filter: tenantFilter(prefix, tenantId) })).purged;
 }
 
 /** Removes the tenant's dead letters from JOBS_DLQ; how many went. */

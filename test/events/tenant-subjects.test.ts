@@ -3,7 +3,6 @@ import {
   dlqStreamSubject,
   dlqSubject,
   jobsStreamSubject,
-  legacyTenantFilter,
   tenantDlqFilter,
   tenantDlqSubject,
   tenantFilter,
@@ -33,13 +32,9 @@ describe("a tenant's subjects", () => {
     expect(matches(f, tenantDlqSubject("jobs", "invalid", "acme"))).toBe(false);
   });
 
-  it("the tenant's event filters take its events of both layouts and no other tenant's", () => {
+  it("the tenant's event filter takes its events and no other tenant's", () => {
     expect(matches(tenantFilter("jobs", "acme"), "jobs.acme.j1.created")).toBe(true);
     expect(matches(tenantFilter("jobs", "acme"), "jobs.other.j1.created")).toBe(false);
-    expect(matches(legacyTenantFilter("jobs", "acme"), "jobs.7.acme.j1.created")).toBe(true);
-    expect(matches(legacyTenantFilter("jobs", "acme"), "jobs.7.other.j1.created")).toBe(false);
-    // A tenant named like a partition number is not confused with the partitioned layout.
-    expect(matches(tenantFilter("jobs", "7"), "jobs.7.acme.j1.created")).toBe(false);
     expect(matches(jobsStreamSubject("jobs"), "jobs.acme.j1.created")).toBe(true);
   });
 });

@@ -37,6 +37,7 @@ const message = (eventId: string) =>
       status: JobStatus.CREATED,
       occurredAt: timestampFromMs(Date.now()),
     }),
+    1,
   );
 
 beforeAll(async () => {
