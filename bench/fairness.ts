@@ -160,7 +160,9 @@ async function runScenario(s: Scenario, cli: string): Promise<Outcome> {
           perSecond: FAILING_PER_SECOND,
         });
       } else if (s.burst) {
+        const publishing = Date.now();
         await publishBurst({ natsUrl: nats.url, tenant: BURST_TENANT, n: s.burst, jobs: BURST_JOBS });
+        if (process.env.BENCH_DEBUG) console.log(`burst published in ${Date.now() - publishing} ms`);
         await untilBurstDone(svix, s.burst, () => trickle?.accepted ?? 0, 30 * 60_000);
       } else {
         await sleep(ALONE_SECONDS * 1_000);
