@@ -3,8 +3,8 @@ import { decodeNatsEvent } from "../events/decode-nats-event.js";
 import { statusFromName } from "../events/job-status.js";
 import { jobFilters, parseStoredSubject } from "../events/subjects.js";
 import { IDENTIFIER } from "../events/validate.js";
+import { DEAD_HEADERS, HEADER } from "../events/wire-names.js";
 import { JobStatus } from "../gen/jobhooks/v1/webhooks_pb.js";
-import { DEAD_HEADERS } from "../relay/dead-letter.js";
 import { DLQ_STREAM, JOBS_STREAM } from "./provision.js";
 
 /**
@@ -112,7 +112,7 @@ function decodeStored(
   const decoded = decodeNatsEvent({
     subject: tokens,
     data: m.data,
-    contentType: m.header?.get("Content-Type") || undefined,
+    contentType: m.header?.get(HEADER.contentType) || undefined,
     storedAtMs: m.time.getTime(),
     maxPayloadBytes: Math.max(o.maxPayloadBytes, m.data.byteLength),
   });

@@ -4,6 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { Counter, type Registry } from "prom-client";
 import { Webhook } from "svix";
 import { opsSubject } from "../events/subjects.js";
+import { HEADER } from "../events/wire-names.js";
 import type { Logger } from "../log/logger.js";
 import { readBody } from "./body-reader.js";
 import { createMemoryBudget } from "./memory-budget.js";
@@ -121,7 +122,7 @@ export function operationalWebhooks(o: OperationalWebhooksOptions): (req: Req, r
           return send(res, 204, "");
         }
         const subject = opsSubject(event.tenant, event.type);
-        o.publish(subject, body, { "Nats-Msg-Id": svixId, "Svix-Id": svixId });
+        o.publish(subject, body, { [HEADER.natsMsgId]: svixId, [HEADER.svixId]: svixId });
         remember(svixId);
         received.inc({ type: event.type });
         o.log.info(
