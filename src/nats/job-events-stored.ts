@@ -1,8 +1,8 @@
 import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import { decodeNatsEvent } from "../events/decode-nats-event.js";
+import { IDENTIFIER } from "../events/field-rules.js";
 import { statusFromName } from "../events/job-status.js";
 import { jobFilters, parseStoredSubject } from "../events/subjects.js";
-import { IDENTIFIER } from "../events/validate.js";
 import { DEAD_HEADERS, HEADER } from "../events/wire-names.js";
 import { JobStatus } from "../gen/jobhooks/v1/webhooks_pb.js";
 import { DLQ_STREAM, JOBS_STREAM } from "./provision.js";

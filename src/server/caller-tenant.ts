@@ -1,4 +1,5 @@
-import { type FieldViolation, tenantIdProblem } from "../events/validate.js";
+import { tenantIdProblem } from "../events/field-rules.js";
+import type { FieldViolation } from "../events/validate.js";
 import type { Principal } from "./auth.js";
 
 export type CallerTenant =

@@ -3,8 +3,9 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { deriveEventId } from "../events/event-id.js";
+import { identifierProblem } from "../events/field-rules.js";
 import { JOB_STATUSES } from "../events/job-status.js";
-import { type FieldViolation, IDENTIFIER } from "../events/validate.js";
+import type { FieldViolation } from "../events/validate.js";
 import {
   EndpointDeliverySchema,
   EndpointDeliveryStatus,
@@ -213,12 +214,8 @@ function checkRequest(req: ListJobDeliveriesRequest, caller: Principal): { tenan
     throw new ConnectError("this API key may read only its own tenant's deliveries", Code.PermissionDenied);
   }
   const violations: FieldViolation[] = [...tenant.violations];
-  if (!IDENTIFIER.test(req.jobId)) {
-    violations.push({
-      field: "job_id",
-      description: req.jobId === "" ? "is required" : "must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'",
-    });
-  }
+  const jobProblem = identifierProblem(req.jobId);
+  if (jobProblem) violations.push({ field: "job_id", description: jobProblem });
   if (violations.length > 0) throw badRequest(Code.InvalidArgument, violations);
   return { tenantId: tenant.tenantId, jobId: req.jobId };
 }

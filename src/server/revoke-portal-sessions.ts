@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type FieldViolation, IDENTIFIER, tenantIdProblem } from "../events/validate.js";
+import { IDENTIFIER, IDENTIFIER_RULE, tenantIdProblem } from "../events/field-rules.js";
+import type { FieldViolation } from "../events/validate.js";
 import {
   type RevokePortalSessionsRequest,
   type RevokePortalSessionsResponse,
@@ -34,10 +35,7 @@ export async function revokePortalSessions(
   }
   req.sessionIds.forEach((id, i) => {
     if (!IDENTIFIER.test(id)) {
-      violations.push({
-        field: `session_ids[${i}]`,
-        description: "must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'",
-      });
+      violations.push({ field: `session_ids[${i}]`, description: IDENTIFIER_RULE });
     }
   });
   if (violations.length > 0) throw badRequest(Code.InvalidArgument, violations);
