@@ -1,8 +1,8 @@
 import type { SvixMessage } from "../events/webhook-payload.js";
+import { clampRetryAfter } from "../svix/classify.js";
 import type { MessageOutcome, SvixGateway } from "../svix/gateway.js";
 import type { AdaptiveLimit } from "./adaptive-limit.js";
 import type { Circuit } from "./circuit.js";
-import { clampRetryAfter } from "./decide.js";
 import type { FairScheduler } from "./fair-scheduler.js";
 import type { RatePacer } from "./rate-pacer.js";
 

@@ -23,3 +23,16 @@ export function callerTenant(requested: string, caller: Principal): CallerTenant
   const description = tenantId === "" ? "is required for service callers" : problem;
   return { kind: "resolved", tenantId, violations: [{ field: "tenant_id", description }] };
 }
+
+/**
+ * Whose rate-limit bucket a call draws from: a customer key's own, or for a service token one per
+ * tenant, so a platform backend acting for many customers is limited per customer, like they are.
+ */
+export function rateKeyOf(caller: Principal, tenantId: string): string {
+  return caller.kind === "customer" ? `key:${caller.keyId}` : `service:${caller.name}:${tenantId}`;
+}
+
+/** The caller as logs name it: a key id or a service token's name, never the credential. */
+export function callerName(caller: Principal): string {
+  return caller.kind === "customer" ? caller.keyId : caller.name;
+}

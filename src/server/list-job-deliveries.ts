@@ -26,9 +26,10 @@ import {
 import type { SvixCallFailure } from "../svix/call-failure.js";
 import type { EndpointDeliveryInfo, MessageDeliveryOutcome, SvixDeliveries } from "../svix/deliveries.js";
 import type { Principal } from "./auth.js";
-import { callerTenant } from "./caller-tenant.js";
+import { callerTenant, rateKeyOf } from "./caller-tenant.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { badRequest, rateLimited, unavailable } from "./rpc-errors.js";
+import { svixCallError } from "./svix-call-errors.js";
 
 /**
  * ListJobDeliveries: a job's events joined from where jobhooks keeps them (JOBS, JOBS_DLQ) and where
@@ -89,25 +90,21 @@ export function createJobDeliveries(o: JobDeliveriesOptions): JobDeliveries {
   return {
     async list(req, caller, budgetMs = LOOKUP_BUDGET_MS) {
       const { tenantId, jobId } = checkRequest(req, caller);
-      const allowed = o.rate.take(
-        caller.kind === "customer" ? `key:${caller.keyId}` : `service:${caller.name}:${tenantId}`,
-      );
+      const allowed = o.rate.take(rateKeyOf(caller, tenantId));
       if (allowed.kind === "limited")
         throw rateLimited("too many delivery lookups; retry later", allowed.retryAfterMs);
       if (!o.svix) throw unavailable("Svix is not configured on this server", 60_000);
       if (!o.svixAvailable()) throw unavailable("Svix is failing (circuit open); retry shortly", 5_000);
       const svix = o.svix;
       /** A Svix lookup that failed ends the call: retry later, or INTERNAL with the reason logged. */
-      const svixError = (failure: SvixCallFailure): ConnectError => {
-        if (failure.kind === "transient") {
-          return unavailable("Svix is unavailable; retry shortly", failure.retryAfterMs ?? 1_000);
-        }
-        o.log.error(
-          { tenant: tenantId, job_id: jobId, reason: failure.reason },
-          "job deliveries: Svix refused",
-        );
-        return new ConnectError("could not read deliveries from Svix", Code.Internal);
-      };
+      const svixError = (failure: SvixCallFailure): ConnectError =>
+        svixCallError(failure, {
+          log: o.log,
+          fields: { tenant: tenantId, job_id: jobId },
+          event: "job deliveries",
+          unavailable: "Svix is unavailable; retry shortly",
+          refused: "could not read deliveries from Svix",
+        });
 
       const lookup = {
         subjectPrefix: o.subjectPrefix,

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { IDENTIFIER, IDENTIFIER_RULE, tenantIdProblem } from "../events/field-rules.js";
 import type { FieldViolation } from "../events/validate.js";
 import {
@@ -10,7 +10,9 @@ import {
 import type { Logger } from "../log/logger.js";
 import type { PortalLinks } from "../svix/portal.js";
 import type { Principal } from "./auth.js";
+import { callerName } from "./caller-tenant.js";
 import { badRequest, unavailable } from "./rpc-errors.js";
+import { svixCallError } from "./svix-call-errors.js";
 
 /**
  * RevokePortalSessions: the platform ends a customer's portal sessions (a user left the customer's
@@ -44,16 +46,17 @@ export async function revokePortalSessions(
   const outcome = await o.portal.revokePortalSessions(req.tenantId, req.sessionIds);
   const logFields = {
     tenant: req.tenantId,
-    caller: caller.kind === "service" ? caller.name : caller.keyId,
+    caller: callerName(caller),
     sessions: req.sessionIds.length || "all",
   };
-  if (outcome.kind === "transient") {
-    o.log.warn({ ...logFields, reason: outcome.reason }, "portal revocation failed: Svix unavailable");
-    throw unavailable("the webhook portal is unavailable; retry shortly", outcome.retryAfterMs ?? 1_000);
-  }
-  if (outcome.kind === "failed") {
-    o.log.error({ ...logFields, reason: outcome.reason }, "portal revocation failed: Svix refused");
-    throw new ConnectError("could not revoke the portal sessions", Code.Internal);
+  if (outcome.kind === "transient" || outcome.kind === "failed") {
+    throw svixCallError(outcome, {
+      log: o.log,
+      fields: logFields,
+      event: "portal revocation failed",
+      unavailable: "the webhook portal is unavailable; retry shortly",
+      refused: "could not revoke the portal sessions",
+    });
   }
   o.log.info(logFields, "portal sessions revoked");
   return create(RevokePortalSessionsResponseSchema, {});
