@@ -130,7 +130,7 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
   async function run(): Promise<void> {
     // Pull only what there is room for. consume() keeps pulling while its iterator is not read,
     // so a loop that stops reading when full lets thousands of messages pile up unread in the
-    // client (measured: 10,000 after an outage), where their ack_wait runs out.
+    // client, where their ack_wait runs out (docs/operations.md, "Sizing": the backpressure drill).
     const batchMin = Math.max(1, Math.min(64, Math.floor(o.maxHeld / 4)));
     let consumer: Consumer | undefined;
     while (!stopping.signal.aborted) {
