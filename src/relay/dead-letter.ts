@@ -6,6 +6,9 @@ import { DEAD_HEADERS, HEADER } from "../events/wire-names.js";
 import { classifyNatsError } from "../nats/errors.js";
 import { publisherHeaders } from "../nats/publisher-headers.js";
 
+/** What dead-lettering needs of a message: a JetStream one, or one the look-ahead read. */
+export type DeadLetterable = Pick<JsMsg, "seq" | "data" | "headers" | "ack">;
+
 /**
  * Moves a message that can never be delivered to JOBS_DLQ: the original body and headers, plus
  * why, then acks the original. The DLQ publish is de-duplicated on the original's stream sequence,
@@ -17,9 +20,6 @@ import { publisherHeaders } from "../nats/publisher-headers.js";
  * job's later events stuck behind it. Should JetStream still refuse the copy, it is sent again
  * with nothing but the body, its Content-Type and our own headers.
  */
-/** What dead-lettering needs of a message: a JetStream one, or one the look-ahead read. */
-export type DeadLetterable = Pick<JsMsg, "seq" | "data" | "headers" | "ack">;
-
 export async function deadLetter(
   js: JetStreamClient,
   m: DeadLetterable,

@@ -31,14 +31,6 @@ import type { RateLimiter } from "./rate-limit.js";
 import { badRequest, rateLimited, unavailable } from "./rpc-errors.js";
 import { svixCallError } from "./svix-call-errors.js";
 
-/**
- * ListJobDeliveries: a job's events joined from where jobhooks keeps them (JOBS, JOBS_DLQ) and where
- * Svix keeps them (message, destinations, attempts). Relayed events have left JOBS (work-queue
- * retention), so Svix is asked for each event id NATS still knows, the ids derived from each status
- * (`<job_id>.<status>`), and the messages tagged with the job (`jobTag`), which is how a relayed
- * event with a publisher-chosen id or a sequence is found once the relay tags its messages.
- */
-
 /** Events listed per job; documented in the proto. */
 export const MAX_EVENTS_PER_JOB = 50;
 /** Most recent dead letters examined for the job. */
@@ -86,6 +78,13 @@ interface Candidate {
   svix?: Extract<MessageDeliveryOutcome, { kind: "found" }>;
 }
 
+/**
+ * ListJobDeliveries: a job's events joined from where jobhooks keeps them (JOBS, JOBS_DLQ) and where
+ * Svix keeps them (message, destinations, attempts). Relayed events have left JOBS (work-queue
+ * retention), so Svix is asked for each event id NATS still knows, the ids derived from each status
+ * (`<job_id>.<status>`), and the messages tagged with the job (`jobTag`), which is how a relayed
+ * event with a publisher-chosen id or a sequence is found once the relay tags its messages.
+ */
 export function createJobDeliveries(o: JobDeliveriesOptions): JobDeliveries {
   return {
     async list(req, caller, budgetMs = LOOKUP_BUDGET_MS) {

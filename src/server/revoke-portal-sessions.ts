@@ -14,15 +14,14 @@ import { callerName } from "./caller-tenant.js";
 import { badRequest, unavailable } from "./rpc-errors.js";
 import { svixCallError } from "./svix-call-errors.js";
 
+/** Svix takes up to 1000; a handful is what a revocation names. */
+export const MAX_REVOKED_SESSION_IDS = 50;
+
 /**
  * RevokePortalSessions: the platform ends a customer's portal sessions (a user left the customer's
  * company, a laptop was lost). Service tokens only: a customer key that leaked must not be able to
  * lock its tenant's admins out, nor anyone else's.
  */
-
-/** Svix takes up to 1000; a handful is what a revocation names. */
-export const MAX_REVOKED_SESSION_IDS = 50;
-
 export async function revokePortalSessions(
   req: RevokePortalSessionsRequest,
   caller: Principal,
