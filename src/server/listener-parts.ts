@@ -2,15 +2,16 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type * as net from "node:net";
 
+/** A request or response of either HTTP version, as Node's two servers hand them to one handler. */
+export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+
 /**
  * The request handler both HTTP versions share — in practice the function returned by
  * `connectNodeAdapter`. It receives `http.IncomingMessage`/`ServerResponse` for HTTP/1.1 and the
  * `http2` compatibility objects for HTTP/2.
  */
-export type OnePortHandler = (
-  request: http.IncomingMessage | http2.Http2ServerRequest,
-  response: http.ServerResponse | http2.Http2ServerResponse,
-) => void;
+export type OnePortHandler = (request: NodeRequest, response: NodeResponse) => void;
 
 /** Time limits that keep slow or idle clients from holding sockets forever. All in milliseconds. */
 export interface OnePortTimeouts {

@@ -1,5 +1,4 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { ServerResponse } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Counter, type Registry } from "prom-client";
 import { Webhook } from "svix";
@@ -7,6 +6,7 @@ import { opsSubject } from "../events/subjects.js";
 import { HEADER } from "../events/wire-names.js";
 import type { Logger } from "../log/logger.js";
 import { readBody } from "./body-reader.js";
+import type { NodeRequest as Req, NodeResponse as Res } from "./listener-parts.js";
 import { createMemoryBudget } from "./memory-budget.js";
 import { closeAfterAnswer, stopSending } from "./unread-body.js";
 
@@ -17,9 +17,6 @@ const MAX_BODY_BYTES = 64 * 1024;
 const REPLAY_WINDOW_MS = 5 * 60_000;
 /** Ids remembered at most; far above what Svix sends in five minutes. */
 const MAX_REMEMBERED_IDS = 50_000;
-
-type Req = IncomingMessage | Http2ServerRequest;
-type Res = ServerResponse | Http2ServerResponse;
 
 export interface OperationalWebhooksOptions {
   /** `whsec_…`, from Svix's operational-webhook endpoint settings. */
