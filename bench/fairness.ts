@@ -9,6 +9,7 @@ import { type SvixStandIn, startSvixStandIn } from "../src/local/svix-stand-in/i
 import { provisionJetStream } from "../src/nats/provision.js";
 import { sleep } from "../src/resilience/clock.js";
 import { endToEndLatencies, percentile } from "../test/support/steady-load.js";
+import { publishBurst } from "./burst-publisher.js";
 import { startRelays, stop } from "./relay-processes.js";
 
 /**
@@ -47,7 +48,7 @@ const FAILING_PER_SECOND = 100;
 const RATE_LIMIT = 800;
 /** BENCH_ONLY=1,3 runs only those scenarios (numbered from 1 as printed). */
 const ONLY = process.env.BENCH_ONLY?.split(",").map((x) => Number(x.trim()));
-const IMAGE_NODE_ARGS = "--max-semi-space-size=16 --max-old-space-size=192";
+const IMAGE_NODE_ARGS = process.env.BENCH_NODE_ARGS ?? "--max-semi-space-size=16 --max-old-space-size=192";
 
 interface Scenario {
   name: string;
@@ -124,37 +125,6 @@ function startTrickle(nc: NatsConnection): { readonly accepted: number; stop(): 
   };
 }
 
-/** `n` events of one tenant over 500 jobs, as fast as JetStream takes them (256 in flight). */
-async function publishBurst(
-  nc: NatsConnection,
-  tenant: string,
-  n: number,
-  perSecond?: number,
-): Promise<void> {
-  const js = jetstream(nc);
-  const h = natsHeaders();
-  h.set("Content-Type", "application/json");
-  const began = Date.now();
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < n; i = next++) {
-      if (perSecond) {
-        const wait = began + (i * 1_000) / perSecond - Date.now();
-        if (wait > 0) await sleep(wait);
-      }
-      const body = JSON.stringify({
-        sequence: String(Math.floor(i / BURST_JOBS) + 1),
-        metadata: { t: String(Date.now()) },
-      });
-      await js.publish(`jobs.${tenant}.job-${i % BURST_JOBS}.processing`, body, {
-        headers: h,
-        timeout: 60_000,
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: perSecond ? 16 : 256 }, worker));
-}
-
 async function runScenario(s: Scenario, cli: string): Promise<Outcome> {
   const nats = await startNatsServer();
   const expected = (s.burst ?? 0) + 100_000;
@@ -182,9 +152,15 @@ async function runScenario(s: Scenario, cli: string): Promise<Outcome> {
       const trickle = s.trickle ? startTrickle(nc) : undefined;
       await sleep(2_000);
       if (s.failing) {
-        await publishBurst(nc, "failing", FAILING_PER_SECOND * FAILING_SECONDS, FAILING_PER_SECOND);
+        await publishBurst({
+          natsUrl: nats.url,
+          tenant: "failing",
+          n: FAILING_PER_SECOND * FAILING_SECONDS,
+          jobs: BURST_JOBS,
+          perSecond: FAILING_PER_SECOND,
+        });
       } else if (s.burst) {
-        await publishBurst(nc, BURST_TENANT, s.burst);
+        await publishBurst({ natsUrl: nats.url, tenant: BURST_TENANT, n: s.burst, jobs: BURST_JOBS });
         await untilBurstDone(svix, s.burst, () => trickle?.accepted ?? 0, 30 * 60_000);
       } else {
         await sleep(ALONE_SECONDS * 1_000);

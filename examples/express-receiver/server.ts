@@ -5,8 +5,10 @@ import { Webhook, WebhookVerificationError } from "svix";
 
 /**
  * A webhook endpoint for jobhooks' job events, as the docs recommend building one: verify the
- * signature on the raw body, answer 2xx at once, process asynchronously, and treat a repeated
- * `webhook-id` as already handled (Svix retries until it sees a 2xx, so a delivery can arrive twice).
+ * signature on the raw body, answer 2xx at once, process asynchronously, treat a repeated
+ * `webhook-id` as already handled (Svix retries until it sees a 2xx, so a delivery can arrive twice),
+ * and ignore an event whose `data.revision` is not greater than the last one kept for its job (a
+ * retried delivery can arrive after a newer event of the same job).
  *
  *   WEBHOOK_SECRET=whsec_... PORT=3000 npx tsx server.ts
  *
@@ -17,7 +19,13 @@ import { Webhook, WebhookVerificationError } from "svix";
 interface JobWebhook {
   type: string;
   timestamp: string;
-  data: { job_id: string; status: string; sequence?: number | string; [field: string]: unknown };
+  data: {
+    job_id: string;
+    /** Greater for every later event of the job: the one value to order a job's events by. */
+    revision?: number;
+    status: string;
+    [field: string]: unknown;
+  };
 }
 
 /** What every receiver says where a secret is needed; the same words in the Flask example. */
@@ -98,6 +106,32 @@ function firstTime(id: string): boolean {
   return true;
 }
 
+/**
+ * The last revision kept per job. In memory for the example; in production it is a column of your
+ * job table, and keeping an event is one conditional write in the transaction that stores it:
+ * `UPDATE jobs SET status = $1, revision = $2 WHERE id = $3 AND revision < $2` (no row changed:
+ * the event is older news, ignore it).
+ */
+const REVISIONS_LIMIT = 10_000;
+const lastRevision = new Map<string, number>();
+
+/**
+ * The revision kept for the event's job when the event's is not greater (it is older news, or a
+ * retry of one already kept): the caller ignores it. Otherwise the event's revision becomes the
+ * job's and undefined is returned. Runs before the answer, so no other delivery interleaves.
+ */
+function staleAgainst(event: JobWebhook): number | undefined {
+  const { job_id: job, revision } = (event.data ?? {}) as Partial<JobWebhook["data"]>;
+  // A payload without a revision (sent before jobhooks had it) has nothing to compare.
+  if (typeof revision !== "number" || typeof job !== "string") return undefined;
+  const last = lastRevision.get(job);
+  if (last !== undefined && revision <= last) return last;
+  lastRevision.delete(job);
+  lastRevision.set(job, revision);
+  if (lastRevision.size > REVISIONS_LIMIT) lastRevision.delete(lastRevision.keys().next().value as string);
+  return undefined;
+}
+
 /** The slow part (database writes, emails…) runs after the answer, never while Svix waits. */
 async function processEvent(id: string, event: JobWebhook): Promise<void> {
   log({
@@ -107,6 +141,7 @@ async function processEvent(id: string, event: JobWebhook): Promise<void> {
     type: event.type,
     job_id: event.data.job_id,
     status: event.data.status,
+    revision: event.data.revision,
   });
 }
 
@@ -136,6 +171,21 @@ app.post("/webhook", express.raw({ type: () => true, limit: "1mb" }), (req, res)
   if (!firstTime(id)) {
     log({ level: "info", msg: "duplicate", webhook_id: id });
     res.status(200).json({ received: true, duplicate: true });
+    return;
+  }
+  const kept = staleAgainst(event);
+  if (kept !== undefined) {
+    // Answered 2xx all the same: an error would only make Svix send the old news again.
+    log({
+      level: "info",
+      msg: "stale",
+      webhook_id: id,
+      type: event.type,
+      job_id: event.data.job_id,
+      revision: event.data.revision,
+      kept_revision: kept,
+    });
+    res.status(200).json({ received: true, stale: true });
     return;
   }
   res.status(200).json({ received: true });

@@ -1,8 +1,9 @@
 """A webhook endpoint for jobhooks' job events, with Flask and the standard library only.
 
 Verifies the Standard Webhooks signature on the raw body, answers 2xx at once, processes
-asynchronously, and treats a repeated webhook-id as already handled (Svix retries until it sees a
-2xx, so a delivery can arrive twice).
+asynchronously, treats a repeated webhook-id as already handled (Svix retries until it sees a 2xx,
+so a delivery can arrive twice), and ignores an event whose data.revision is not greater than the
+last one kept for its job (a retried delivery can arrive after a newer event of the same job).
 
     WEBHOOK_SECRET=whsec_... PORT=5000 /usr/bin/python3 app.py
 
@@ -30,6 +31,7 @@ from flask import Flask, jsonify, request
 # on the way cannot be replayed.
 TOLERANCE_SECONDS = 5 * 60
 SEEN_LIMIT = 10_000
+REVISIONS_LIMIT = 10_000
 
 # What every receiver says where a secret is needed; the same words in the Express example.
 SECRET_SHAPE = ("a signing secret looks like whsec_ followed by base64 "
@@ -135,11 +137,43 @@ class SeenIds:
             return True
 
 
+class LatestRevisions:
+    """The last revision kept per job. In memory for the example; in production it is a column of
+    your job table, and keeping an event is one conditional write in the transaction that stores it:
+    UPDATE jobs SET status = %s, revision = %s WHERE id = %s AND revision < %s (no row changed: the
+    event is older news, ignore it)."""
+
+    def __init__(self, limit):
+        self._revisions = collections.OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def stale_against(self, event):
+        """The revision kept for the event's job when the event's is not greater (older news, or a
+        retry of one already kept); otherwise the event's becomes the job's and None is returned."""
+        data = event.get("data") if isinstance(event, dict) else None
+        job = data.get("job_id") if isinstance(data, dict) else None
+        revision = data.get("revision") if isinstance(data, dict) else None
+        # A payload without a revision (sent before jobhooks had it) has nothing to compare.
+        if not isinstance(job, str) or not isinstance(revision, int) or isinstance(revision, bool):
+            return None
+        # One lock around compare-and-keep: Flask answers deliveries on several threads at once.
+        with self._lock:
+            last = self._revisions.get(job)
+            if last is not None and revision <= last:
+                return last
+            self._revisions.pop(job, None)
+            self._revisions[job] = revision
+            if len(self._revisions) > self._limit:
+                self._revisions.popitem(last=False)
+            return None
+
+
 def process(webhook_id, event):
     """The slow part (database writes, emails…) runs here, after the answer was sent."""
     data = event.get("data", {})
     log(level="info", msg="processed", webhook_id=webhook_id, type=event.get("type"),
-        job_id=data.get("job_id"), status=data.get("status"))
+        job_id=data.get("job_id"), status=data.get("status"), revision=data.get("revision"))
 
 
 def worker(jobs):
@@ -154,6 +188,7 @@ def worker(jobs):
 def create_app(secret, source="WEBHOOK_SECRET"):
     key = signing_key(secret, source)
     seen = SeenIds(SEEN_LIMIT)
+    revisions = LatestRevisions(REVISIONS_LIMIT)
     jobs = queue.Queue()
     threading.Thread(target=worker, args=(jobs,), daemon=True).start()
     app = Flask(__name__)
@@ -173,6 +208,13 @@ def create_app(secret, source="WEBHOOK_SECRET"):
         if not seen.first_time(webhook_id):
             log(level="info", msg="duplicate", webhook_id=webhook_id)
             return jsonify(received=True, duplicate=True), 200
+        kept = revisions.stale_against(event)
+        if kept is not None:
+            # Answered 2xx all the same: an error would only make Svix send the old news again.
+            data = event.get("data", {})
+            log(level="info", msg="stale", webhook_id=webhook_id, type=event.get("type"),
+                job_id=data.get("job_id"), revision=data.get("revision"), kept_revision=kept)
+            return jsonify(received=True, stale=True), 200
         jobs.put((webhook_id, event))
         return jsonify(received=True), 200
 

@@ -7,8 +7,6 @@ import { statusName } from "./job-status.js";
  * and job ids are single tokens (the validator's identifier pattern forbids `.`, `*` and `>`).
  *
  * - `<prefix>.<tenant>.<job>.<status>`: an event, as published and as stored in JOBS.
- * - `<prefix>.<partition>.<tenant>.<job>.<status>`: an event stored by the partitioned layout (a
- *   stream subject transform, removed on take-over); still read until none is left.
  * - `<prefix>_dlq.<reason>`: a dead letter in JOBS_DLQ.
  * - `jobhooks.ops.<tenant>.<type>`: a Svix operational webhook, core NATS only.
  */
@@ -20,12 +18,8 @@ export interface SubjectTokens {
   status: string;
 }
 
-/** Tokens of a subject as the JOBS stream stores it. */
-export interface StoredSubject extends SubjectTokens {
-  /** Stored by the partitioned layout (`<prefix>.<partition>.<tenant>.<job>.<status>`), before
-   * the stream's subject transform was removed; such messages are relayed like the others. */
-  legacy: boolean;
-}
+/** Tokens of a subject as the JOBS stream stores it (the published subject). */
+export type StoredSubject = SubjectTokens;
 
 /** `<prefix>.<tenant>.<job>.<status>` from its tokens. */
 export function eventSubject(prefix: string, tokens: SubjectTokens): string {
@@ -41,42 +35,23 @@ export function subjectFor(prefix: string, event: Pick<JobEvent, "tenantId" | "j
   });
 }
 
-/**
- * `<prefix>.<tenant>.<job>.<status>` (the published subject, stored as is), or the partitioned
- * layout's `<prefix>.<partition>.<tenant>.<job>.<status>`; undefined for anything else.
- */
+/** `<prefix>.<tenant>.<job>.<status>` (the published subject, stored as is); undefined for anything else. */
 export function parseStoredSubject(prefix: string, subject: string): StoredSubject | undefined {
   if (!subject.startsWith(`${prefix}.`)) return undefined;
   const parts = subject.slice(prefix.length + 1).split(".");
-  if (parts.length === 3) {
-    const [tenantId, jobId, status] = parts as [string, string, string];
-    return { tenantId, jobId, status, legacy: false };
-  }
-  if (parts.length === 4 && /^\d+$/.test(parts[0] as string)) {
-    const [, tenantId, jobId, status] = parts as [string, string, string, string];
-    return { tenantId, jobId, status, legacy: true };
-  }
-  return undefined;
+  if (parts.length !== 3) return undefined;
+  const [tenantId, jobId, status] = parts as [string, string, string];
+  return { tenantId, jobId, status };
 }
 
-/** What the JOBS stream captures: every event subject (and, before take-over, the partitioned
- * layout's transform source). */
+/** What the JOBS stream captures: every event subject. */
 export function jobsStreamSubject(prefix: string): string {
   return `${prefix}.*.*.*`;
 }
 
-/** Matches any message stored by the partitioned layout. */
-export function legacyFilter(prefix: string): string {
-  return `${prefix}.*.*.*.*`;
-}
-
-/**
- * The filters under which JOBS may hold a job's events; with `legacy`, the partitioned layout's
- * too, first, so a reader walking the filters in order meets the older events first.
- */
-export function jobFilters(prefix: string, tenantId: string, jobId: string, legacy: boolean): string[] {
-  const current = `${prefix}.${tenantId}.${jobId}.*`;
-  return legacy ? [`${prefix}.*.${tenantId}.${jobId}.*`, current] : [current];
+/** Every stored event of one job (`<prefix>.<tenant>.<job>.*`). */
+export function jobFilter(prefix: string, tenantId: string, jobId: string): string {
+  return `${prefix}.${tenantId}.${jobId}.*`;
 }
 
 /** Every event of one tenant, as stored (`<prefix>.<tenant>.*.*`). */

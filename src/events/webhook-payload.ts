@@ -5,13 +5,15 @@ import { IDENTIFIER, LIMITS } from "./validate.js";
 
 /**
  * What a customer's endpoint receives, in the Standard Webhooks shape (docs/receiving-webhooks.md):
- * `{ type, timestamp, data: { job_id, status, sequence?, result?, error?, metadata } }`.
+ * `{ type, timestamp, data: { job_id, revision, status, sequence?, result?, error?, metadata } }`.
  */
 export interface WebhookPayload {
   type: JobEventType;
   timestamp: string;
   data: {
     job_id: string;
+    /** Greater for every later event of the job: the one ordering rule (see `toSvixMessage`). */
+    revision: number;
     status: string;
     sequence?: number | string;
     result?: Record<string, unknown>;
@@ -26,12 +28,24 @@ export interface SvixMessage {
   payload: WebhookPayload;
 }
 
-/** Maps a validated event (event_id and occurred_at filled in) to the Svix message for it. */
-export function toSvixMessage(event: JobEvent): SvixMessage {
+/**
+ * Maps a validated event (event_id and occurred_at filled in) to the Svix message for it.
+ *
+ * `revision` is the JetStream stream sequence that stores the event in JOBS. It is the one value a
+ * receiver compares ("ignore an event whose revision is not greater than the last you stored for
+ * the job") because it is the order jobhooks delivers in: the relay sends a job's events in stream
+ * order. It only grows per job whatever the path (RPC, batch, NATS, the partitioned layout's
+ * stored events, which keep their sequence on take-over) and is the same on every redelivery of
+ * the stored message, on every replica and after restarts. The publisher's `sequence` cannot be
+ * that value: a job whose events come from two publishers, one numbering them and one not, would
+ * mix two number spaces and make a receiver drop every later event.
+ */
+export function toSvixMessage(event: JobEvent, revision: number): SvixMessage {
   const type = eventTypeOf(event.status) as JobEventType;
   const seq = event.sequence;
   const data: WebhookPayload["data"] = {
     job_id: event.jobId,
+    revision,
     status: statusName(event.status) as string,
     // JSON numbers are exact only up to 2^53; larger sequences travel as strings, as proto3 JSON does.
     ...(seq === undefined
@@ -61,6 +75,22 @@ export interface EventTypeDefinition {
 }
 
 const EXAMPLE_TIME = "2026-11-27T03:30:00.000Z";
+/** One job's life in the examples: revisions grow with gaps (other jobs' events in between), from
+ * a first sequence set by the clock (see jobsFirstSequence). */
+const EXAMPLE_REVISIONS: Record<string, number> = {
+  created: 1_796_009_400_000_107,
+  processing: 1_796_009_400_000_112,
+  completed: 1_796_009_400_000_129,
+  failed: 1_796_009_400_000_129,
+  cancelled: 1_796_009_400_000_112,
+};
+const EXAMPLE_SEQUENCES: Record<string, number> = {
+  created: 1,
+  processing: 2,
+  completed: 3,
+  failed: 3,
+  cancelled: 2,
+};
 
 /**
  * The five event types as Svix registers them, derived from the same table and limits the
@@ -74,11 +104,17 @@ export function eventTypeDefinitions(): EventTypeDefinition[] {
         pattern: IDENTIFIER.source,
         description: "The job whose status changed",
       },
+      revision: {
+        type: "integer",
+        minimum: 1,
+        description:
+          "Greater for every later event of the same job (not consecutive). Ignore an event whose revision is not greater than the last one you stored for its job: it is older news, or a retry",
+      },
       status: { type: "string", const: s.name },
       sequence: {
         type: ["integer", "string"],
         description:
-          "Per-job sequence number, increasing with each status change (when the publisher sets it)",
+          "The publisher's own per-job number, as it set it (absent when it set none); not for ordering: compare revision",
       },
       metadata: {
         type: "object",
@@ -86,7 +122,7 @@ export function eventTypeDefinitions(): EventTypeDefinition[] {
         maxProperties: LIMITS.metadataEntries,
       },
     };
-    const required = ["job_id", "status", "metadata"];
+    const required = ["job_id", "revision", "status", "metadata"];
     if (s.status === JobStatus.COMPLETED) {
       dataProps.result = { type: "object", description: "The job's output" };
     }
@@ -103,8 +139,9 @@ export function eventTypeDefinitions(): EventTypeDefinition[] {
     }
     const exampleData: WebhookPayload["data"] = {
       job_id: "job_123",
+      revision: EXAMPLE_REVISIONS[s.name] ?? 1,
       status: s.name,
-      sequence: 1,
+      sequence: EXAMPLE_SEQUENCES[s.name] ?? 1,
       metadata: {},
     };
     if (s.status === JobStatus.COMPLETED) exampleData.result = { pages: 12 };

@@ -2,7 +2,7 @@ import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import { decodeNatsEvent } from "../events/decode-nats-event.js";
 import { IDENTIFIER } from "../events/field-rules.js";
 import { statusFromName } from "../events/job-status.js";
-import { jobFilters, parseStoredSubject } from "../events/subjects.js";
+import { jobFilter, parseStoredSubject } from "../events/subjects.js";
 import { DEAD_HEADERS, HEADER } from "../events/wire-names.js";
 import { JobStatus } from "../gen/jobhooks/v1/webhooks_pb.js";
 import { DLQ_STREAM, JOBS_STREAM } from "./provision.js";
@@ -42,19 +42,14 @@ export async function readWaitingJobEvents(
   o: StoredJobEventsOptions,
 ): Promise<{ events: StoredJobEvent[]; truncated: boolean }> {
   const events: StoredJobEvent[] = [];
-  // Both subject shapes are asked (events of the partitioned layout may remain after its
-  // take-over); a filter that matches nothing costs one request.
-  for (const filter of jobFilters(o.subjectPrefix, o.tenantId, o.jobId, true)) {
-    let seq = 0;
-    // Direct gets walk the job's subjects in stream order, one stored event per request.
-    while (events.length <= o.maxEvents) {
-      const m = await jsm.direct.getMessage(JOBS_STREAM, { seq, next_by_subj: filter });
-      if (!m) break;
-      events.push(decodeStored(m, o, "waiting"));
-      seq = m.seq + 1;
-    }
+  const filter = jobFilter(o.subjectPrefix, o.tenantId, o.jobId);
+  // Direct gets walk the job's subjects in stream order, one stored event per request.
+  for (let seq = 0; events.length <= o.maxEvents; ) {
+    const m = await jsm.direct.getMessage(JOBS_STREAM, { seq, next_by_subj: filter });
+    if (!m) break;
+    events.push(decodeStored(m, o, "waiting"));
+    seq = m.seq + 1;
   }
-  events.sort((a, b) => a.storedAt.getTime() - b.storedAt.getTime());
   return { events: events.slice(0, o.maxEvents), truncated: events.length > o.maxEvents };
 }
 

@@ -16,14 +16,12 @@ import { dlqStreamSubject, jobsStreamSubject } from "../events/subjects.js";
 import type { Logger } from "../log/logger.js";
 import { backoffMs } from "../resilience/backoff.js";
 import { classifyNatsError, JetStreamCodes } from "./errors.js";
+import { dropPartitionedLayout, movePartitionedEvents } from "./partitioned-take-over.js";
 
 export const JOBS_STREAM = "JOBS";
 export const DLQ_STREAM = "JOBS_DLQ";
 /** The relay's one durable consumer, shared by every replica. */
 export const RELAY_CONSUMER = "jobhooks-relay";
-
-/** The partitioned layout's consumers (`jobhooks-relay-07`), removed when it is taken over. */
-const LEGACY_CONSUMER = /^jobhooks-relay-\d+$/;
 
 /** Messages the relay consumer hands out before acks: far above what all replicas hold at once
  * (each holds a bounded number, see the relay), so it never limits throughput. */
@@ -87,7 +85,18 @@ export async function provisionJetStream(
   //
   // Stored subject = published subject: the relay orders each job's events by asking the stream
   // for the job's first stored message (direct get, hence allow_direct), see relay/ordering-gate.
-  await takeOverPartitionedLayout(jsm, opts.subjectPrefix, log);
+  const takeOver = {
+    jsm,
+    stream: JOBS_STREAM,
+    prefix: opts.subjectPrefix,
+    log,
+    retryTransient: <T>(what: string, call: () => Promise<T>) => retryTransient(what, log, call),
+  };
+  await dropPartitionedLayout(
+    takeOver,
+    await streamConfig(jsm, JOBS_STREAM, log),
+    jobsStreamSubject(opts.subjectPrefix),
+  );
   const jobs = await ensureStream(
     jsm,
     {
@@ -103,6 +112,7 @@ export async function provisionJetStream(
       max_bytes: limits.jobsMaxBytes,
       discard: DiscardPolicy.New,
       allow_direct: true,
+      first_seq: jobsFirstSequence(Date.now()),
     },
     log,
   );
@@ -140,7 +150,20 @@ export async function provisionJetStream(
     },
     log,
   );
+  // Before any relay of this release starts: it reads one subject shape.
+  await movePartitionedEvents(takeOver);
   return { duplicateWindowMs: millis(jobs.duplicate_window ?? nanos(opts.duplicateWindowMs)) };
+}
+
+/**
+ * Where a JOBS stream made at `nowMs` starts numbering: the time in microseconds. Its sequence is
+ * what endpoints order a job's events by (the payload's `revision`), so a JOBS deleted and made
+ * again must number above the one it replaces, or receivers would ignore every later event of the
+ * jobs they know. The old stream would have had to store a million events a second over its whole
+ * life to get ahead of the clock; the value stays below 2^53 (exact in JSON) until the year 2255.
+ */
+export function jobsFirstSequence(nowMs: number): number {
+  return Math.floor(nowMs) * 1_000;
 }
 
 async function ensureStream(
@@ -297,45 +320,6 @@ async function retryTransient<T>(what: string, log: Logger, call: () => Promise<
       log.warn({ err: failed.error, attempt: failed.attempt }, `${what}: JetStream did not answer; retrying`);
   });
   return policy.execute(() => call());
-}
-
-/**
- * Takes over a JOBS stream made by the partitioned layout (a subject transform to
- * `<prefix>.<partition>.<tenant>.<job>.<status>` and consumers `jobhooks-relay-NN` with
- * max_ack_pending 1), keeping every stored event: the transform is removed, so new events are
- * stored under their published subject, and the partition consumers are deleted, because a
- * work-queue stream allows no consumer overlapping them. Stored messages keep their partitioned
- * subjects; the relay reads both shapes and orders a job's events across both until none of the
- * old shape is left. Deleting a consumer deletes no message, and a message a partition consumer
- * had handed out is delivered again by the new consumer (Svix's idempotency key makes a second
- * send harmless). Idempotent, so replicas starting together may all run it.
- */
-async function takeOverPartitionedLayout(jsm: JetStreamManager, prefix: string, log: Logger): Promise<void> {
-  const existing = await streamConfig(jsm, JOBS_STREAM, log);
-  if (!existing) return;
-  const transform = existing.subject_transform;
-  if (transform?.dest?.includes("{{partition(") && transform.src === jobsStreamSubject(prefix)) {
-    log.warn(
-      { stream: JOBS_STREAM, transform },
-      "taking over the partitioned JOBS layout: removing its subject transform (stored events are kept)",
-    );
-    await retryTransient(`update stream ${JOBS_STREAM}`, log, () =>
-      jsm.streams.update(JOBS_STREAM, { subject_transform: undefined, allow_direct: true }),
-    );
-  }
-  const legacy: string[] = [];
-  for await (const c of await jsm.consumers.list(JOBS_STREAM)) {
-    if (LEGACY_CONSUMER.test(c.name)) legacy.push(c.name);
-  }
-  for (const name of legacy) {
-    try {
-      await retryTransient(`delete consumer ${name}`, log, () => jsm.consumers.delete(JOBS_STREAM, name));
-      log.warn({ stream: JOBS_STREAM, consumer: name }, "deleted a partitioned-layout consumer");
-    } catch (err) {
-      // Another replica deleted it first.
-      if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound) throw err;
-    }
-  }
 }
 
 function sameSet(a: string[], b: string[]): boolean {

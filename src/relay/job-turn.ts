@@ -48,8 +48,7 @@ export class JobTurns {
    * The turn of the event at `seq`, asking again a few times over about two seconds while it is
    * not first: most often the earlier event is in a Svix call on another replica and is acked one
    * call later, and holding the message (kept alive) is far quicker than a nak and a redelivery
-   * (measured with 3 replicas: handing back at a quarter of the held messages made a quarter of
-   * all events wait a redelivery). The first ask again comes after about one call's time, each
+   * (docs/operations.md, "Measured: the relay's waiting rules"). The first ask again comes after about one call's time, each
    * later one a little later, so a wait costs one or two direct gets. Bounded in time, and in how
    * many wait at once, so jobs that wait long never fill this process.
    */

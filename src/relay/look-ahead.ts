@@ -1,6 +1,6 @@
 import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { tenantFilter, tenantOfEventSubject } from "../events/subjects.js";
+import { parseStoredSubject, tenantFilter, tenantOfEventSubject } from "../events/subjects.js";
 import type { Logger } from "../log/logger.js";
 import { sleep } from "../resilience/clock.js";
 import type { HeldMessage } from "./pipeline.js";
@@ -56,7 +56,7 @@ export interface LookAhead {
 const PER_TENANT = 2;
 /** Pause between looks while the consumer is behind. */
 const TICK_MS = 5;
-/** Tenants looked at per tick at most (each look is one or two direct gets, sent together). */
+/** Tenants being read at once at most (each read is a few direct gets, sent together). */
 const TENANTS_PER_TICK = 256;
 /** Tenants remembered at most (the oldest notice is dropped first). */
 const NOTICED_MAX = 20_000;
@@ -85,6 +85,8 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
   /** Sequences relayed and being deleted (bounded, oldest dropped). */
   const settled = new Set<number>();
   const running = new Set<Promise<void>>();
+  /** Tenants whose stored events are being read now, and those reads. */
+  const reading = new Map<string, Promise<void>>();
   const together = sameTick();
   const stopping = new AbortController();
   let lastDiscovery = Number.NEGATIVE_INFINITY;
@@ -106,10 +108,11 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
     },
   });
 
-  function held(sm: StoredMsg): HeldMessage {
+  function held(sm: StoredMsg, firstOfJob: boolean): HeldMessage {
     const retry = retries.get(sm.seq);
     return {
       seq: sm.seq,
+      firstOfJob,
       subject: sm.subject,
       data: sm.data,
       headers: sm.header,
@@ -139,8 +142,8 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
     };
   }
 
-  function hold(sm: StoredMsg): void {
-    const done = o.onMessage(held(sm)).finally(() => running.delete(done));
+  function hold(sm: StoredMsg, firstOfJob: boolean): void {
+    const done = o.onMessage(held(sm, firstOfJob)).finally(() => running.delete(done));
     running.add(done);
   }
 
@@ -149,16 +152,24 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
     let want = PER_TENANT - o.heldOf(tenant);
     let taken = 0;
     let from = 1;
+    // The jobs of the tenant's events stored before the one read: walking from the tenant's first
+    // stored event, an event whose job is not among them is its job's first stored event too, so
+    // the pipeline need not ask the stream again whose turn it is.
+    const jobsBefore = new Set<string>();
     for (let asks = 0; want > 0 && asks < 2 * PER_TENANT && running.size < o.maxHeld; asks++) {
       await together();
+      if (stopping.signal.aborted) break;
       const sm = await o.jsm.direct.getMessage(o.stream, {
         next_by_subj: tenantFilter(o.subjectPrefix, tenant),
         seq: from,
       });
       if (!sm) break;
       from = sm.seq + 1;
+      const job = parseStoredSubject(o.subjectPrefix, sm.subject)?.jobId;
+      const firstOfJob = job !== undefined && !jobsBefore.has(job);
+      if (job !== undefined) jobsBefore.add(job);
       if (o.isHeld(sm.seq) || settled.has(sm.seq) || (retries.get(sm.seq)?.notBefore ?? 0) > now) continue;
-      hold(sm);
+      hold(sm, firstOfJob);
       want--;
       taken++;
     }
@@ -178,7 +189,7 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
     }
   }
 
-  async function look(): Promise<void> {
+  function look(): void {
     const now = Date.now();
     if (now - lastDiscovery >= DISCOVER_EVERY_MS) {
       // In the background: listing a big burst's subjects takes a while, and the tenants already
@@ -191,13 +202,19 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
         (err: unknown) => o.log.debug({ err }, "look-ahead could not list the tenants waiting"),
       );
     }
-    const reads: Promise<void>[] = [];
+    // Each tenant's read runs on its own: one slow answer (a stream busy storing a burst) must
+    // not hold up the looks at every other tenant until the next round.
     for (const [tenant, n] of noticed) {
-      if (reads.length >= TENANTS_PER_TICK || running.size >= o.maxHeld) break;
-      if (n.nextLookAt > now || o.heldOf(tenant) >= PER_TENANT) continue;
-      reads.push(lookAt(tenant, n, now));
+      if (reading.size >= TENANTS_PER_TICK || running.size >= o.maxHeld) break;
+      if (reading.has(tenant) || n.nextLookAt > now || o.heldOf(tenant) >= PER_TENANT) continue;
+      const read = lookAt(tenant, n, now)
+        .catch((err: unknown) => {
+          o.log.debug({ err, tenant }, "look-ahead could not read a tenant's events; trying again");
+          n.nextLookAt = Date.now() + 100;
+        })
+        .finally(() => reading.delete(tenant));
+      reading.set(tenant, read);
     }
-    await Promise.all(reads);
   }
 
   const loop = (async () => {
@@ -211,12 +228,7 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
         for (const [tenant, n] of noticed) if (n.at < cutoff) noticed.delete(tenant);
         continue;
       }
-      try {
-        await look();
-      } catch (err) {
-        o.log.debug({ err }, "look-ahead failed; trying again");
-        await sleep(100, stopping.signal);
-      }
+      look();
     }
   })();
 
@@ -228,6 +240,7 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
       stopping.abort();
       sub.unsubscribe();
       await loop;
+      await Promise.all(reading.values());
       await Promise.all([...running]);
     },
   };

@@ -1,5 +1,5 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
-import { jobFilters, legacyFilter } from "../events/subjects.js";
+import { jobFilter } from "../events/subjects.js";
 import { sameTick } from "./same-tick.js";
 
 /**
@@ -23,18 +23,11 @@ export interface OrderingGate {
   inTurn<T>(jobKey: string, task: () => Promise<T>): Promise<T>;
   /** The stream sequence of the job's first stored event (asked on behalf of the event at `seq`);
    * undefined when the stream (or the replica answering) has none. */
-  firstStored(
-    job: { tenantId: string; jobId: string; legacy: boolean },
-    seq: number,
-  ): Promise<number | undefined>;
+  firstStored(job: { tenantId: string; jobId: string }, seq: number): Promise<number | undefined>;
   /** The job's event at `seq` left the stream (acked): later asks start after it. */
   done(jobKey: string, seq: number): void;
   /** Jobs with tasks queued in this process. */
   readonly jobsQueued: number;
-  /** Whether events stored by the partitioned layout may remain; each ask then checks both shapes. */
-  legacyMayRemain: boolean;
-  /** Re-checks whether any partitioned-layout event is left (once none is, none can come back). */
-  refreshLegacy(): Promise<void>;
 }
 
 /** The key a job's events share in this process (queueing, the last acked sequence). */
@@ -45,28 +38,16 @@ export function jobKeyOf(job: { tenantId: string; jobId: string }): string {
 /** Jobs whose last acked sequence is remembered (bounded; forgetting only costs a wider ask). */
 const RECENT_JOBS_MAX = 50_000;
 
-export async function createOrderingGate(o: {
+export function createOrderingGate(o: {
   jsm: JetStreamManager;
   stream: string;
   subjectPrefix: string;
-}): Promise<OrderingGate> {
+}): OrderingGate {
   const tails = new Map<string, Promise<void>>();
   const lastDone = new Map<string, number>();
   const together = sameTick();
 
-  async function firstStored(filter: string, from: number): Promise<number | undefined> {
-    await together();
-    const m = await o.jsm.direct.getMessage(o.stream, { next_by_subj: filter, seq: from });
-    return m?.seq;
-  }
-
-  async function anyLegacy(): Promise<boolean> {
-    return (await firstStored(legacyFilter(o.subjectPrefix), 1)) !== undefined;
-  }
-
-  const gate: OrderingGate = {
-    legacyMayRemain: await anyLegacy(),
-
+  return {
     get jobsQueued() {
       return tails.size;
     },
@@ -92,15 +73,12 @@ export async function createOrderingGate(o: {
       // (A message at or before that point is a second copy of one already acked: ask from 1.)
       const remembered = lastDone.get(jobKeyOf(job));
       const from = remembered !== undefined && remembered < seq ? remembered + 1 : 1;
-      const filters = jobFilters(
-        o.subjectPrefix,
-        job.tenantId,
-        job.jobId,
-        job.legacy || gate.legacyMayRemain,
-      );
-      const firsts = await Promise.all(filters.map((f) => firstStored(f, from)));
-      const first = Math.min(...firsts.map((s) => s ?? Number.POSITIVE_INFINITY));
-      return Number.isFinite(first) ? first : undefined;
+      await together();
+      const m = await o.jsm.direct.getMessage(o.stream, {
+        next_by_subj: jobFilter(o.subjectPrefix, job.tenantId, job.jobId),
+        seq: from,
+      });
+      return m?.seq;
     },
 
     done(jobKey, seq) {
@@ -111,10 +89,5 @@ export async function createOrderingGate(o: {
         if (oldest !== undefined) lastDone.delete(oldest);
       }
     },
-
-    async refreshLegacy() {
-      if (gate.legacyMayRemain) gate.legacyMayRemain = await anyLegacy();
-    },
   };
-  return gate;
 }

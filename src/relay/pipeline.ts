@@ -40,6 +40,9 @@ import type { Admission, SvixSender } from "./svix-sender.js";
 /** A message the relay holds: from the shared consumer, or read past a burst by the look-ahead. */
 export interface HeldMessage {
   readonly seq: number;
+  /** Known, when it was read, to be its job's first stored event (the look-ahead walks a tenant's
+   * events from its first): it stays first until it leaves the stream, so its turn needs no ask. */
+  readonly firstOfJob?: boolean;
   readonly subject: string;
   readonly data: Uint8Array;
   readonly headers: MsgHdrs | undefined;
@@ -104,7 +107,8 @@ export async function relayMessage(ctx: RelayContext, m: HeldMessage): Promise<v
     // Behind a predecessor this process holds (redelivered, so queued after this event), the
     // event takes its place again at the end of the job's queue: it then runs right after the
     // predecessor is acked, where a nak would cost it a redelivery delay, and a job's whole
-    // backlog one event per delay after a long failure (measured: 40 events, 19–26 s).
+    // backlog one event per delay after a long failure (docs/operations.md, "Measured: the
+    // relay's waiting rules").
     for (let turn = 1; ; turn++) {
       const step = await ctx.gate.inTurn(item.jobKey, () => relayInTurn(ctx, item, turn < MAX_TURNS));
       if (step !== "requeue") break;
@@ -183,6 +187,7 @@ export function decode(
 
 /** Whether the event is its job's first stored event (see `JobTurns`). */
 function jobTurn(ctx: RelayContext, item: DecodedEvent): Promise<Turn> {
+  if (item.m.firstOfJob) return Promise.resolve("first");
   return ctx.turns.of(item.jobKey, item.m.seq, () => ctx.gate.firstStored(item.subject, item.m.seq));
 }
 
@@ -201,7 +206,8 @@ async function send(ctx: RelayContext, item: DecodedEvent, admission: Admission)
     "jobhooks.delivery_count": m.deliveryCount,
   });
   const sentAt = performance.now();
-  const outcome = await ctx.sender.call(admission, event.tenantId, toSvixMessage(event));
+  // The stream sequence is the payload's `revision` (see toSvixMessage): the order the relay sends in.
+  const outcome = await ctx.sender.call(admission, event.tenantId, toSvixMessage(event, m.seq));
   if (outcome.kind === "created") ctx.callTime.observe(performance.now() - sentAt);
   endRelaySpan(span, outcome.kind, "reason" in outcome ? outcome.reason : undefined);
   return outcome;

@@ -106,12 +106,7 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
     pacer,
     signal: stopping.signal,
   });
-  const gate = await createOrderingGate({ jsm, stream: JOBS_STREAM, subjectPrefix: o.subjectPrefix });
-  if (gate.legacyMayRemain) {
-    o.log.warn(
-      "events stored by the partitioned layout remain: ordering each job across both subject shapes",
-    );
-  }
+  const gate = createOrderingGate({ jsm, stream: JOBS_STREAM, subjectPrefix: o.subjectPrefix });
   // Messages held at once: enough to keep the budget busy while some jobs wait their turn;
   // bounded for memory, and far below the consumer's max_ack_pending so other replicas get work.
   const maxHeld = Math.min(4_096, Math.max(256, o.concurrency * 8));
@@ -209,7 +204,6 @@ export async function startRelay(o: RelayOptions): Promise<Relay> {
     );
     o.metrics.consumerAckPending.set(loop.held);
     o.metrics.tenantsWaiting.set(scheduler.waiting().tenants);
-    gate.refreshLegacy().catch(() => undefined);
   }, 5_000);
   gaugeTimer.unref();
 

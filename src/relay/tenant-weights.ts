@@ -39,10 +39,17 @@ export async function watchTenantWeights(
 ): Promise<TenantWeights> {
   let weights = new Map<string, number>();
   let seen = "";
-  async function load(): Promise<void> {
+  let changedTo = "";
+  async function load(atStart = false): Promise<void> {
     const s = await stat(path).catch(() => undefined);
     const version = s ? `${s.mtimeMs}:${s.size}` : "missing";
     if (version === seen) return;
+    // A change applies once it has stood still for one check: a file rewritten in place is empty,
+    // or half written, for a moment, and that moment must not reset every weight.
+    if (!atStart && version !== changedTo) {
+      changedTo = version;
+      return;
+    }
     seen = version;
     if (!s) {
       log.warn({ path }, "tenant weights file missing; every tenant has weight 1");
@@ -60,7 +67,7 @@ export async function watchTenantWeights(
     weights = parsed.weights;
     log.info({ path, tenants: weights.size }, "tenant weights loaded");
   }
-  await load();
+  await load(true);
   const timer = setInterval(() => {
     load().catch((err: unknown) => log.warn({ err, path }, "could not read the tenant weights file"));
   }, checkEveryMs);

@@ -1,5 +1,4 @@
 import type { NatsLink } from "../nats/connection.js";
-import type { Relay } from "../relay/relay.js";
 
 export interface ReadinessCheck {
   ok: boolean;
@@ -26,7 +25,8 @@ export function isReady(checks: Record<string, ReadinessCheck>): boolean {
  */
 export function serviceReadiness(o: {
   nats: Pick<NatsLink, "connected">;
-  relay: Relay | undefined;
+  /** The relay, where this replica runs one (only its readiness is read: the server never reaches into it). */
+  relay: { readiness(): { consuming: boolean; circuit: "closed" | "open" } } | undefined;
 }): Readiness {
   return {
     checks() {

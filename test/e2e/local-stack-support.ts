@@ -40,9 +40,11 @@ export function receiverLog(child: Child): ReceiverLine[] {
   });
 }
 
+/** Events the receiver verified and took in: processed, or ignored as older news for their job
+ * (the stand-in delivers concurrently, so a job's events may arrive in another order). */
 export const processed = (child: Child) =>
   receiverLog(child)
-    .filter((l) => l.msg === "processed")
+    .filter((l) => l.msg === "processed" || l.msg === "stale")
     .map((l) => `${l.type} ${l.job_id}`)
     .sort();
 

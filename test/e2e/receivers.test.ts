@@ -163,6 +163,56 @@ describe.each(Object.keys(RECEIVERS) as Name[])("the %s receiver", (name) => {
     }
   }, 60_000);
 
+  it("ignores a job's event that arrives after a newer one, and processes what is newer", async (ctx) => {
+    if (name === "flask" && flaskMissing) return ctx.skip();
+    const secret = newSecret();
+    const receiver = await listening(name, { WEBHOOK_SECRET: secret });
+    const deliver = async (webhookId: string, type: string, jobId: string, revision: number) => {
+      const body = JSON.stringify({
+        type,
+        timestamp: new Date().toISOString(),
+        data: { job_id: jobId, revision, status: type.slice("job.".length), metadata: {} },
+      });
+      const res = await fetch(receiver.url, {
+        method: "POST",
+        headers: {
+          ...signatureHeaders([secret], webhookId, Math.floor(Date.now() / 1000), body),
+          "content-type": "application/json",
+        },
+        body,
+      });
+      expect(res.status, `${webhookId}: ${await res.text()}`).toBe(200);
+    };
+    // The job's life was created (3107) → processing (3112) → completed (3129); retries reorder it.
+    await deliver("msg_completed", "job.completed", "job_late", 3129);
+    await deliver("msg_processing", "job.processing", "job_late", 3112);
+    await deliver("msg_created", "job.created", "job_late", 3107);
+    // Another message with a revision already kept (say, one sent again from the portal).
+    await deliver("msg_completed_again", "job.completed", "job_late", 3129);
+    // Another job's older revision is no older news for this one.
+    await deliver("msg_other", "job.created", "job_other", 12);
+    // Flask's server logs its own (non-JSON) lines beside the receiver's.
+    const lines = () =>
+      receiver.stdout.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
+    await until(
+      "every delivery logged",
+      () => lines().filter((l) => l.msg === "processed" || l.msg === "stale").length >= 5,
+    );
+    const summary = (msg: string) =>
+      lines()
+        .filter((l) => l.msg === msg)
+        .map(
+          (l) => `${l.webhook_id} ${l.job_id} ${l.revision}${msg === "stale" ? ` < ${l.kept_revision}` : ""}`,
+        )
+        .sort();
+    expect(summary("processed")).toEqual(["msg_completed job_late 3129", "msg_other job_other 12"]);
+    expect(summary("stale")).toEqual([
+      "msg_completed_again job_late 3129 < 3129",
+      "msg_created job_late 3107 < 3129",
+      "msg_processing job_late 3112 < 3129",
+    ]);
+  }, 30_000);
+
   it("rejects a delivery signed with another secret, saying to check the secret in the portal", async (ctx) => {
     if (name === "flask" && flaskMissing) return ctx.skip();
     const receiver = await listening(name, { WEBHOOK_SECRET: newSecret() });

@@ -21,13 +21,20 @@ describe("decodeNatsEvent", () => {
       status: JobStatus.COMPLETED,
       eventId: "job_123.completed.3",
     });
-    expect(toSvixMessage(r.event)).toEqual({
+    expect(toSvixMessage(r.event, 57)).toEqual({
       eventType: "job.completed",
       eventId: "job_123.completed.3",
       payload: {
         type: "job.completed",
         timestamp: "2026-11-27T03:30:00.000Z",
-        data: { job_id: "job_123", status: "completed", sequence: 3, result: { pages: 12 }, metadata: {} },
+        data: {
+          job_id: "job_123",
+          revision: 57,
+          status: "completed",
+          sequence: 3,
+          result: { pages: 12 },
+          metadata: {},
+        },
       },
     });
   });
@@ -41,8 +48,8 @@ describe("decodeNatsEvent", () => {
   it("is the same event however often it is read (stable id and timestamp)", () => {
     const a = decode(text("{}"));
     const b = decode(text("{}"));
-    expect(a.kind === "event" && b.kind === "event" && toSvixMessage(a.event)).toEqual(
-      b.kind === "event" && toSvixMessage(b.event),
+    expect(a.kind === "event" && b.kind === "event" && toSvixMessage(a.event, 9)).toEqual(
+      b.kind === "event" && toSvixMessage(b.event, 9),
     );
   });
 

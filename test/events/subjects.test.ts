@@ -4,9 +4,8 @@ import {
   dlqStreamSubject,
   dlqSubject,
   eventSubject,
-  jobFilters,
+  jobFilter,
   jobsStreamSubject,
-  legacyFilter,
   opsSubject,
   parseStoredSubject,
   subjectFor,
@@ -34,29 +33,23 @@ describe("event subjects", () => {
     for (const status of [1, 2, 3, 4, 5] as JobStatus[]) {
       const subject = subjectFor("jobs", create(JobEventSchema, { tenantId: "t", jobId: "j", status }));
       const parsed = parseStoredSubject("jobs", subject);
-      expect(parsed).toMatchObject({ tenantId: "t", jobId: "j", legacy: false });
+      expect(parsed).toMatchObject({ tenantId: "t", jobId: "j" });
       expect(parsed && eventSubject("jobs", parsed)).toBe(subject);
     }
   });
 
   it("a prefix with dots in it is one prefix", () => {
     const parsed = parseStoredSubject("acme.jobs", "acme.jobs.t.j.failed");
-    expect(parsed).toEqual({ tenantId: "t", jobId: "j", status: "failed", legacy: false });
+    expect(parsed).toEqual({ tenantId: "t", jobId: "j", status: "failed" });
     expect(parsed && eventSubject("acme.jobs", parsed)).toBe("acme.jobs.t.j.failed");
-  });
-
-  it("an event stored by the partitioned layout reads as legacy and maps back to its published subject", () => {
-    const parsed = parseStoredSubject("jobs", "jobs.07.acme.job_1.created");
-    expect(parsed).toEqual({ tenantId: "acme", jobId: "job_1", status: "created", legacy: true });
-    expect(parsed && eventSubject("jobs", parsed)).toBe("jobs.acme.job_1.created");
   });
 
   it.each([
     ["too few tokens", "jobs.acme.completed"],
     ["another prefix", "other.acme.j.completed"],
     ["a prefix that only starts the same", "jobsx.acme.j.completed"],
-    ["five tokens without a numeric partition", "jobs.acme.j.completed.extra"],
-    ["too many tokens", "jobs.1.acme.j.completed.extra"],
+    ["four tokens", "jobs.acme.j.completed.extra"],
+    ["the partitioned layout's shape (moved at start-up, never relayed as is)", "jobs.07.acme.job_1.created"],
     ["the bare prefix", "jobs"],
     ["a dead letter", "jobs_dlq.invalid"],
   ])("a subject with %s is not an event subject", (_, subject) => {
@@ -72,20 +65,12 @@ describe("stream subjects and filters", () => {
     expect(matches(jobsStreamSubject("jobs"), opsSubject("acme", "endpoint.disabled"))).toBe(false);
   });
 
-  it("a job's filters match its events in both shapes and no other job's, older shape first", () => {
-    const [legacy, current] = jobFilters("jobs", "acme", "j1", true) as [string, string];
-    expect([legacy, current]).toEqual(["jobs.*.acme.j1.*", "jobs.acme.j1.*"]);
-    expect(jobFilters("jobs", "acme", "j1", false)).toEqual([current]);
-    expect(matches(current, "jobs.acme.j1.completed")).toBe(true);
-    expect(matches(legacy, "jobs.3.acme.j1.completed")).toBe(true);
-    expect(matches(current, "jobs.acme.j2.completed")).toBe(false);
-    expect(matches(legacy, "jobs.3.other.j1.completed")).toBe(false);
-  });
-
-  it("the legacy filter matches partitioned subjects only", () => {
-    expect(legacyFilter("jobs")).toBe("jobs.*.*.*.*");
-    expect(matches(legacyFilter("jobs"), "jobs.3.acme.j1.completed")).toBe(true);
-    expect(matches(legacyFilter("jobs"), "jobs.acme.j1.completed")).toBe(false);
+  it("a job's filter matches its events and no other job's", () => {
+    const filter = jobFilter("jobs", "acme", "j1");
+    expect(filter).toBe("jobs.acme.j1.*");
+    expect(matches(filter, "jobs.acme.j1.completed")).toBe(true);
+    expect(matches(filter, "jobs.acme.j2.completed")).toBe(false);
+    expect(matches(filter, "jobs.other.j1.completed")).toBe(false);
   });
 
   it("a dead letter goes to <prefix>_dlq.<reason>, which JOBS_DLQ captures", () => {

@@ -1,7 +1,8 @@
-import { jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
+import { jobsFirstSequence } from "../../src/nats/provision.js";
 import { startTestService } from "../support/service.js";
 
 let nats: NatsServer | undefined;
@@ -26,6 +27,26 @@ describe("stream provisioning at start", () => {
     await nc.close();
     expect(names.sort()).toEqual(["JOBS", "JOBS_DLQ", "KV_jobhooks_api_keys"]);
     expect(consumers).toEqual(["jobhooks-relay"]);
+  });
+
+  it("numbers a JOBS stream made again above the one it replaces (endpoints order by its sequence)", async () => {
+    nats = await startNatsServer();
+    const nc = await connect({ servers: nats.url });
+    try {
+      const js = jetstream(nc);
+      const jsm = await jetstreamManager(nc);
+      const before = Date.now();
+      await (await startTestService(nats.url)).stop();
+      const old = await js.publish("jobs.acme.job_1.created", "{}");
+      expect(old.seq).toBeGreaterThanOrEqual(jobsFirstSequence(before));
+      // An operator deletes JOBS (say, to get rid of a flood); the next start makes it again.
+      await jsm.streams.delete("JOBS");
+      await (await startTestService(nats.url)).stop();
+      const next = await js.publish("jobs.acme.job_1.processing", "{}");
+      expect(next.seq).toBeGreaterThan(old.seq);
+    } finally {
+      await nc.close();
+    }
   });
 
   it("refuses to start on an existing JOBS stream with conflicting settings, saying what differs", async () => {

@@ -100,8 +100,13 @@ describe("taking over a JOBS stream made by the partitioned layout", () => {
       SVIX_TOKEN: svix.token,
       SVIX_SERVER_URL: svix.url,
     });
+    // At start-up the old-shaped events were stored again under their published subjects, in
+    // order: the relay reads one shape.
+    const movedAtStart = await readStream(nats.url);
+    expect(movedAtStart).toHaveLength(240);
+    expect(movedAtStart.every((m) => /^jobs\.migrated\.job-\d+\.processing$/.test(m.subject))).toBe(true);
     await publishToNats(nats.url, after);
-    expect((await readStream(nats.url)).filter((m) => /^jobs\.migrated\./.test(m.subject))).toHaveLength(240);
+    expect((await readStream(nats.url)).filter((m) => /^jobs\.migrated\./.test(m.subject))).toHaveLength(480);
     svix.faults.inject({ route: "v1.message.create", kind: "latency", latencyMs: 20, fraction: 1 });
     svix.faults.inject({ route: "v1.message.create", kind: "503", fraction: 0.3 });
     svix.faults.remove(outage.id);
@@ -110,6 +115,16 @@ describe("taking over a JOBS stream made by the partitioned layout", () => {
     svix.faults.clear();
     await new Promise((r) => setTimeout(r, 1_000)); // a late duplicate would arrive now
     expectExactlyOnceInOrder(svix, "migrated", 60, 8);
+    // Endpoints order a job's events by their revision: it grows across the two subject shapes too.
+    const revisions = new Map<string, number[]>();
+    for (const m of svix.state.messages("migrated")) {
+      const d = m.payload.data as { job_id: string; revision: number };
+      revisions.set(d.job_id, [...(revisions.get(d.job_id) ?? []), d.revision]);
+    }
+    for (const [job, list] of revisions) {
+      expect(list, job).toEqual([...list].sort((a, b) => a - b));
+      expect(new Set(list).size, job).toBe(8);
+    }
 
     // The layout is the new one: no transform, one consumer, nothing left behind.
     const nc = await connect({ servers: nats.url });
@@ -122,5 +137,45 @@ describe("taking over a JOBS stream made by the partitioned layout", () => {
     expect(consumers).toEqual(["jobhooks-relay"]);
     expect(info.state.messages).toBe(0);
     expect(svc.log.text()).toContain("taking over the partitioned JOBS layout");
+  });
+
+  it("replicas starting together move every old-shaped event once, each job's events still in order", {
+    timeout: 60_000,
+  }, async () => {
+    const other = await startNatsServer();
+    try {
+      await createPartitionedLayout(other.url);
+      const events = jobEvents("together", 40, 6);
+      // Events 1-3 stored by the partitioned layout, 4-6 after its transform was removed (as if a
+      // first replica of this release had dropped it and then died before moving anything).
+      const seqOf = (m: (typeof events)[number]) => Number(JSON.parse(String(m.body)).sequence);
+      await publishToNats(
+        other.url,
+        events.filter((m) => seqOf(m) <= 3),
+      );
+      const nc = await connect({ servers: other.url });
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.update("JOBS", { subject_transform: undefined });
+      await nc.close();
+      await publishToNats(
+        other.url,
+        events.filter((m) => seqOf(m) > 3),
+      );
+      const [a, b] = await Promise.all([startTestService(other.url), startTestService(other.url)]);
+      await Promise.all([a.stop(), b.stop()]);
+
+      const stored = await readStream(other.url);
+      expect(stored).toHaveLength(240);
+      expect(stored.every((m) => /^jobs\.together\.job-\d+\.processing$/.test(m.subject))).toBe(true);
+      const byJob = new Map<string, number[]>();
+      for (const m of stored) {
+        const job = m.subject.split(".")[2] as string;
+        byJob.set(job, [...(byJob.get(job) ?? []), Number(m.json.sequence)]);
+      }
+      expect(byJob.size).toBe(40);
+      for (const sequences of byJob.values()) expect(sequences).toEqual([1, 2, 3, 4, 5, 6]);
+    } finally {
+      await other.dispose();
+    }
   });
 });

@@ -34,13 +34,14 @@ describe("the service's log lines", () => {
         event: { tenantId: "demo", jobId: "job_log", status: "JOB_STATUS_CREATED", sequence: "1" },
       }),
     });
-    expect(res.status, await res.text()).toBe(200);
+    const body = await res.text();
+    expect(res.status, body).toBe(200);
     expect(lines("event published")).toEqual([
       expect.objectContaining({
         level: "debug",
         tenant: "demo",
         event_id: "job_log.created.1",
-        stream_seq: "1",
+        stream_seq: (JSON.parse(body) as { streamSequence: string }).streamSequence,
         duplicate: false,
       }),
     ]);

@@ -139,7 +139,9 @@ export type PublishJobEventResponse = Message<"jobhooks.v1.PublishJobEventRespon
   eventId: string;
 
   /**
-   * The JetStream stream sequence that stores the event (of the first copy, for a duplicate).
+   * The JetStream stream sequence that stores the event (of the first copy, for a duplicate). The
+   * customer's endpoint receives it as the payload's `data.revision`: greater for every event of the
+   * job accepted later, the one value receivers order a job's events by.
    *
    * @generated from field: uint64 stream_sequence = 2;
    */
@@ -219,7 +221,8 @@ export type PublishJobEventResult = Message<"jobhooks.v1.PublishJobEventResult">
   eventId: string;
 
   /**
-   * The JetStream stream sequence that stores the event; 0 when it was refused.
+   * The JetStream stream sequence that stores the event (delivered as the payload's
+   * `data.revision`); 0 when it was refused.
    *
    * @generated from field: uint64 stream_sequence = 2;
    */
@@ -325,8 +328,11 @@ export type JobEvent = Message<"jobhooks.v1.JobEvent"> & {
   occurredAt?: Timestamp | undefined;
 
   /**
-   * Optional per-job sequence number, increasing with each status change of the job. Events of one
-   * job are delivered in the order they were accepted.
+   * Optional per-job sequence number, increasing with each status change of the job; delivered as
+   * the payload's `data.sequence`, as given, and part of a derived event_id. Events of one job are
+   * delivered in the order they were accepted, whatever their sequence; receivers order them by
+   * `data.revision`, which jobhooks sets on every event (the stream sequence that stores it), since
+   * a job's events may come from publishers that set no sequence.
    *
    * @generated from field: optional uint64 sequence = 6;
    */
