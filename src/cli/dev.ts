@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { pino } from "pino";
 import { type LogLevel, loadConfig } from "../config/config.js";
-import { tenantIdProblem } from "../events/validate.js";
+import { tenantIdProblem } from "../events/field-rules.js";
 import { DEMO_JOB, type DemoReceiver, publishDemo, startDemoReceiver } from "../local/demo.js";
 import { portOrFree, startDevStack } from "../local/dev-stack.js";
 import { devStackBanner } from "../local/dev-stack-banner.js";

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { isApiKeyId } from "../credentials/api-key.js";
-import { tenantIdProblem } from "../events/validate.js";
+import { tenantIdProblem } from "../events/field-rules.js";
 import { type ApiKeyRecord, type ApiKeyStore, openApiKeyStore } from "../nats/api-key-store.js";
 import type { AuditTrail } from "../nats/audit-trail.js";
 import { cliActor, cliAuditTrail } from "./audit.js";

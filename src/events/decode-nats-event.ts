@@ -4,6 +4,7 @@ import { type JobEvent, JobEventSchema } from "../gen/jobhooks/v1/webhooks_pb.js
 import { STATUS_TOKENS, statusFromName, statusName } from "./job-status.js";
 import { locateJsonErrors } from "./json-errors.js";
 import { type FieldViolation, validateJobEvent } from "./validate.js";
+import { CONTENT_TYPE } from "./wire-names.js";
 
 /** Why a message read from NATS can never be delivered; the dead-letter record carries it. */
 export type DeadReason =
@@ -44,13 +45,13 @@ export function decodeNatsEvent(input: NatsEventInput): DecodeResult {
       detail: `body is ${input.data.byteLength} bytes, over the ${input.maxPayloadBytes}-byte limit`,
     };
   }
-  const type = (input.contentType ?? "application/json").split(";")[0]?.trim().toLowerCase();
+  const type = (input.contentType ?? CONTENT_TYPE.json).split(";")[0]?.trim().toLowerCase();
   let event: JobEvent;
-  if (type === "application/json" || type === "") {
+  if (type === CONTENT_TYPE.json || type === "") {
     const decoded = decodeJsonBody(input.data);
     if (decoded.kind === "dead") return decoded;
     event = decoded.event;
-  } else if (type === "application/protobuf" || type === "application/x-protobuf") {
+  } else if (type === CONTENT_TYPE.protobuf || type === CONTENT_TYPE.protobufLegacy) {
     try {
       event = fromBinary(JobEventSchema, input.data);
     } catch (err) {
@@ -64,7 +65,7 @@ export function decodeNatsEvent(input: NatsEventInput): DecodeResult {
     return {
       kind: "dead",
       reason: "unsupported_content_type",
-      detail: `Content-Type ${input.contentType} is not application/json or application/protobuf`,
+      detail: `Content-Type ${input.contentType} is not ${CONTENT_TYPE.json} or ${CONTENT_TYPE.protobuf}`,
     };
   }
 

@@ -2,7 +2,7 @@ import { JetStreamApiError, StorageType } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { apiKeyDigest, generateApiKey, isApiKeyId } from "../credentials/api-key.js";
-import { tenantIdProblem } from "../events/validate.js";
+import { tenantIdProblem } from "../events/field-rules.js";
 import { JetStreamCodes } from "./errors.js";
 
 /**

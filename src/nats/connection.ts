@@ -33,8 +33,8 @@ export async function connectNats(config: NatsConfig, log: Logger, name = "jobho
     // Notice a hung server (or host, or network path: the connection stays open and says
     // nothing) within 4-6 s, the next ping after two unanswered, rather than the default two
     // minutes. Until then relaying through it stops: a cluster's other nodes take over the
-    // leaderships within a Raft election (4-9 s), so noticing later than that is what would
-    // hold the relay up (measured with a SIGSTOPped node: > 10 s at 5 s x 2).
+    // leaderships within a Raft election, so noticing later than that is what would hold the
+    // relay up (docs/operations.md, "Measured: failover stalls", a hung node).
     pingInterval: 2_000,
     maxPingOut: 2,
     // Dial the server tried least long ago. nats.js would otherwise dial the server it just lost
@@ -42,8 +42,8 @@ export async function connectNats(config: NatsConfig, log: Logger, name = "jobho
     // connection and never answers, holding the reconnect until the handshake times out (20 s).
     reconnectToServer: leastRecentlyDialed,
     // The client otherwise builds an Error (a stack trace) for every request up front, to give a
-    // later failure an async stack: ~5% of PublishJobEvent's CPU (bench -- publish) and a fifth of
-    // the relay's (a direct get per event). Failures still say what failed.
+    // later failure an async stack: a share of every publish's and direct get's CPU that buys
+    // nothing (docs/operations.md, "Measured: the publish path"). Failures still say what failed.
     noAsyncTraces: true,
   });
   log.info({ server: nc.getServer() }, "nats connected");

@@ -1,10 +1,10 @@
 import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import { decodeNatsEvent } from "../events/decode-nats-event.js";
+import { IDENTIFIER } from "../events/field-rules.js";
 import { statusFromName } from "../events/job-status.js";
 import { jobFilter, parseStoredSubject } from "../events/subjects.js";
-import { IDENTIFIER } from "../events/validate.js";
+import { DEAD_HEADERS, HEADER } from "../events/wire-names.js";
 import { JobStatus } from "../gen/jobhooks/v1/webhooks_pb.js";
-import { DEAD_HEADERS } from "../relay/dead-letter.js";
 import { DLQ_STREAM, JOBS_STREAM } from "./provision.js";
 
 /**
@@ -107,7 +107,7 @@ function decodeStored(
   const decoded = decodeNatsEvent({
     subject: tokens,
     data: m.data,
-    contentType: m.header?.get("Content-Type") || undefined,
+    contentType: m.header?.get(HEADER.contentType) || undefined,
     storedAtMs: m.time.getTime(),
     maxPayloadBytes: Math.max(o.maxPayloadBytes, m.data.byteLength),
   });

@@ -2,6 +2,7 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { natsMsgId } from "../events/event-id.js";
 import { subjectFor } from "../events/subjects.js";
+import { CONTENT_TYPE, HEADER } from "../events/wire-names.js";
 import type { JobEvent } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { Logger } from "../log/logger.js";
 import { backoffMs } from "../resilience/backoff.js";
@@ -71,7 +72,7 @@ export function createJobEventPublisher(o: JobEventPublisherOptions): JobEventPu
       const deadline = Date.now() + Math.min(budgetMs, windowBudget);
       const subject = subjectFor(o.subjectPrefix, event);
       const h = natsHeaders();
-      h.set("Content-Type", "application/json");
+      h.set(HEADER.contentType, CONTENT_TYPE.json);
       injectTraceContext(h);
       for (let attempt = 0; ; attempt++) {
         const remaining = deadline - Date.now();

@@ -5,7 +5,7 @@ import {
   tenantFilter,
   untenantedDlqFilter,
 } from "../events/subjects.js";
-import { DEAD_HEADERS } from "../relay/dead-letter.js";
+import { DEAD_HEADERS } from "../events/wire-names.js";
 import { DLQ_STREAM, JOBS_STREAM } from "./provision.js";
 
 /**

@@ -1,6 +1,7 @@
 import type { Consumer, ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "../log/logger.js";
 import type { NatsLink } from "../nats/connection.js";
+import { type BackoffOptions, backoffMs } from "../resilience/backoff.js";
 import { sleep } from "../resilience/clock.js";
 import { createAckResender, withAckRemembered } from "./ack-resender.js";
 
@@ -41,8 +42,7 @@ const PULL_HEARTBEAT_MS = 1_000;
 /** A pull without a message or heartbeat for this long is abandoned (its leader or link is gone). */
 const PULL_SILENCE_MS = 3 * PULL_HEARTBEAT_MS;
 /** Pauses between failed pulls: short, since a new consumer leader is usable as soon as elected. */
-const RETRY_FIRST_MS = 100;
-const RETRY_MAX_MS = 500;
+const PULL_RETRY_BACKOFF: BackoffOptions = { baseMs: 100, capMs: 500 };
 
 /**
  * Pulls from the relay's durable consumer and hands each message to `onMessage` without waiting
@@ -130,7 +130,7 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
   async function run(): Promise<void> {
     // Pull only what there is room for. consume() keeps pulling while its iterator is not read,
     // so a loop that stops reading when full lets thousands of messages pile up unread in the
-    // client (measured: 10,000 after an outage), where their ack_wait runs out.
+    // client, where their ack_wait runs out (docs/operations.md, "Sizing": the backpressure drill).
     const batchMin = Math.max(1, Math.min(64, Math.floor(o.maxHeld / 4)));
     let consumer: Consumer | undefined;
     while (!stopping.signal.aborted) {
@@ -171,7 +171,7 @@ export function startConsumerLoop(o: ConsumerLoopOptions): ConsumerLoop {
           o.log.warn({ err }, "relay consumer lost; pulling again until it answers");
         }
         failures++;
-        await sleep(Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)), stopping.signal);
+        await sleep(backoffMs(failures - 1, PULL_RETRY_BACKOFF), stopping.signal);
       } finally {
         active = undefined;
       }

@@ -2,16 +2,12 @@ import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { type MsgHdrs, headers as natsHeaders } from "@nats-io/transport-node";
 import type { DeadReason } from "../events/decode-nats-event.js";
 import { dlqSubject, parseStoredSubject, tenantDlqSubject } from "../events/subjects.js";
+import { DEAD_HEADERS, HEADER } from "../events/wire-names.js";
 import { classifyNatsError } from "../nats/errors.js";
+import { publisherHeaders } from "../nats/publisher-headers.js";
 
-/** Headers a dead letter carries besides the original ones. */
-export const DEAD_HEADERS = {
-  reason: "Jobhooks-Dead-Reason",
-  detail: "Jobhooks-Dead-Detail",
-  subject: "Jobhooks-Original-Subject",
-  sequence: "Jobhooks-Original-Sequence",
-  at: "Jobhooks-Dead-At",
-} as const;
+/** What dead-lettering needs of a message: a JetStream one, or one the look-ahead read. */
+export type DeadLetterable = Pick<JsMsg, "seq" | "data" | "headers" | "ack">;
 
 /**
  * Moves a message that can never be delivered to JOBS_DLQ: the original body and headers, plus
@@ -24,9 +20,6 @@ export const DEAD_HEADERS = {
  * job's later events stuck behind it. Should JetStream still refuse the copy, it is sent again
  * with nothing but the body, its Content-Type and our own headers.
  */
-/** What dead-lettering needs of a message: a JetStream one, or one the look-ahead read. */
-export type DeadLetterable = Pick<JsMsg, "seq" | "data" | "headers" | "ack">;
-
 export async function deadLetter(
   js: JetStreamClient,
   m: DeadLetterable,
@@ -46,8 +39,8 @@ export async function deadLetter(
     if (classifyNatsError(err) === "transient") throw err;
     ours.set(DEAD_HEADERS.detail, oneLine(`${o.detail} (original headers dropped: ${refusal(err)})`));
     // Except the body's format: `dlq replay` decodes the body by it (JSON or protobuf).
-    const contentType = m.headers?.get("Content-Type");
-    if (contentType && contentType.length <= CONTENT_TYPE_MAX) ours.set("Content-Type", contentType);
+    const contentType = m.headers?.get(HEADER.contentType);
+    if (contentType && contentType.length <= CONTENT_TYPE_MAX) ours.set(HEADER.contentType, contentType);
     try {
       await js.publish(subject, m.data, { headers: ours, msgID });
     } catch (again) {
@@ -69,12 +62,7 @@ const CONTENT_TYPE_MAX = 128;
 
 /** The publisher's headers without JetStream's controls, then ours (which win on a clash). */
 function withPublisherHeaders(original: MsgHdrs | undefined, ours: MsgHdrs): MsgHdrs {
-  const h = natsHeaders();
-  for (const [key, values] of original ?? []) {
-    const lower = key.toLowerCase();
-    if (lower.startsWith("nats-") || lower.startsWith("jobhooks-")) continue;
-    for (const v of values) h.append(key, v);
-  }
+  const h = publisherHeaders(original);
   for (const [key, values] of ours) for (const v of values) h.append(key, v);
   return h;
 }

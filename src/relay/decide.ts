@@ -1,8 +1,6 @@
+import { clampRetryAfter } from "../svix/classify.js";
 import type { MessageOutcome } from "../svix/gateway.js";
 import { retryDelayMs } from "./backoff.js";
-
-/** Svix's Retry-After is honoured up to this long; a larger value (or a hostile one) is cut. */
-export const MAX_RETRY_AFTER_MS = 60_000;
 
 /** An age alone never dead-letters an event this process has not tried a few times itself:
  * after a long outage every waiting event is old, and each deserves fresh attempts. */
@@ -80,12 +78,6 @@ export function decide(input: DecisionInput): Decision {
       };
     }
   }
-}
-
-/** Retry-After within [0, MAX_RETRY_AFTER_MS]; undefined stays undefined. */
-export function clampRetryAfter(ms: number | undefined): number | undefined {
-  if (ms === undefined || !Number.isFinite(ms)) return undefined;
-  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms));
 }
 
 function exhausted(detail: string): Decision {

@@ -1,7 +1,8 @@
 import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { DEAD_HEADERS } from "../events/wire-names.js";
 import { DLQ_STREAM } from "../nats/provision.js";
-import { DEAD_HEADERS } from "./dead-letter.js";
+import { publisherHeaders } from "../nats/publisher-headers.js";
 
 export interface DeadLetterRecord {
   /** Sequence in JOBS_DLQ: what `dlq replay` takes. */
@@ -72,11 +73,7 @@ export async function replayDeadLetters(
       result = { kind: "failed", seq, error: "dead letter has no original subject" };
     } else {
       try {
-        const h = natsHeaders();
-        for (const [key, values] of found.message.header ?? []) {
-          if (key.startsWith("Jobhooks-") || key.startsWith("Nats-")) continue;
-          for (const v of values) h.append(key, v);
-        }
+        const h = publisherHeaders(found.message.header);
         await js.publish(found.record.subject, found.message.data, { headers: h, msgID: `replay.${seq}` });
         await jsm.streams.deleteMessage(DLQ_STREAM, seq);
         result = { kind: "replayed", seq, subject: found.record.subject };

@@ -1,8 +1,8 @@
 import type { SvixMessage } from "../events/webhook-payload.js";
+import { clampRetryAfter } from "../svix/classify.js";
 import type { MessageOutcome, SvixGateway } from "../svix/gateway.js";
 import type { AdaptiveLimit } from "./adaptive-limit.js";
 import type { Circuit } from "./circuit.js";
-import { clampRetryAfter } from "./decide.js";
 import type { FairScheduler } from "./fair-scheduler.js";
 import type { RatePacer } from "./rate-pacer.js";
 
@@ -22,15 +22,15 @@ export interface SvixSender {
   call(admission: Admission, tenant: string, message: SvixMessage): Promise<MessageOutcome>;
 }
 
+/** A failure counts as Svix's only if no other tenant's call succeeded this recently. */
+const OTHERS_ANSWERED_MS = 2_000;
+
 /**
  * The Svix side of the relay: circuit (outages), fair scheduler (whose turn, by tenant) over the
  * adaptive budget (calls in flight) and the rate pacer (Svix's learned rate limit), one call. Every
  * admission is settled on every path: a probe that ends without an answer from Svix (a bug) hands
  * the probe slot on, so the circuit can never wait forever on a probe nobody sends.
  */
-/** A failure counts as Svix's only if no other tenant's call succeeded this recently. */
-const OTHERS_ANSWERED_MS = 2_000;
-
 export function createSvixSender(o: {
   svix: SvixGateway;
   circuit: Circuit;

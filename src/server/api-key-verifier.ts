@@ -2,6 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import { apiKeyDigest, looksLikeApiKey } from "../credentials/api-key.js";
 import type { Logger } from "../log/logger.js";
 import type { ApiKeyRecord, ApiKeyStore } from "../nats/api-key-store.js";
+import { BoundedMap } from "../resilience/bounded-map.js";
 import type { CredentialVerifier, Principal } from "./auth.js";
 import { unavailable } from "./rpc-errors.js";
 
@@ -57,22 +58,16 @@ export async function startApiKeyVerifier(o: ApiKeyVerifierOptions): Promise<Api
   const now = o.now ?? Date.now;
   const maxNegative = o.maxNegativeCached ?? 10_000;
   const maxInFlight = o.maxInFlight ?? 64;
-  const cache = new Map<string, Cached>();
-  const unknown = new Map<string, number>();
+  const cache = new BoundedMap<string, Cached>(maxCached);
+  const unknown = new BoundedMap<string, number>(maxNegative);
   const inFlight = new Map<string, Promise<Cached>>();
   // Digests found valid within VOUCH_MS: their look-up is a customer's, never a stranger's, so it
   // goes ahead even from an address others failed from. Grants nothing by itself: the store decides.
-  const vouched = new Map<string, number>();
+  const vouched = new BoundedMap<string, number>(maxCached);
   const stopWatching = await o.store.watchChanges((digest) => {
     cache.delete(digest);
     unknown.delete(digest);
   });
-
-  function remember(map: Map<string, unknown>, digest: string, value: unknown, max: number): void {
-    map.delete(digest);
-    map.set(digest, value);
-    while (map.size > max) map.delete(map.keys().next().value as string);
-  }
 
   function lookup(digest: string): Promise<Cached> | Cached {
     const hit = cache.get(digest);
@@ -101,11 +96,11 @@ export async function startApiKeyVerifier(o: ApiKeyVerifierOptions): Promise<Api
     }
     const entry: Cached = { record: found?.record, digest: found?.digest, until: now() + cacheMs };
     if (entry.record) {
-      remember(cache, digest, entry, maxCached);
-      remember(vouched, digest, now() + VOUCH_MS, maxCached);
+      cache.set(digest, entry);
+      vouched.set(digest, now() + VOUCH_MS);
       unknown.delete(digest);
     } else {
-      remember(unknown, digest, entry.until, maxNegative);
+      unknown.set(digest, entry.until);
       cache.delete(digest);
     }
     return entry;
@@ -121,11 +116,11 @@ export async function startApiKeyVerifier(o: ApiKeyVerifierOptions): Promise<Api
   }
 
   // Key id → when its use was last written: one write per key per minute, in the background.
-  const useRecorded = new Map<string, number>();
+  const useRecorded = new BoundedMap<string, number>(maxCached);
   function noteUse(keyId: string): void {
     const markUsed = o.store.markUsed;
     if (!markUsed || (useRecorded.get(keyId) ?? 0) > now()) return;
-    remember(useRecorded, keyId, now() + USE_RECORD_MS, maxCached);
+    useRecorded.set(keyId, now() + USE_RECORD_MS);
     markUsed(keyId).catch(() => useRecorded.delete(keyId));
   }
 

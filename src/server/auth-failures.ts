@@ -1,3 +1,4 @@
+import { BoundedMap } from "../resilience/bounded-map.js";
 import { createRateLimiter } from "./rate-limit.js";
 
 /**
@@ -31,7 +32,7 @@ export function createFailedAuthLimiter(o: FailedAuthLimiterOptions = {}): Faile
     maxCallers: maxAddresses,
     now,
   });
-  const blockedUntil = new Map<string, number>();
+  const blockedUntil = new BoundedMap<string, number>(maxAddresses);
   return {
     blockedForMs(address) {
       const until = blockedUntil.get(address);
@@ -44,10 +45,7 @@ export function createFailedAuthLimiter(o: FailedAuthLimiterOptions = {}): Faile
     failed(address) {
       const decision = buckets.take(address);
       if (decision.kind === "allowed") return;
-      blockedUntil.delete(address);
       blockedUntil.set(address, now() + decision.retryAfterMs);
-      while (blockedUntil.size > maxAddresses)
-        blockedUntil.delete(blockedUntil.keys().next().value as string);
     },
   };
 }

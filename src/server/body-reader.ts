@@ -1,10 +1,7 @@
-import type * as http from "node:http";
-import type * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { NodeRequest } from "./listener-parts.js";
 import type { MemoryBudget } from "./memory-budget.js";
 import { rateLimited } from "./rpc-errors.js";
-
-type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 
 export interface BodyLimits {
   /** Largest message accepted, in bytes. */

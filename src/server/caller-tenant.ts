@@ -1,4 +1,5 @@
-import { type FieldViolation, tenantIdProblem } from "../events/validate.js";
+import { tenantIdProblem } from "../events/field-rules.js";
+import type { FieldViolation } from "../events/validate.js";
 import type { Principal } from "./auth.js";
 
 export type CallerTenant =
@@ -21,4 +22,17 @@ export function callerTenant(requested: string, caller: Principal): CallerTenant
   if (!problem) return { kind: "resolved", tenantId, violations: [] };
   const description = tenantId === "" ? "is required for service callers" : problem;
   return { kind: "resolved", tenantId, violations: [{ field: "tenant_id", description }] };
+}
+
+/**
+ * Whose rate-limit bucket a call draws from: a customer key's own, or for a service token one per
+ * tenant, so a platform backend acting for many customers is limited per customer, like they are.
+ */
+export function rateKeyOf(caller: Principal, tenantId: string): string {
+  return caller.kind === "customer" ? `key:${caller.keyId}` : `service:${caller.name}:${tenantId}`;
+}
+
+/** The caller as logs name it: a key id or a service token's name, never the credential. */
+export function callerName(caller: Principal): string {
+  return caller.kind === "customer" ? caller.keyId : caller.name;
 }

@@ -1,9 +1,6 @@
-import type * as http from "node:http";
-import type * as http2 from "node:http2";
 import { BlockList, isIP } from "node:net";
 import { addToBlockList } from "../config/ip-ranges.js";
-
-type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+import type { NodeRequest } from "./listener-parts.js";
 
 export interface ClientAddressOptions {
   /**

@@ -1,5 +1,4 @@
 import type * as http from "node:http";
-import type * as http2 from "node:http2";
 import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -10,9 +9,12 @@ import {
 } from "../gen/jobhooks/v1/webhooks_pb.js";
 import { type PublishFramingOptions, serveFramedPublish } from "./framed-publish.js";
 import { explainBody } from "./json-field-errors.js";
+import type { NodeRequest, NodeResponse } from "./listener-parts.js";
 import type { Admitted, FastFraming } from "./rpc-edge.js";
 import { badRequest, connectErrorJson, connectHttpStatus } from "./rpc-errors.js";
 import { closeAfterAnswer, stopSending } from "./unread-body.js";
+
+const method = WebhookService.method.publishJobEvent;
 
 /**
  * PublishJobEvent over Connect's unary JSON (`POST`, `content-type: application/json`,
@@ -22,11 +24,6 @@ import { closeAfterAnswer, stopSending } from "./unread-body.js";
  * them), runs the call under the same call rules and writes Connect's answer. Anything else of the
  * Connect protocol (compression, GET, binary) goes to Connect.
  */
-type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
-type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
-
-const method = WebhookService.method.publishJobEvent;
-
 export function connectJsonFraming(o: PublishFramingOptions): FastFraming {
   return {
     accepts(req, m) {

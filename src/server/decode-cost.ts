@@ -5,18 +5,17 @@ import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
  * What decoding a request may cost on the heap, estimated from its bytes before it is decoded, so
  * the shared memory budget (memory-budget.ts) can refuse what would not fit instead of crashing.
  *
- * The cost of a decoded message is driven by how many values it holds, not by its size: 5 MB of
- * tiny map entries become ~55 MB of objects as protobuf and ~85 MB as JSON, while 16 MB of large
- * strings stay near 20 MB (docs/operations.md, "Limits on the API port"). So values are counted —
+ * The cost of a decoded message is driven by how many values it holds, not by its size: tiny map
+ * entries cost many times their bytes as objects, large strings little more than theirs
+ * (docs/operations.md, "Limits on the API port", the memory budget). So values are counted —
  * JSON by its separators, protobuf by walking its fields against the schema without allocating —
  * and each costs a measured number of heap bytes besides the bytes themselves (2 per byte: strings
  * may be UTF-16, and JSON's text is held while it is parsed).
  */
 
 /**
- * Heap bytes per counted value, measured with unique keys (nothing interned) as the smallest
- * --max-old-space-size that decodes 1,000 events of 400 tiny map entries or Struct fields each:
- * JSON 66-92 MB live for 0.8 M separators, protobuf 59-60 MB for 1.2-1.6 M fields.
+ * Heap bytes per counted value, as measured for the memory budget (docs/operations.md, "Limits on
+ * the API port": the smallest heap that decodes bodies of tiny values, with unique keys).
  */
 export const JSON_BYTES_PER_VALUE = 96;
 export const PROTO_BYTES_PER_VALUE = 40;

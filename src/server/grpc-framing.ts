@@ -12,6 +12,8 @@ import type { Admitted, FastFraming } from "./rpc-edge.js";
 import { grpcStatusHeaders } from "./rpc-errors.js";
 import { stopSending } from "./unread-body.js";
 
+const method = WebhookService.method.publishJobEvent;
+
 /**
  * PublishJobEvent over plain gRPC (HTTP/2, `application/grpc`, uncompressed): framing only. Connect
  * turns each unary gRPC call into a pipeline of async iterables, abort controllers and a handler
@@ -20,8 +22,6 @@ import { stopSending } from "./unread-body.js";
  * everything else — who may call, body limits, deadline, metrics, the service itself — is the same
  * code every other protocol runs (rpc-edge.ts, call-rules.ts, webhook-service.ts).
  */
-const method = WebhookService.method.publishJobEvent;
-
 export function grpcFraming(o: PublishFramingOptions): FastFraming {
   return {
     accepts(req, m) {

@@ -1,10 +1,7 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
+import type { NodeRequest as Req, NodeResponse as Res } from "./listener-parts.js";
 import { isReady, type Readiness } from "./readiness.js";
-
-type Req = IncomingMessage | Http2ServerRequest;
-type Res = ServerResponse | Http2ServerResponse;
 
 /**
  * Plain HTTP beside the RPCs: /healthz (the process answers), /readyz (it can do its job: 503 with

@@ -3,8 +3,9 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { deriveEventId } from "../events/event-id.js";
+import { identifierProblem } from "../events/field-rules.js";
 import { JOB_STATUSES } from "../events/job-status.js";
-import { type FieldViolation, IDENTIFIER } from "../events/validate.js";
+import type { FieldViolation } from "../events/validate.js";
 import {
   EndpointDeliverySchema,
   EndpointDeliveryStatus,
@@ -25,17 +26,10 @@ import {
 import type { SvixCallFailure } from "../svix/call-failure.js";
 import type { EndpointDeliveryInfo, MessageDeliveryOutcome, SvixDeliveries } from "../svix/deliveries.js";
 import type { Principal } from "./auth.js";
-import { callerTenant } from "./caller-tenant.js";
+import { callerTenant, rateKeyOf } from "./caller-tenant.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { badRequest, rateLimited, unavailable } from "./rpc-errors.js";
-
-/**
- * ListJobDeliveries: a job's events joined from where jobhooks keeps them (JOBS, JOBS_DLQ) and where
- * Svix keeps them (message, destinations, attempts). Relayed events have left JOBS (work-queue
- * retention), so Svix is asked for each event id NATS still knows, the ids derived from each status
- * (`<job_id>.<status>`), and the messages tagged with the job (`jobTag`), which is how a relayed
- * event with a publisher-chosen id or a sequence is found once the relay tags its messages.
- */
+import { svixCallError } from "./svix-call-errors.js";
 
 /** Events listed per job; documented in the proto. */
 export const MAX_EVENTS_PER_JOB = 50;
@@ -84,29 +78,32 @@ interface Candidate {
   svix?: Extract<MessageDeliveryOutcome, { kind: "found" }>;
 }
 
+/**
+ * ListJobDeliveries: a job's events joined from where jobhooks keeps them (JOBS, JOBS_DLQ) and where
+ * Svix keeps them (message, destinations, attempts). Relayed events have left JOBS (work-queue
+ * retention), so Svix is asked for each event id NATS still knows, the ids derived from each status
+ * (`<job_id>.<status>`), and the messages tagged with the job (`jobTag`), which is how a relayed
+ * event with a publisher-chosen id or a sequence is found once the relay tags its messages.
+ */
 export function createJobDeliveries(o: JobDeliveriesOptions): JobDeliveries {
   return {
     async list(req, caller, budgetMs = LOOKUP_BUDGET_MS) {
       const { tenantId, jobId } = checkRequest(req, caller);
-      const allowed = o.rate.take(
-        caller.kind === "customer" ? `key:${caller.keyId}` : `service:${caller.name}:${tenantId}`,
-      );
+      const allowed = o.rate.take(rateKeyOf(caller, tenantId));
       if (allowed.kind === "limited")
         throw rateLimited("too many delivery lookups; retry later", allowed.retryAfterMs);
       if (!o.svix) throw unavailable("Svix is not configured on this server", 60_000);
       if (!o.svixAvailable()) throw unavailable("Svix is failing (circuit open); retry shortly", 5_000);
       const svix = o.svix;
       /** A Svix lookup that failed ends the call: retry later, or INTERNAL with the reason logged. */
-      const svixError = (failure: SvixCallFailure): ConnectError => {
-        if (failure.kind === "transient") {
-          return unavailable("Svix is unavailable; retry shortly", failure.retryAfterMs ?? 1_000);
-        }
-        o.log.error(
-          { tenant: tenantId, job_id: jobId, reason: failure.reason },
-          "job deliveries: Svix refused",
-        );
-        return new ConnectError("could not read deliveries from Svix", Code.Internal);
-      };
+      const svixError = (failure: SvixCallFailure): ConnectError =>
+        svixCallError(failure, {
+          log: o.log,
+          fields: { tenant: tenantId, job_id: jobId },
+          event: "job deliveries",
+          unavailable: "Svix is unavailable; retry shortly",
+          refused: "could not read deliveries from Svix",
+        });
 
       const lookup = {
         subjectPrefix: o.subjectPrefix,
@@ -213,12 +210,8 @@ function checkRequest(req: ListJobDeliveriesRequest, caller: Principal): { tenan
     throw new ConnectError("this API key may read only its own tenant's deliveries", Code.PermissionDenied);
   }
   const violations: FieldViolation[] = [...tenant.violations];
-  if (!IDENTIFIER.test(req.jobId)) {
-    violations.push({
-      field: "job_id",
-      description: req.jobId === "" ? "is required" : "must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'",
-    });
-  }
+  const jobProblem = identifierProblem(req.jobId);
+  if (jobProblem) violations.push({ field: "job_id", description: jobProblem });
   if (violations.length > 0) throw badRequest(Code.InvalidArgument, violations);
   return { tenantId: tenant.tenantId, jobId: req.jobId };
 }

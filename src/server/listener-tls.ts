@@ -1,7 +1,13 @@
 import * as http2 from "node:http2";
 import type * as net from "node:net";
-import type { OnePortHandler, OnePortTimeouts } from "./listener.js";
-import { type BuiltServer, type CloseState, checkingIntervalFor, trackSessions } from "./listener-parts.js";
+import {
+  type BuiltServer,
+  type CloseState,
+  checkingIntervalFor,
+  type OnePortHandler,
+  type OnePortTimeouts,
+  trackSessions,
+} from "./listener-parts.js";
 
 /**
  * The listener with TLS terminated in-process (JOBHOOKS_TLS_CERT_FILE/KEY_FILE): HTTP/1.1 and

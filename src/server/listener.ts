@@ -2,44 +2,17 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { ConnectionTrust } from "./connection-trust.js";
-import { type BuiltServer, type CloseState, checkingIntervalFor, trackSessions } from "./listener-parts.js";
+import {
+  type BuiltServer,
+  type CloseState,
+  checkingIntervalFor,
+  type OnePortHandler,
+  type OnePortTimeouts,
+  trackSessions,
+} from "./listener-parts.js";
 import { buildTlsServer } from "./listener-tls.js";
 
-/**
- * The request handler both HTTP versions share — in practice the function returned by
- * `connectNodeAdapter`. It receives `http.IncomingMessage`/`ServerResponse` for HTTP/1.1 and the
- * `http2` compatibility objects for HTTP/2.
- */
-export type OnePortHandler = (
-  request: http.IncomingMessage | http2.Http2ServerRequest,
-  response: http.ServerResponse | http2.Http2ServerResponse,
-) => void;
-
-/** Time limits that keep slow or idle clients from holding sockets forever. All in milliseconds. */
-export interface OnePortTimeouts {
-  /**
-   * A new connection must send enough bytes to tell HTTP/1.1 from HTTP/2 (with TLS: finish the
-   * handshake) within this time, or it is dropped. Guards against connections that send nothing.
-   * Default 10 000.
-   */
-  firstBytesMs?: number;
-  /** HTTP/1.1: time to receive a request's headers (Node's `headersTimeout`). Default 10 000. */
-  headersMs?: number;
-  /**
-   * HTTP/1.1: time to receive a whole request, body included (Node's `requestTimeout`). It does not
-   * limit the response, so a long server stream is not cut. Default 30 000: a 16 MiB batch needs
-   * well under a second on any link a publisher uses; a client trickling a body holds a socket no
-   * longer than this.
-   */
-  requestMs?: number;
-  /** HTTP/1.1: how long a keep-alive connection may sit idle between requests. Default 5 000. */
-  keepAliveMs?: number;
-  /**
-   * HTTP/2: how long a session with no open stream stays open before the server sends GOAWAY.
-   * Open streams (a long `Watch`) keep a session alive however quiet they are. Default 120 000.
-   */
-  idleSessionMs?: number;
-}
+export type { OnePortHandler, OnePortTimeouts } from "./listener-parts.js";
 
 export interface OnePortOptions {
   /** Address to bind, e.g. "0.0.0.0" or "127.0.0.1". */

@@ -1,26 +1,14 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { ServerResponse } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Counter, type Registry } from "prom-client";
 import { Webhook } from "svix";
 import { opsSubject } from "../events/subjects.js";
+import { HEADER } from "../events/wire-names.js";
 import type { Logger } from "../log/logger.js";
 import { readBody } from "./body-reader.js";
+import type { NodeRequest as Req, NodeResponse as Res } from "./listener-parts.js";
 import { createMemoryBudget } from "./memory-budget.js";
 import { closeAfterAnswer, stopSending } from "./unread-body.js";
-
-/**
- * `POST /svix/operational-webhooks`: Svix tells us about the tenants' endpoints (`endpoint.disabled`,
- * `message.attempt.exhausted`, `…failing`, `…recovered`). A request is believed only with a valid
- * Standard Webhooks signature made with the operational-webhook secret, fresh within Svix's
- * 5-minute tolerance (the SDK's verifier checks both); then its body goes, unchanged, to NATS as
- * `jobhooks.ops.<tenant>.<type>` for internal services to react to, and is counted by type.
- *
- * Once: Svix retries a webhook it got no 2xx for, and anyone who saw a signed request can replay it
- * within the tolerance. A `svix-id` already published in that window is acknowledged (204) and not
- * published again, and the id travels as `Nats-Msg-Id` (a JetStream stream capturing
- * `jobhooks.ops.>` de-duplicates it across replicas) and as `Svix-Id`, for listeners to de-duplicate.
- */
 
 /** Svix's operational payloads are a few hundred bytes; anything near this is not one. */
 const MAX_BODY_BYTES = 64 * 1024;
@@ -29,9 +17,6 @@ const MAX_BODY_BYTES = 64 * 1024;
 const REPLAY_WINDOW_MS = 5 * 60_000;
 /** Ids remembered at most; far above what Svix sends in five minutes. */
 const MAX_REMEMBERED_IDS = 50_000;
-
-type Req = IncomingMessage | Http2ServerRequest;
-type Res = ServerResponse | Http2ServerResponse;
 
 export interface OperationalWebhooksOptions {
   /** `whsec_…`, from Svix's operational-webhook endpoint settings. */
@@ -50,6 +35,18 @@ export interface OperationalWebhooksOptions {
 /** Bodies of this path being read at once: 64 of the largest. Anyone can post here before a signature is checked. */
 const BODIES_IN_FLIGHT_BYTES = 64 * MAX_BODY_BYTES;
 
+/**
+ * `POST /svix/operational-webhooks`: Svix tells us about the tenants' endpoints (`endpoint.disabled`,
+ * `message.attempt.exhausted`, `…failing`, `…recovered`). A request is believed only with a valid
+ * Standard Webhooks signature made with the operational-webhook secret, fresh within Svix's
+ * 5-minute tolerance (the SDK's verifier checks both); then its body goes, unchanged, to NATS as
+ * `jobhooks.ops.<tenant>.<type>` for internal services to react to, and is counted by type.
+ *
+ * Once: Svix retries a webhook it got no 2xx for, and anyone who saw a signed request can replay it
+ * within the tolerance. A `svix-id` already published in that window is acknowledged (204) and not
+ * published again, and the id travels as `Nats-Msg-Id` (a JetStream stream capturing
+ * `jobhooks.ops.>` de-duplicates it across replicas) and as `Svix-Id`, for listeners to de-duplicate.
+ */
 export function operationalWebhooks(o: OperationalWebhooksOptions): (req: Req, res: Res) => void {
   const verifier = new Webhook(o.secret);
   const now = o.now ?? Date.now;
@@ -121,7 +118,7 @@ export function operationalWebhooks(o: OperationalWebhooksOptions): (req: Req, r
           return send(res, 204, "");
         }
         const subject = opsSubject(event.tenant, event.type);
-        o.publish(subject, body, { "Nats-Msg-Id": svixId, "Svix-Id": svixId });
+        o.publish(subject, body, { [HEADER.natsMsgId]: svixId, [HEADER.svixId]: svixId });
         remember(svixId);
         received.inc({ type: event.type });
         o.log.info(

@@ -1,4 +1,5 @@
-import { type FieldViolation, IDENTIFIER } from "../events/validate.js";
+import { IDENTIFIER, IDENTIFIER_RULE } from "../events/field-rules.js";
+import type { FieldViolation } from "../events/validate.js";
 import { type GetPortalLinkRequest, PortalRole } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { PortalRole as Role } from "../svix/portal.js";
 import type { Principal } from "./auth.js";
@@ -48,10 +49,7 @@ export function checkPortalLinkRequest(req: GetPortalLinkRequest, caller: Princi
   }
 
   if (req.sessionId !== "" && !IDENTIFIER.test(req.sessionId)) {
-    violations.push({
-      field: "session_id",
-      description: "must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'",
-    });
+    violations.push({ field: "session_id", description: IDENTIFIER_RULE });
   }
 
   const role = roleOf(req);

@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { type FieldViolation, IDENTIFIER, tenantIdProblem } from "../events/validate.js";
+import { Code } from "@connectrpc/connect";
+import { IDENTIFIER, IDENTIFIER_RULE, tenantIdProblem } from "../events/field-rules.js";
+import type { FieldViolation } from "../events/validate.js";
 import {
   type RevokePortalSessionsRequest,
   type RevokePortalSessionsResponse,
@@ -11,17 +12,18 @@ import type { AuditTrail } from "../nats/audit-trail.js";
 import type { PortalLinks } from "../svix/portal.js";
 import { actorOf } from "./admin-call.js";
 import type { Principal } from "./auth.js";
+import { callerName } from "./caller-tenant.js";
 import { badRequest, unavailable } from "./rpc-errors.js";
+import { svixCallError } from "./svix-call-errors.js";
+
+/** Svix takes up to 1000; a handful is what a revocation names. */
+export const MAX_REVOKED_SESSION_IDS = 50;
 
 /**
  * RevokePortalSessions: the platform ends a customer's portal sessions (a user left the customer's
  * company, a laptop was lost). Service tokens only: a customer key that leaked must not be able to
  * lock its tenant's admins out, nor anyone else's.
  */
-
-/** Svix takes up to 1000; a handful is what a revocation names. */
-export const MAX_REVOKED_SESSION_IDS = 50;
-
 export async function revokePortalSessions(
   req: RevokePortalSessionsRequest,
   caller: Principal,
@@ -36,10 +38,7 @@ export async function revokePortalSessions(
   }
   req.sessionIds.forEach((id, i) => {
     if (!IDENTIFIER.test(id)) {
-      violations.push({
-        field: `session_ids[${i}]`,
-        description: "must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'",
-      });
+      violations.push({ field: `session_ids[${i}]`, description: IDENTIFIER_RULE });
     }
   });
   if (violations.length > 0) throw badRequest(Code.InvalidArgument, violations);
@@ -48,16 +47,17 @@ export async function revokePortalSessions(
   const outcome = await o.portal.revokePortalSessions(req.tenantId, req.sessionIds);
   const logFields = {
     tenant: req.tenantId,
-    caller: caller.kind === "service" ? caller.name : caller.keyId,
+    caller: callerName(caller),
     sessions: req.sessionIds.length || "all",
   };
-  if (outcome.kind === "transient") {
-    o.log.warn({ ...logFields, reason: outcome.reason }, "portal revocation failed: Svix unavailable");
-    throw unavailable("the webhook portal is unavailable; retry shortly", outcome.retryAfterMs ?? 1_000);
-  }
-  if (outcome.kind === "failed") {
-    o.log.error({ ...logFields, reason: outcome.reason }, "portal revocation failed: Svix refused");
-    throw new ConnectError("could not revoke the portal sessions", Code.Internal);
+  if (outcome.kind === "transient" || outcome.kind === "failed") {
+    throw svixCallError(outcome, {
+      log: o.log,
+      fields: logFields,
+      event: "portal revocation failed",
+      unavailable: "the webhook portal is unavailable; retry shortly",
+      refused: "could not revoke the portal sessions",
+    });
   }
   o.log.info(logFields, "portal sessions revoked");
   await o.audit?.record({

@@ -22,6 +22,7 @@ import { codeName, type RpcRecorder } from "./call-rules.js";
 import type { ConnectionTrust } from "./connection-trust.js";
 import { type BodyEncoding, decodeCostOf } from "./decode-cost.js";
 import type { OnePortHandler } from "./listener.js";
+import type { NodeRequest, NodeResponse } from "./listener-parts.js";
 import type { MemoryBudget } from "./memory-budget.js";
 import { createOpenStreamLimits, type OpenStreamLimitOptions } from "./open-streams.js";
 import { clip, connectErrorJson, grpcStatusHeaders, respecGrpcMessage } from "./rpc-errors.js";
@@ -40,9 +41,6 @@ import { closeAfterAnswer, stopSending } from "./unread-body.js";
  * way without reading the body; the fast framing answers it in gRPC's. Either way the rules and the
  * words are the ones below, and they are decided before a byte of the body is read.
  */
-
-type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
-type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 /** A refusal decided at the edge, for Connect's request gate to answer. */
 export const refusalKey = createContextKey<ConnectError | undefined>(undefined, { description: "refusal" });

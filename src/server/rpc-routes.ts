@@ -97,8 +97,8 @@ export function tracingOn(): boolean {
 
 /**
  * Skips the span interceptor while no tracer provider is registered (tracing off, the default):
- * extracting the caller's context and starting a no-op span cost ~3% of a publish and record
- * nothing. Checked per call, so a provider registered later (an SDK, a test) is used at once.
+ * extracting the caller's context and starting a no-op span cost CPU on every publish and record
+ * nothing (docs/operations.md, "Measured: the publish path"). Checked per call, so a provider registered later (an SDK, a test) is used at once.
  */
 function whenTracing(traced: Interceptor): Interceptor {
   return (next) => {

@@ -1,14 +1,12 @@
 import type * as http from "node:http";
 import * as http2 from "node:http2";
+import type { NodeRequest, NodeResponse } from "./listener-parts.js";
 
 /**
  * Answering before a request's body has all arrived (a refusal from the headers, a body cut off at
  * its limit or deadline): the client must still read the answer, and must not be able to hold the
  * connection by sending the rest slowly.
  */
-
-type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
-type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 /** How long a closing HTTP/1.1 connection still takes (and discards) what the client sends. */
 const LINGER_MS = 1_000;

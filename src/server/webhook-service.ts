@@ -21,13 +21,15 @@ import {
 } from "../nats/publish-job-event.js";
 import type { PortalLinks } from "../svix/portal.js";
 import { actorOf } from "./admin-call.js";
-import { type Principal, principalOf } from "./auth.js";
+import { principalOf } from "./auth.js";
+import { callerName, rateKeyOf } from "./caller-tenant.js";
 import { type JobDeliveries, LOOKUP_BUDGET_MS } from "./list-job-deliveries.js";
 import type { ServerMetrics } from "./metrics.js";
 import { checkPortalLinkRequest } from "./portal-link-request.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { revokePortalSessions } from "./revoke-portal-sessions.js";
 import { badRequest, rateLimited, statusOf, unavailable } from "./rpc-errors.js";
+import { svixCallError } from "./svix-call-errors.js";
 import { type TenantAdmin, tenantAdminHandlers } from "./tenant-admin.js";
 
 export interface WebhookServiceOptions {
@@ -77,7 +79,7 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
       if (check.kind === "denied") throw new ConnectError(check.reason, Code.PermissionDenied);
       if (check.kind === "invalid") throw badRequest(Code.InvalidArgument, check.violations);
       const { params } = check;
-      const rate = o.portalRate.take(rateKey(caller, params.tenantId));
+      const rate = o.portalRate.take(rateKeyOf(caller, params.tenantId));
       if (rate.kind === "limited") {
         throw rateLimited("too many portal links requested; retry later", rate.retryAfterMs);
       }
@@ -85,13 +87,14 @@ export function createWebhookService(o: WebhookServiceOptions): WebhookServiceHa
       const requestedAt = Date.now();
       const outcome = await o.portal.portalLinkFor(params.tenantId, params);
       const logFields = { tenant: params.tenantId, caller: callerName(caller) };
-      if (outcome.kind === "transient") {
-        o.log.warn({ ...logFields, reason: outcome.reason }, "portal link failed: Svix unavailable");
-        throw unavailable("the webhook portal is unavailable; retry shortly", outcome.retryAfterMs ?? 1_000);
-      }
-      if (outcome.kind === "failed") {
-        o.log.error({ ...logFields, reason: outcome.reason }, "portal link failed: Svix refused");
-        throw new ConnectError("could not open the webhook portal", Code.Internal);
+      if (outcome.kind === "transient" || outcome.kind === "failed") {
+        throw svixCallError(outcome, {
+          log: o.log,
+          fields: logFields,
+          event: "portal link failed",
+          unavailable: "the webhook portal is unavailable; retry shortly",
+          refused: "could not open the webhook portal",
+        });
       }
       // The URL logs its reader in: it never goes to the log.
       o.log.info({ ...logFields, app_id: outcome.appId, role: params.role }, "portal link issued");
@@ -240,18 +243,6 @@ export const MAX_BATCH_EVENTS = 1_000;
 /** What a body without the `event` wrapper most likely means, said where the caller will read it. */
 const missingEventHint =
   'is required: the event\'s fields go inside "event": {...}, e.g. {"event": {"tenantId": "demo", "jobId": "job_1", "status": "JOB_STATUS_CREATED"}}';
-
-/**
- * Whose bucket a call draws from: a customer key's own, or for a service token one per tenant, so a
- * platform backend opening portals for many customers is limited per customer, like they are.
- */
-function rateKey(caller: Principal, tenantId: string): string {
-  return caller.kind === "customer" ? `key:${caller.keyId}` : `service:${caller.name}:${tenantId}`;
-}
-
-function callerName(caller: Principal): string {
-  return caller.kind === "customer" ? caller.keyId : caller.name;
-}
 
 /**
  * Leaves the caller time to receive our answer before its own deadline fires: a fifth of it, up to

@@ -99,6 +99,15 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
     if (Number.isNaN(at)) return undefined;
     ms = at - now;
   }
+  return clampRetryAfter(ms);
+}
+
+/**
+ * Retry-After within [0, MAX_RETRY_AFTER_MS]; undefined (or not a number) stays undefined. The one
+ * clamp: the header parser above and the relay's decision (for a delay from anywhere else) use it.
+ */
+export function clampRetryAfter(ms: number | undefined): number | undefined {
+  if (ms === undefined || !Number.isFinite(ms)) return undefined;
   return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms));
 }
 

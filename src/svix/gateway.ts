@@ -2,7 +2,9 @@ import { createHash } from "node:crypto";
 import { Svix } from "svix";
 import type { EventTypeDefinition, SvixMessage } from "../events/webhook-payload.js";
 import type { Logger } from "../log/logger.js";
+import { BoundedMap } from "../resilience/bounded-map.js";
 import { classifySvixError, type SvixFailure } from "./classify.js";
+
 import { createSvixDeliveries, jobTag, type SvixDeliveries } from "./deliveries.js";
 import { keepAliveFetch } from "./keep-alive-fetch.js";
 import { createPortalLinks, type PortalLinks } from "./portal.js";
@@ -51,14 +53,8 @@ export function createSvixGateway(o: SvixGatewayOptions): SvixGateway {
     retryScheduleInMs: [],
     fetch: keepAliveFetch({ maxSockets: o.maxSockets ?? 128, timeoutMs: o.requestTimeoutMs ?? 10_000 }),
   });
-  const knownApps = new Set<string>();
-  const remember = (tenantId: string) => {
-    if (knownApps.size >= KNOWN_APPS_MAX) {
-      const oldest = knownApps.values().next().value;
-      if (oldest !== undefined) knownApps.delete(oldest);
-    }
-    knownApps.add(tenantId);
-  };
+  const knownApps = new BoundedMap<string, true>(KNOWN_APPS_MAX);
+  const remember = (tenantId: string) => knownApps.set(tenantId, true);
 
   async function timed<T>(call: () => Promise<T>): Promise<T> {
     const started = performance.now();

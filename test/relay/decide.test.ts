@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { type DecisionInput, decide, MAX_RETRY_AFTER_MS } from "../../src/relay/decide.js";
+import { type DecisionInput, decide } from "../../src/relay/decide.js";
+import { MAX_RETRY_AFTER_MS } from "../../src/svix/classify.js";
 
 const limits = { maxAttempts: 5, maxAgeMs: 60_000, maxRetryDelayMs: 2_000 };
 
