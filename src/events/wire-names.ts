@@ -12,6 +12,8 @@ export const HEADER = {
   natsMsgId: "Nats-Msg-Id",
   /** An operational webhook's Svix id, for core-NATS listeners to de-duplicate. */
   svixId: "Svix-Id",
+  /** The `revision` an event stored again (a replayed dead letter) was first given. */
+  revision: "Jobhooks-Revision",
 } as const;
 
 /** Headers a dead letter carries besides the original ones. */

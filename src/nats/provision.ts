@@ -11,10 +11,9 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { millis, nanos } from "@nats-io/transport-node";
-import { DelegateBackoff, handleWhen, retry } from "cockatiel";
 import { dlqStreamSubject, jobsStreamSubject } from "../events/subjects.js";
 import type { Logger } from "../log/logger.js";
-import { backoffMs } from "../resilience/backoff.js";
+import { retryWhile } from "../resilience/retry.js";
 import { classifyNatsError, JetStreamCodes } from "./errors.js";
 import { dropPartitionedLayout, movePartitionedEvents } from "./partitioned-take-over.js";
 
@@ -306,20 +305,16 @@ const RETRY_BACKOFF = { baseMs: 250, capMs: 5_000 };
  * timed-out attempt is then adopted). Answers such as "not found" are permanent and pass through,
  * and so does the last transient error once the minute is up.
  *
- * cockatiel's retry runs the loop (nothing here needs to cancel it: start-up either succeeds or
- * exits); the pacing is the service's one backoff, the same as every other retry.
+ * The pacing is the service's one backoff (`resilience/retry.ts`), the same as every other retry.
  */
 async function retryTransient<T>(what: string, log: Logger, call: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + RETRY_FOR_MS;
-  const policy = retry(
-    handleWhen((err) => classifyNatsError(err) === "transient" && Date.now() < deadline),
-    { backoff: new DelegateBackoff(({ attempt }) => backoffMs(attempt, RETRY_BACKOFF)) },
-  );
-  policy.onRetry((failed) => {
-    if ("error" in failed)
-      log.warn({ err: failed.error, attempt: failed.attempt }, `${what}: JetStream did not answer; retrying`);
+  return retryWhile(call, {
+    retryable: (err) => classifyNatsError(err) === "transient" && Date.now() < deadline,
+    backoff: RETRY_BACKOFF,
+    onRetry: (err, attempt) =>
+      log.warn({ err, attempt: attempt + 1 }, `${what}: JetStream did not answer; retrying`),
   });
-  return policy.execute(() => call());
 }
 
 function sameSet(a: string[], b: string[]): boolean {

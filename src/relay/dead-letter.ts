@@ -1,6 +1,7 @@
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { type MsgHdrs, headers as natsHeaders } from "@nats-io/transport-node";
 import type { DeadReason } from "../events/decode-nats-event.js";
+import { revisionOf } from "../events/revision.js";
 import { dlqSubject, parseStoredSubject, tenantDlqSubject } from "../events/subjects.js";
 import { DEAD_HEADERS, HEADER } from "../events/wire-names.js";
 import { classifyNatsError } from "../nats/errors.js";
@@ -76,6 +77,8 @@ function deadHeaders(
   h.set(DEAD_HEADERS.detail, oneLine(o.detail));
   h.set(DEAD_HEADERS.subject, o.originalSubject);
   h.set(DEAD_HEADERS.sequence, String(m.seq));
+  // A replay stores it again under a new sequence; it keeps the revision its receivers have seen.
+  h.set(HEADER.revision, String(revisionOf(m.seq, m.headers?.get(HEADER.revision))));
   h.set(DEAD_HEADERS.at, new Date().toISOString());
   return h;
 }

@@ -1,6 +1,6 @@
 import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { DEAD_HEADERS } from "../events/wire-names.js";
+import { DEAD_HEADERS, HEADER } from "../events/wire-names.js";
 import { DLQ_STREAM } from "../nats/provision.js";
 import { publisherHeaders } from "../nats/publisher-headers.js";
 
@@ -74,6 +74,10 @@ export async function replayDeadLetters(
     } else {
       try {
         const h = publisherHeaders(found.message.header);
+        // Dead letters from before revisions were recorded: the original sequence is the revision.
+        const revision =
+          found.message.header?.get(HEADER.revision) || found.message.header?.get(DEAD_HEADERS.sequence);
+        if (revision) h.set(HEADER.revision, revision);
         await js.publish(found.record.subject, found.message.data, { headers: h, msgID: `replay.${seq}` });
         await jsm.streams.deleteMessage(DLQ_STREAM, seq);
         result = { kind: "replayed", seq, subject: found.record.subject };

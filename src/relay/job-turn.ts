@@ -1,3 +1,4 @@
+import { BoundedMap } from "../resilience/bounded-map.js";
 import type { Clock } from "../resilience/clock.js";
 
 /**
@@ -35,7 +36,7 @@ const GAVE_UP_MAX = 10_000;
 
 export class JobTurns {
   private waitingNow = 0;
-  private readonly gaveUpOn = new Map<string, number>();
+  private readonly gaveUpOn = new BoundedMap<string, number>(GAVE_UP_MAX);
 
   constructor(private readonly o: JobTurnsOptions) {}
 
@@ -92,11 +93,6 @@ export class JobTurns {
   }
 
   private rememberGaveUp(jobKey: string, seq: number): void {
-    this.gaveUpOn.delete(jobKey);
     this.gaveUpOn.set(jobKey, seq);
-    if (this.gaveUpOn.size > GAVE_UP_MAX) {
-      const oldest = this.gaveUpOn.keys().next().value;
-      if (oldest !== undefined) this.gaveUpOn.delete(oldest);
-    }
   }
 }

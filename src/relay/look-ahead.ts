@@ -2,6 +2,7 @@ import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { parseStoredSubject, tenantFilter, tenantOfEventSubject } from "../events/subjects.js";
 import type { Logger } from "../log/logger.js";
+import { BoundedMap } from "../resilience/bounded-map.js";
 import { sleep } from "../resilience/clock.js";
 import type { HeldMessage } from "./pipeline.js";
 import { sameTick } from "./same-tick.js";
@@ -80,10 +81,10 @@ export const LOOK_AHEAD_QUEUE = "jobhooks-relay-look-ahead";
 
 export function startLookAhead(o: LookAheadOptions): LookAhead {
   /** Tenants to look at: when noticed, when to look next, and how many looks found nothing new. */
-  const noticed = new Map<string, Notice>();
-  const retries = new Map<number, { count: number; notBefore: number }>();
+  const noticed = new BoundedMap<string, Notice>(NOTICED_MAX);
+  const retries = new BoundedMap<number, { count: number; notBefore: number }>(RETRIES_MAX);
   /** Sequences relayed and being deleted (bounded, oldest dropped). */
-  const settled = new Set<number>();
+  const settled = new BoundedMap<number, true>(RETRIES_MAX);
   const running = new Set<Promise<void>>();
   /** Tenants whose stored events are being read now, and those reads. */
   const reading = new Map<string, Promise<void>>();
@@ -92,12 +93,7 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
   let lastDiscovery = Number.NEGATIVE_INFINITY;
 
   const notice = (tenant: string, at: number) => {
-    noticed.delete(tenant);
     noticed.set(tenant, { at, nextLookAt: at, emptyLooks: 0 });
-    if (noticed.size > NOTICED_MAX) {
-      const oldest = noticed.keys().next().value;
-      if (oldest !== undefined) noticed.delete(oldest);
-    }
   };
 
   const sub: Subscription = o.nc.subscribe(`${o.subjectPrefix}.*.*.*`, {
@@ -121,20 +117,14 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
       ack() {
         retries.delete(sm.seq);
         // Until JetStream has applied the deletion a look could find it again and send it twice.
-        settled.add(sm.seq);
-        if (settled.size > RETRIES_MAX) settled.delete(settled.values().next().value as number);
+        settled.set(sm.seq, true);
         o.jsm.streams.deleteMessage(o.stream, sm.seq, false).catch((err: unknown) => {
           // Left stored: the consumer delivers it later and Svix recognises it (409).
           o.log.debug({ err, stream_seq: sm.seq }, "look-ahead could not remove a relayed event");
         });
       },
       nak(delayMs = 0) {
-        retries.delete(sm.seq);
         retries.set(sm.seq, { count: (retry?.count ?? 0) + 1, notBefore: Date.now() + delayMs });
-        if (retries.size > RETRIES_MAX) {
-          const oldest = retries.keys().next().value;
-          if (oldest !== undefined) retries.delete(oldest);
-        }
       },
       working() {
         // Not delivered by the consumer: nothing would redeliver it.

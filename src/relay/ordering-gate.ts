@@ -1,5 +1,6 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { jobFilter } from "../events/subjects.js";
+import { BoundedMap } from "../resilience/bounded-map.js";
 import { sameTick } from "./same-tick.js";
 
 /**
@@ -44,7 +45,7 @@ export function createOrderingGate(o: {
   subjectPrefix: string;
 }): OrderingGate {
   const tails = new Map<string, Promise<void>>();
-  const lastDone = new Map<string, number>();
+  const lastDone = new BoundedMap<string, number>(RECENT_JOBS_MAX);
   const together = sameTick();
 
   return {
@@ -82,12 +83,7 @@ export function createOrderingGate(o: {
     },
 
     done(jobKey, seq) {
-      lastDone.delete(jobKey);
       lastDone.set(jobKey, seq);
-      if (lastDone.size > RECENT_JOBS_MAX) {
-        const oldest = lastDone.keys().next().value;
-        if (oldest !== undefined) lastDone.delete(oldest);
-      }
     },
   };
 }

@@ -1,10 +1,13 @@
 import type { MsgHdrs } from "@nats-io/transport-node";
 import { type DeadReason, decodeNatsEvent } from "../events/decode-nats-event.js";
+import { revisionOf } from "../events/revision.js";
 import { eventSubject, parseStoredSubject, type StoredSubject } from "../events/subjects.js";
 import { toSvixMessage } from "../events/webhook-payload.js";
+import { HEADER } from "../events/wire-names.js";
 import type { JobEvent } from "../gen/jobhooks/v1/webhooks_pb.js";
 import type { Logger } from "../log/logger.js";
 import { backoffMs } from "../resilience/backoff.js";
+import { BoundedMap } from "../resilience/bounded-map.js";
 import type { Clock } from "../resilience/clock.js";
 import type { MessageOutcome } from "../svix/gateway.js";
 import { endRelaySpan, startRelaySpan } from "../tracing/spans.js";
@@ -174,7 +177,7 @@ export function decode(
   const decoded = decodeNatsEvent({
     subject,
     data: m.data,
-    contentType: m.headers?.get("Content-Type") || undefined,
+    contentType: m.headers?.get(HEADER.contentType) || undefined,
     storedAtMs: m.storedAtMs,
     maxPayloadBytes: ctx.maxPayloadBytes,
   });
@@ -206,8 +209,8 @@ async function send(ctx: RelayContext, item: DecodedEvent, admission: Admission)
     "jobhooks.delivery_count": m.deliveryCount,
   });
   const sentAt = performance.now();
-  // The stream sequence is the payload's `revision` (see toSvixMessage): the order the relay sends in.
-  const outcome = await ctx.sender.call(admission, event.tenantId, toSvixMessage(event, m.seq));
+  const revision = revisionOf(m.seq, m.headers?.get(HEADER.revision));
+  const outcome = await ctx.sender.call(admission, event.tenantId, toSvixMessage(event, revision));
   if (outcome.kind === "created") ctx.callTime.observe(performance.now() - sentAt);
   endRelaySpan(span, outcome.kind, "reason" in outcome ? outcome.reason : undefined);
   return outcome;
@@ -301,7 +304,7 @@ const ATTEMPTS_TRACKED_MAX = 100_000;
 
 /** Failed Svix attempts per stream sequence (and when the last one ended), as this process counted them. */
 export class AttemptLog {
-  private readonly bySeq = new Map<number, { n: number; at: number }>();
+  private readonly bySeq = new BoundedMap<number, { n: number; at: number }>(ATTEMPTS_TRACKED_MAX);
 
   get(seq: number): { n: number; at: number } | undefined {
     return this.bySeq.get(seq);
@@ -310,12 +313,7 @@ export class AttemptLog {
   /** One more failed attempt of the event at `seq`; returns how many it has had. */
   count(seq: number, now: number): number {
     const n = (this.bySeq.get(seq)?.n ?? 0) + 1;
-    this.bySeq.delete(seq);
     this.bySeq.set(seq, { n, at: now });
-    if (this.bySeq.size > ATTEMPTS_TRACKED_MAX) {
-      const oldest = this.bySeq.keys().next().value;
-      if (oldest !== undefined) this.bySeq.delete(oldest);
-    }
     return n;
   }
 

@@ -1,4 +1,5 @@
 import { readFile, stat } from "node:fs/promises";
+import { IDENTIFIER } from "../events/field-rules.js";
 import type { Logger } from "../log/logger.js";
 
 /**
@@ -20,7 +21,7 @@ export function parseTenantWeights(text: string): { weights: Map<string, number>
     if (line === "") continue;
     const [tenant, weight, ...rest] = line.split(/\s+/);
     const w = Number(weight);
-    if (!tenant || !/^[A-Za-z0-9_-]{1,128}$/.test(tenant) || rest.length > 0 || !(w > 0) || w > 100) {
+    if (!tenant || !IDENTIFIER.test(tenant) || rest.length > 0 || !(w > 0) || w > 100) {
       problems.push(`line ${i + 1}: want "<tenant_id> <weight>" with a weight above 0 and at most 100`);
       continue;
     }

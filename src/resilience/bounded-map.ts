@@ -42,4 +42,13 @@ export class BoundedMap<K, V> {
   delete(key: K): boolean {
     return this.#entries.delete(key);
   }
+
+  /** Oldest written first. Deleting while iterating is allowed, as with a Map. */
+  entries(): MapIterator<[K, V]> {
+    return this.#entries.entries();
+  }
+
+  [Symbol.iterator](): MapIterator<[K, V]> {
+    return this.#entries.entries();
+  }
 }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JobStatus, WebhookService } from "../../src/gen/jobhooks/v1/webhooks_pb.js";
 import { type NatsServer, startNatsServer } from "../../src/local/nats-server.js";
 import { type SvixStandIn, startSvixStandIn } from "../../src/local/svix-stand-in/index.js";
+import { listDeadLetters, replayDeadLetters } from "../../src/relay/dlq.js";
 import { until } from "../support/poll.js";
 import { SERVICE_TOKEN, startTestService, type TestService } from "../support/service.js";
 import { sdkFor, startWebhookReceiver, type WebhookReceiver } from "../svix-stand-in/support.js";
@@ -134,5 +135,54 @@ describe("the revision every payload carries", () => {
     // Svix's retry of the failed first attempt repeated the same body, revision included.
     expect(endpoint.received.length).toBeGreaterThan(delivered().length);
     expect(new Set(endpoint.received.map((r) => r.rawBody)).size).toBe(delivered().length);
+  });
+
+  it("of a replayed dead letter is the one it was first given: a receiver that saw a later event of the job knows it is old", {
+    timeout: 60_000,
+  }, async () => {
+    const JOB2 = "job_replayed";
+    // Svix refuses the job's first event for a while: it is dead-lettered, and the job goes on.
+    const refusal = svix.faults.inject({ route: `POST /api/v1/app/${TENANT}/msg`, kind: "422" });
+    const failed = await client().publishJobEvent(
+      {
+        event: {
+          tenantId: TENANT,
+          jobId: JOB2,
+          status: JobStatus.FAILED,
+          error: { code: "oom", message: "out of memory" },
+        },
+      },
+      { headers: service },
+    );
+    await until(
+      "the dead letter",
+      async () => (await listDeadLetters(nc)).some((d) => d.subject.includes(JOB2)),
+      {
+        timeoutMs: 15_000,
+      },
+    );
+    svix.faults.remove(refusal.id);
+    const retried = await client().publishJobEvent(
+      { event: { tenantId: TENANT, jobId: JOB2, status: JobStatus.COMPLETED } },
+      { headers: service },
+    );
+    const ofJob = () => delivered().filter((d) => d.data.job_id === JOB2);
+    await until("job.completed at the endpoint", () => ofJob().length === 1, { timeoutMs: 15_000 });
+
+    const dead = (await listDeadLetters(nc)).filter((d) => d.subject.includes(JOB2));
+    const [replayed] = await replayDeadLetters(
+      nc,
+      dead.map((d) => d.seq),
+    );
+    expect(replayed?.kind).toBe("replayed");
+    await until("the replayed job.failed at the endpoint", () => ofJob().length === 2, { timeoutMs: 15_000 });
+
+    // Stored again after job.completed, it still carries its first revision, below completed's.
+    const [completed, failedAgain] = ofJob();
+    expect(completed?.data.status).toBe("completed");
+    expect(completed?.data.revision).toBe(Number(retried.streamSequence));
+    expect(failedAgain?.data.status).toBe("failed");
+    expect(failedAgain?.data.revision).toBe(Number(failed.streamSequence));
+    expect(failedAgain?.data.revision).toBeLessThan(completed?.data.revision as number);
   });
 });
