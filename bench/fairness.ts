@@ -1,5 +1,5 @@
 import { execSync } from "node:child_process";
-import { existsSync, mkdirSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
@@ -75,9 +75,15 @@ function baselineCli(ref: string): string {
   if (existsSync(cli)) return cli;
   mkdirSync(dir, { recursive: true });
   execSync(`git archive ${ref} | tar -x -C ${JSON.stringify(dir)}`, { stdio: "inherit" });
-  if (!existsSync(path.join(dir, "node_modules")))
-    symlinkSync(path.resolve("node_modules"), path.join(dir, "node_modules"));
-  execSync("npx tsc -p tsconfig.build.json", { cwd: dir, stdio: "inherit" });
+  // Its own dependencies, as its lockfile pins them (this tree's may have dropped one it used).
+  const node = path.dirname(process.execPath);
+  const env = { ...process.env, PATH: `${node}${path.delimiter}${process.env.PATH ?? ""}` };
+  execSync("npm ci --ignore-scripts --no-audit --no-fund --engine-strict=false", {
+    cwd: dir,
+    stdio: "inherit",
+    env,
+  });
+  execSync("npx tsc -p tsconfig.build.json", { cwd: dir, stdio: "inherit", env });
   return cli;
 }
 
