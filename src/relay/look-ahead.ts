@@ -16,9 +16,9 @@ import { sameTick } from "./same-tick.js";
  * and hands them to the same pipeline, where the scheduler gives them their share. The burst is
  * never copied or read twice: only tenants with next to nothing held here are read past it.
  *
- * Which tenants: while behind, every publish is also seen on core NATS (a queue group, so each
- * publish reaches one replica), which names its tenant at once; `discover` adds the tenants that
- * stored events before (a stream-info subject count, run when the watch begins and then rarely).
+ * Which tenants: every publish is also seen on core NATS (a queue group, so each publish reaches
+ * one replica), which names its tenant at once; `discover` adds the tenants that stored events
+ * while no replica ran (a stream-info subject count, run rarely).
  *
  * Settling: a message read here was never delivered by the consumer, so it cannot be acked. It
  * leaves the stream by deletion once Svix accepted it (or it was dead-lettered) — the same moment
@@ -72,8 +72,6 @@ interface Notice {
   nextLookAt: number;
   emptyLooks: number;
 }
-/** How long publishes are still watched, and notices kept, once the consumer has caught up. */
-const WATCH_AFTER_MS = 10_000;
 /** How often tenants that stored events while no replica ran are looked for, while behind. */
 const DISCOVER_EVERY_MS = 30_000;
 /** Look-ahead messages retried later are remembered at most this many. */
@@ -98,26 +96,13 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
     noticed.set(tenant, { at, nextLookAt: at, emptyLooks: 0 });
   };
 
-  // Publishes are watched only while the consumer is behind, and a while after: otherwise every
-  // event would cross to a replica twice (stored, and seen) for nothing. The tenants that stored
-  // events before the watch began are found by `discover`, run as soon as it begins.
-  let sub: Subscription | undefined;
-  let caughtUpSince: number | undefined;
-  const watchPublishes = (on: boolean) => {
-    if (on && !sub) {
-      sub = o.nc.subscribe(`${o.subjectPrefix}.*.*.*`, {
-        queue: LOOK_AHEAD_QUEUE,
-        callback: (_err, msg) => {
-          const tenant = tenantOfEventSubject(o.subjectPrefix, msg.subject);
-          if (tenant !== undefined) notice(tenant, Date.now());
-        },
-      });
-      lastDiscovery = Number.NEGATIVE_INFINITY;
-    } else if (!on && sub) {
-      sub.unsubscribe();
-      sub = undefined;
-    }
-  };
+  const sub: Subscription = o.nc.subscribe(`${o.subjectPrefix}.*.*.*`, {
+    queue: LOOK_AHEAD_QUEUE,
+    callback: (_err, msg) => {
+      const tenant = tenantOfEventSubject(o.subjectPrefix, msg.subject);
+      if (tenant !== undefined) notice(tenant, Date.now());
+    },
+  });
 
   function held(sm: StoredMsg, firstOfJob: boolean): HeldMessage {
     const retry = retries.get(sm.seq);
@@ -227,18 +212,12 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
       await sleep(TICK_MS, stopping.signal);
       if (stopping.signal.aborted) continue;
       if (!o.behind()) {
-        // Caught up: the consumer reaches every tenant soon. Forget notices that have aged, and
-        // stop watching publishes after a while (not at once: being behind comes and goes while
-        // a burst drains).
-        const now = Date.now();
-        caughtUpSince ??= now;
-        const cutoff = now - WATCH_AFTER_MS;
+        // Caught up: the consumer reaches every tenant soon. Forget notices that have aged (not
+        // at once: being behind comes and goes while a burst drains).
+        const cutoff = Date.now() - 10_000;
         for (const [tenant, n] of noticed) if (n.at < cutoff) noticed.delete(tenant);
-        if (caughtUpSince < cutoff) watchPublishes(false);
         continue;
       }
-      caughtUpSince = undefined;
-      watchPublishes(true);
       look();
     }
   })();
@@ -249,7 +228,7 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
     },
     async stop() {
       stopping.abort();
-      watchPublishes(false);
+      sub.unsubscribe();
       await loop;
       await Promise.all(reading.values());
       await Promise.all([...running]);
