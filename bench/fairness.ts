@@ -29,7 +29,8 @@ import { startRelays, stop } from "./relay-processes.js";
  * extracted with `git archive` into .cache/ and compiled there. Fresh nats-server and Svix
  * stand-in per scenario. BENCH_BURSTS (default "30000,200000") sets the burst sizes; on 2 shared
  * cores the 200,000 case takes a few minutes per relay. BENCH_ONLY=2,3 runs only those scenarios;
- * BENCH_DEBUG=1 prints the six most delayed small-tenant events and slow trickle publishes.
+ * BENCH_DEBUG=1 prints the six most delayed small-tenant events and slow trickle publishes;
+ * BENCH_BURST_RATE=5000 publishes the bursts at that rate instead of as fast as JetStream takes them.
  */
 
 const SMALL_TENANTS = 50;
@@ -42,6 +43,9 @@ const BURSTS = (process.env.BENCH_BURSTS ?? "30000,200000")
   .map(Number)
   .filter((n) => n > 0);
 const BASELINE_REF = process.env.BENCH_BASELINE_REF ?? "bdcd10e";
+/** BENCH_BURST_RATE publishes the burst at that many events a second instead of as fast as
+ * JetStream takes them: a setting where the import does not saturate a small machine. */
+const BURST_RATE = process.env.BENCH_BURST_RATE ? Number(process.env.BENCH_BURST_RATE) : undefined;
 const ALONE_SECONDS = 15;
 const FAILING_SECONDS = 20;
 const FAILING_PER_SECOND = 100;
@@ -167,7 +171,13 @@ async function runScenario(s: Scenario, cli: string): Promise<Outcome> {
         });
       } else if (s.burst) {
         const publishing = Date.now();
-        await publishBurst({ natsUrl: nats.url, tenant: BURST_TENANT, n: s.burst, jobs: BURST_JOBS });
+        await publishBurst({
+          natsUrl: nats.url,
+          tenant: BURST_TENANT,
+          n: s.burst,
+          jobs: BURST_JOBS,
+          perSecond: BURST_RATE,
+        });
         if (process.env.BENCH_DEBUG) console.log(`burst published in ${Date.now() - publishing} ms`);
         await untilBurstDone(svix, s.burst, () => trickle?.accepted ?? 0, 30 * 60_000);
       } else {
