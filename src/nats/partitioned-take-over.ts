@@ -4,9 +4,10 @@ import {
   type JetStreamManager,
   type StoredMsg,
 } from "@nats-io/jetstream";
-import { headers as natsHeaders } from "@nats-io/transport-node";
 import { eventSubject, parseStoredSubject } from "../events/subjects.js";
+import { HEADER } from "../events/wire-names.js";
 import type { Logger } from "../log/logger.js";
+import { publisherHeaders } from "./publisher-headers.js";
 
 /**
  * Taking over a JOBS stream made by the partitioned layout (releases up to 0.3: a subject
@@ -129,7 +130,7 @@ export async function movePartitionedEvents(o: PartitionedTakeOverOptions): Prom
       for (const filter of filters) {
         for (let m = await get(filter, 1); m; m = await get(filter, m.seq + 1)) {
           // Copies (ours or another replica's) stay; an event stored before the last copy is out of place.
-          const copy = copies.has(m.seq) || m.header?.get("Nats-Msg-Id").startsWith(MOVED_ID);
+          const copy = copies.has(m.seq) || m.header?.get(HEADER.natsMsgId).startsWith(MOVED_ID);
           if (!copy && !originals.has(m.seq) && (round === 0 || m.seq < lastCopy)) batch.push(m);
         }
       }
@@ -138,11 +139,9 @@ export async function movePartitionedEvents(o: PartitionedTakeOverOptions): Prom
       for (const m of batch) {
         const tokens = parsePartitioned(o.prefix, m.subject) ?? parseStoredSubject(o.prefix, m.subject);
         if (!tokens) continue; // the filters match only the two shapes
-        const h = natsHeaders();
-        for (const [key, values] of m.header ?? []) {
-          if (key.toLowerCase() === "nats-msg-id") continue;
-          for (const v of values) h.append(key, v);
-        }
+        // Without the publisher's JetStream controls (its Nats-Msg-Id, an expected sequence…),
+        // which would refuse or de-duplicate the copy.
+        const h = publisherHeaders(m.header);
         const ack = await o.retryTransient("store a moved event", () =>
           js.publish(eventSubject(o.prefix, tokens), m.data, {
             headers: h,
