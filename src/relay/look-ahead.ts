@@ -58,7 +58,7 @@ const PER_TENANT = 2;
 /** Pause between looks while the consumer is behind. */
 const TICK_MS = 5;
 /** Tenants being read at once at most (each read is a few direct gets, sent together). */
-const TENANTS_PER_TICK = 256;
+const READS_AT_ONCE = 256;
 /** Tenants remembered at most (the oldest notice is dropped first). */
 const NOTICED_MAX = 20_000;
 /** After a look finds nothing new, the next one waits this long, doubling; after EMPTY_LOOKS_MAX
@@ -195,7 +195,7 @@ export function startLookAhead(o: LookAheadOptions): LookAhead {
     // Each tenant's read runs on its own: one slow answer (a stream busy storing a burst) must
     // not hold up the looks at every other tenant until the next round.
     for (const [tenant, n] of noticed) {
-      if (reading.size >= TENANTS_PER_TICK || running.size >= o.maxHeld) break;
+      if (reading.size >= READS_AT_ONCE || running.size >= o.maxHeld) break;
       if (reading.has(tenant) || n.nextLookAt > now || o.heldOf(tenant) >= PER_TENANT) continue;
       const read = lookAt(tenant, n, now)
         .catch((err: unknown) => {
