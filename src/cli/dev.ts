@@ -104,7 +104,7 @@ export function registerDev(program: Command): void {
         }),
       );
       process.stdout.write(
-        `\nPublished job ${DEMO_JOB}: created, processing, completed, failed, cancelled. The receiver verifies each signature:\n`,
+        `\nPublished one event of each status (jobs ${DEMO_JOB}_created … ${DEMO_JOB}_cancelled). The receiver verifies each signature:\n`,
       );
       for (const line of held) print(line);
       held = undefined;

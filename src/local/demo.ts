@@ -14,6 +14,8 @@ import type { AdoptProcess, DevStack } from "./dev-stack.js";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const RECEIVER = "examples/express-receiver/server.ts";
+/** The demo's jobs are `job_demo_<status>`: one job per status, so the receiver's ordering rule
+ * (a job's older revision is ignored) never hides one when Svix delivers them out of order. */
 export const DEMO_JOB = "job_demo";
 const LISTEN_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
@@ -142,10 +144,9 @@ export async function publishDemo(stack: DevStack, receiver: DemoReceiver): Prom
 
 /** PublishJobEvents, as an internal service would call it, with the stack's service token. */
 async function publishDemoEvents(stack: DevStack): Promise<void> {
-  const events = DEMO_EVENTS.map((event, i) => ({
+  const events = DEMO_EVENTS.map((event) => ({
     tenantId: stack.tenant,
-    jobId: DEMO_JOB,
-    sequence: String(i + 1),
+    jobId: `${DEMO_JOB}_${event.status.replace("JOB_STATUS_", "").toLowerCase()}`,
     ...event,
   }));
   const res = await fetch(`${stack.serviceUrl}/jobhooks.v1.WebhookService/PublishJobEvents`, {
